@@ -84,7 +84,8 @@ class Preprocess:
 
 def _triple(value: Any, name: str) -> tuple[float, float, float]:
     if isinstance(value, (int, float)):
-        return (float(value),) * 3  # type: ignore[return-value]
+        v = float(value)
+        return (v, v, v)
     if isinstance(value, (list, tuple)) and len(value) == 3:
         return (float(value[0]), float(value[1]), float(value[2]))
     raise BadPackage(f"preprocess.{name} must be a number or three numbers")

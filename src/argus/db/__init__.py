@@ -1,0 +1,1 @@
+"""The one SQL database: registry, audit, apps, jobs and prediction records."""

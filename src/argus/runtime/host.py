@@ -1,0 +1,176 @@
+"""The model host: loads model versions on demand, one shared instance per package digest,
+each behind its own batcher. Loading one model never blocks answers from loaded ones."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from argus.errors import ArgusError
+from argus.images import DecodedImage
+from argus.packages import PackageStore
+from argus.registry import VersionInfo
+from argus.runtime.batching import Batcher
+from argus.tasks import load_task_model
+from argus.tasks.base import TaskModel
+
+log = logging.getLogger(__name__)
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+@dataclass
+class Loaded:
+    version: VersionInfo
+    model: TaskModel
+    batcher: Batcher[Any, Any]
+    memory_bytes: int
+    loaded_at: float
+    last_used: float
+
+
+class ModelHost:
+    def __init__(
+        self,
+        store: PackageStore,
+        *,
+        threads: int = 1,
+        max_batch_size: int | None = None,
+        max_wait_ms: float | None = None,
+        max_queue: int = 256,
+        memory_budget_mb: int = 0,
+    ) -> None:
+        self.store = store
+        self.threads = threads
+        self.max_batch_size = max_batch_size
+        self.max_wait_ms = max_wait_ms
+        self.max_queue = max_queue
+        self.memory_budget = memory_budget_mb * 1024 * 1024
+        self._loaded: OrderedDict[str, Loaded] = OrderedDict()
+        self._loading: dict[str, asyncio.Future[Loaded]] = {}
+        self._load_lock = threading.Lock()  # one load at a time keeps RSS deltas honest
+        self.infer_pool = ThreadPoolExecutor(
+            max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="argus-infer"
+        )
+        self.events: dict[str, int] = {"loads": 0, "unloads": 0}
+
+    def loaded(self) -> list[Loaded]:
+        return list(self._loaded.values())
+
+    def is_loaded(self, digest: str) -> bool:
+        return digest in self._loaded
+
+    async def get(self, version: VersionInfo) -> Loaded:
+        entry = self._loaded.get(version.digest)
+        if entry is not None:
+            entry.last_used = time.monotonic()
+            self._loaded.move_to_end(version.digest)
+            return entry
+        pending = self._loading.get(version.digest)
+        if pending is None:
+            loop = asyncio.get_running_loop()
+            pending = loop.create_future()
+            self._loading[version.digest] = pending
+            try:
+                # Load in a thread so answers from loaded models keep flowing meanwhile.
+                entry = await asyncio.to_thread(self._load_sync, version)
+                self._loaded[version.digest] = entry
+                self._evict(keep=version.digest)
+                pending.set_result(entry)
+            except BaseException as exc:
+                pending.set_exception(exc)
+                # Mark the exception retrieved: other waiters may not exist.
+                pending.exception()
+                raise
+            finally:
+                self._loading.pop(version.digest, None)
+            return entry
+        return await asyncio.shield(pending)
+
+    def _load_sync(self, version: VersionInfo) -> Loaded:
+        with self._load_lock:
+            before = rss_bytes()
+            started = time.perf_counter()
+            package = self.store.load(version.digest)
+            model = load_task_model(package, self.threads)
+            memory = max(0, rss_bytes() - before)
+            batch = self.max_batch_size or model.max_batch_size
+            wait = self.max_wait_ms if self.max_wait_ms is not None else model.max_wait_ms
+            batcher: Batcher[Any, Any] = Batcher(
+                model.infer,
+                max_batch_size=batch,
+                max_wait_ms=wait,
+                max_queue=self.max_queue,
+                executor=self.infer_pool,
+                name=f"{version.name}:{version.number}",
+            )
+            now = time.monotonic()
+            self.events["loads"] += 1
+            log.info(
+                "loaded %s:%s (%s) in %.0f ms, %.1f MB",
+                version.name,
+                version.number,
+                version.digest[:19],
+                (time.perf_counter() - started) * 1000,
+                memory / 2**20,
+            )
+            return Loaded(version, model, batcher, memory, now, now)
+
+    def _evict(self, keep: str) -> None:
+        if self.memory_budget <= 0:
+            return
+        while sum(e.memory_bytes for e in self._loaded.values()) > self.memory_budget:
+            victim = next((d for d in self._loaded if d != keep), None)
+            if victim is None:
+                return
+            entry = self._loaded.pop(victim)
+            if entry.batcher.depth:
+                self._loaded[victim] = entry  # busy: keep it, try again on the next load
+                return
+            asyncio.get_running_loop().create_task(entry.batcher.close())
+            entry.model.close()
+            self.events["unloads"] += 1
+            log.info(
+                "unloaded %s:%s to stay within the memory budget",
+                entry.version.name,
+                entry.version.number,
+            )
+
+    async def run(
+        self,
+        version: VersionInfo,
+        image: DecodedImage,
+        params: dict[str, Any],
+        prepared: Any = None,
+    ) -> tuple[dict[str, Any], float]:
+        """Answer one image with one model version; returns (answer, inference ms)."""
+        entry = await self.get(version)
+        if prepared is None:
+            prepared = await asyncio.to_thread(entry.model.prepare, image, params)
+        started = time.perf_counter()
+        raw = await entry.batcher.submit(prepared)
+        infer_ms = (time.perf_counter() - started) * 1000
+        return entry.model.finish(raw, image, params), infer_ms
+
+    async def close(self) -> None:
+        for entry in list(self._loaded.values()):
+            await entry.batcher.close()
+        self._loaded.clear()
+        self.infer_pool.shutdown(wait=False, cancel_futures=True)
+
+
+__all__ = ["ArgusError", "Loaded", "ModelHost", "rss_bytes"]

@@ -1,0 +1,24 @@
+"""Tasks turn pixels into answers: each owns its preprocessing and output decoding."""
+
+from __future__ import annotations
+
+from argus.errors import BadPackage
+from argus.packages import ModelPackage
+from argus.tasks.base import TaskModel
+
+
+def load_task_model(package: ModelPackage, threads: int) -> TaskModel:
+    """Build the task implementation for a verified package (imports only what it needs)."""
+    if package.task == "classify":
+        from argus.tasks.classify import ClassifyModel
+
+        return ClassifyModel(package, threads)
+    if package.task == "faces":
+        from argus.tasks.faces import FacesModel
+
+        return FacesModel(package, threads)
+    if package.task == "detect":
+        from argus.tasks.detect import DetectModel
+
+        return DetectModel(package, threads)
+    raise BadPackage(f"task {package.task!r} of package {package.name} has no implementation")

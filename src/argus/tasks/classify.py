@@ -1,0 +1,95 @@
+"""Image classification: resize shorter side, centre crop, normalise, softmax, top-k."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from argus.errors import BadInput
+from argus.images import DecodedImage
+from argus.packages import ModelPackage, Preprocess
+from argus.runtime.onnx import make_session
+from argus.tasks.base import TaskModel
+
+
+def preprocess(rgb: np.ndarray, pre: Preprocess) -> np.ndarray:
+    """HxWx3 uint8 RGB → 3xCxC (or CxCx3) float32, normalised."""
+    h, w = rgb.shape[:2]
+    scale = pre.resize_shorter / min(h, w)
+    nw, nh = max(pre.crop, round(w * scale)), max(pre.crop, round(h * scale))
+    img = Image.fromarray(rgb)
+    if (nw, nh) != (w, h):
+        # Resize only the region that survives the centre crop.
+        left = (nw - pre.crop) / 2 / scale
+        top = (nh - pre.crop) / 2 / scale
+        box = (left, top, left + pre.crop / scale, top + pre.crop / scale)
+        img = img.resize((pre.crop, pre.crop), Image.Resampling.BILINEAR, box=box)
+    else:
+        left, top = (nw - pre.crop) // 2, (nh - pre.crop) // 2
+        img = img.crop((left, top, left + pre.crop, top + pre.crop))
+    arr = np.asarray(img, dtype=np.float32)
+    if pre.color == "BGR":
+        arr = arr[..., ::-1]
+    arr = (arr - np.asarray(pre.mean, dtype=np.float32)) * (1.0 / np.asarray(pre.std, np.float32))
+    if pre.layout == "NCHW":
+        arr = arr.transpose(2, 0, 1)
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class ClassifyModel(TaskModel):
+    task = "classify"
+
+    def __init__(self, package: ModelPackage, threads: int) -> None:
+        super().__init__(package, threads)
+        self.pre = package.preprocess
+        self.session = make_session(package.onnx_files()["model"], threads)
+        self.input_name = self.session.get_inputs()[0].name
+        self.activation = (package.manifest.get("postprocess") or {}).get("activation", "softmax")
+        self.labels = package.labels
+
+    @property
+    def min_side(self) -> int | None:
+        return self.pre.resize_shorter
+
+    def prepare(self, image: DecodedImage, params: dict[str, Any]) -> np.ndarray:
+        return preprocess(image.rgb, self.pre)
+
+    def infer(self, prepared: Sequence[np.ndarray]) -> list[np.ndarray]:
+        batch = np.stack(prepared) if len(prepared) > 1 else prepared[0][None]
+        logits = self.session.run(None, {self.input_name: batch})[0]
+        probs = softmax(logits) if self.activation == "softmax" else logits
+        return list(probs)
+
+    def infer_tensors(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        outputs = self.session.run(None, inputs)
+        names = [o.name for o in self.session.get_outputs()]
+        return dict(zip(names, outputs, strict=True))
+
+    def finish(
+        self, raw: np.ndarray, image: DecodedImage, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        top_k = int(params.get("top_k") or 5)
+        if top_k < 1:
+            raise BadInput(f"top_k must be at least 1, not {top_k}")
+        top_k = min(top_k, raw.shape[-1])
+        idx = np.argpartition(-raw, top_k - 1)[:top_k]
+        idx = idx[np.argsort(-raw[idx], kind="stable")]
+        return {
+            "labels": [
+                {
+                    "label": self.labels[i] if i < len(self.labels) else str(i),
+                    "index": int(i),
+                    "score": round(float(raw[i]), 6),
+                }
+                for i in idx
+            ]
+        }
