@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -329,7 +329,7 @@ class ModelRegistry:
                 with self._tx() as session:
                     model = session.scalar(select(Model).where(Model.name == name))
                     if model is None:
-                        model = Model(name=name, task=package.task)
+                        model = Model(name=name, task=package.task, last_number=0)
                         session.add(model)
                         session.flush()
                     elif model.task != package.task:
@@ -347,12 +347,8 @@ class ModelRegistry:
                         return Registered(
                             self._info(model, existing, self._aliases_of(session, model)), False
                         )
-                    top = session.scalar(
-                        select(func.max(ModelVersion.number)).where(
-                            ModelVersion.model_id == model.id
-                        )
-                    )
-                    number = int(top or 0) + 1
+                    number = model.last_number + 1
+                    model.last_number = number
                     if parent_version is not None:
                         self._version(session, model, parent_version)
                     row = ModelVersion(

@@ -24,6 +24,8 @@ class Model(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     task: Mapped[str] = mapped_column(String(40))
+    last_number: Mapped[int] = mapped_column(Integer, default=0)
+    """Highest version number ever given out; numbers are never reused after a removal."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -1,0 +1,34 @@
+"""Pictures of answers: boxes, scores, landmarks and labels drawn on the image."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageOps
+
+LANDMARK_COLOURS = [(0, 200, 255), (0, 120, 255), (255, 220, 0), (255, 60, 160), (200, 0, 255)]
+
+
+def draw_answer(data: bytes, answer: dict[str, Any]) -> Image.Image:
+    """The image (EXIF-oriented, RGB) with every box, face and top label of ``answer`` drawn."""
+    img = ImageOps.exif_transpose(Image.open(io.BytesIO(data))) or Image.open(io.BytesIO(data))
+    img = img.convert("RGB")
+    draw = ImageDraw.Draw(img)
+    width = max(2, round(min(img.size) / 200))
+    body = answer.get("answer", {})
+    for face in body.get("faces", []) or []:
+        x1, y1, x2, y2 = face["box"]
+        draw.rectangle((x1, y1, x2, y2), outline=(0, 255, 0), width=width)
+        draw.text((x1 + 2, max(0, y1 - 12)), f"{face['score']:.2f}", fill=(0, 255, 0))
+        r = max(2, width + 1)
+        for (x, y), colour in zip(face["landmarks"], LANDMARK_COLOURS, strict=False):
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
+    for det in body.get("objects", []) or []:
+        x1, y1, x2, y2 = det["box"]
+        draw.rectangle((x1, y1, x2, y2), outline=(255, 80, 0), width=width)
+        draw.text((x1 + 2, y1 + 2), f"{det['label']} {det['score']:.2f}", fill=(255, 80, 0))
+    labels = body.get("labels") or []
+    for i, item in enumerate(labels[:3]):
+        draw.text((6, 6 + 12 * i), f"{item['label']} {item['score']:.2f}", fill=(255, 255, 255))
+    return img

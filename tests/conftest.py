@@ -1,0 +1,178 @@
+"""Shared fixtures: real sample photos, a home with the default models pulled, real servers,
+and a throw-away PostgreSQL database per run."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from argus.db.engine import make_engine, migrate
+from argus.packages import PackageStore
+from argus.pull import pull
+from argus.registry import ModelRegistry
+from argus.settings import Settings
+
+ARGUS = str(Path(sys.executable).with_name("argus"))
+
+
+def jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, bytes]:
+    """Real photos no one here made: scikit-image and scikit-learn sample images, as JPEG."""
+    import skimage.data
+    from sklearn.datasets import load_sample_image
+
+    return {
+        "coffee": jpeg(skimage.data.coffee()),
+        "chelsea": jpeg(skimage.data.chelsea()),
+        "rocket": jpeg(skimage.data.rocket()),
+        "astronaut": jpeg(skimage.data.astronaut()),
+        "china": jpeg(load_sample_image("china.jpg")),
+        "flower": jpeg(load_sample_image("flower.jpg")),
+    }
+
+
+@pytest.fixture(scope="session")
+def photo_dir(photos: dict[str, bytes], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("photos")
+    for name, data in photos.items():
+        (d / f"{name}.jpg").write_bytes(data)
+    return d
+
+
+@pytest.fixture(scope="session")
+def pulled_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ARGUS_HOME with the default models pulled (conversion cached by the pull itself)."""
+    home = tmp_path_factory.mktemp("argus-home")
+    settings = Settings(home=home)
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    registry = ModelRegistry(engine, PackageStore(settings.packages_dir))
+    results = pull(registry, settings.cache_dir)
+    engine.dispose()
+    names = {v.name for v, _ in results}
+    if names != {"efficientnet-lite0", "mtcnn"}:
+        raise RuntimeError(f"pull installed {names}")
+    return home
+
+
+@pytest.fixture
+def home_copy(pulled_home: Path, tmp_path: Path) -> Path:
+    """A private copy of the pulled home that a test may change."""
+    import shutil
+
+    dest = tmp_path / "home"
+    shutil.copytree(pulled_home, dest, ignore=shutil.ignore_patterns("*.db-wal", "*.db-shm"))
+    return dest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    def __init__(self, args: list[str], env: dict[str, str], url: str) -> None:
+        self.url = url
+        self.log = open(  # noqa: SIM115 - closed in stop()
+            Path(env["ARGUS_HOME"]) / f"server-{uuid.uuid4().hex[:6]}.log", "w+"
+        )
+        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.output()}")
+            try:
+                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server not ready after {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def start_server(home: Path, *extra: str, env: dict[str, str] | None = None) -> ServerProcess:
+    port = free_port()
+    full_env = {**os.environ, "ARGUS_HOME": str(home), **(env or {})}
+    args = [ARGUS, "serve", "--port", str(port), "--log-level", "warning", *extra]
+    server = ServerProcess(args, full_env, f"http://127.0.0.1:{port}")
+    return server
+
+
+@pytest.fixture(scope="session")
+def server(pulled_home: Path) -> Iterator[ServerProcess]:
+    """`argus serve` on a free loopback port, over the pulled home."""
+    srv = start_server(pulled_home)
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    url = os.environ.get("ARGUS_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("ARGUS_TEST_POSTGRES_URL is not set (CI sets it)")
+    return url
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    base = make_url(postgres_server_url)
+    name = f"argus_test_{uuid.uuid4().hex[:10]}"
+    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'argus.db'}"
+    return str(request.getfixturevalue("postgres_url"))

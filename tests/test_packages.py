@@ -1,0 +1,91 @@
+"""Model packages: content addressing, verification, refusal of tampered files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from argus.errors import BadPackage
+from argus.packages import PackageStore, load_package
+
+FIELDS = {
+    "name": "tiny",
+    "task": "classify",
+    "license": "Apache-2.0",
+    "source": {"kind": "file"},
+    "labels": "labels.txt",
+    "preprocess": {"resize_shorter": 32, "crop": 32},
+}
+
+
+def make_src(tmp_path: Path, payload: bytes = b"onnx bytes") -> Path:
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    (src / "model.onnx").write_bytes(payload)
+    (src / "labels.txt").write_text("a\nb\n")
+    return src
+
+
+def test_same_content_same_digest_and_one_copy(tmp_path: Path) -> None:
+    store = PackageStore(tmp_path / "store")
+    first = store.add(make_src(tmp_path), FIELDS)
+    second = store.add(make_src(tmp_path), FIELDS)
+    assert first.digest == second.digest
+    assert first.digest.startswith("sha256:")
+    assert first.path == store.path_for(first.digest)
+    assert first.labels == ["a", "b"]
+    assert len(list((tmp_path / "store").rglob("argus.yaml"))) == 1
+
+
+def test_different_content_different_digest(tmp_path: Path) -> None:
+    store = PackageStore(tmp_path / "store")
+    a = store.add(make_src(tmp_path, b"one"), FIELDS)
+    b = store.add(make_src(tmp_path, b"two"), FIELDS)
+    assert a.digest != b.digest
+
+
+def test_tampered_file_is_refused(tmp_path: Path) -> None:
+    store = PackageStore(tmp_path / "store")
+    pkg = store.add(make_src(tmp_path), FIELDS)
+    (pkg.path / "model.onnx").write_bytes(b"evil bytes")
+    with pytest.raises(BadPackage, match="modified"):
+        store.load(pkg.digest)
+
+
+def test_tampered_manifest_is_refused(tmp_path: Path) -> None:
+    store = PackageStore(tmp_path / "store")
+    pkg = store.add(make_src(tmp_path), FIELDS)
+    manifest = yaml.safe_load((pkg.path / "argus.yaml").read_text())
+    manifest["license"] = "proprietary"
+    (pkg.path / "argus.yaml").write_text(yaml.safe_dump(manifest))
+    with pytest.raises(BadPackage, match="does not match"):
+        store.load(pkg.digest)
+
+
+def test_missing_file_is_refused(tmp_path: Path) -> None:
+    store = PackageStore(tmp_path / "store")
+    pkg = store.add(make_src(tmp_path), FIELDS)
+    (pkg.path / "labels.txt").unlink()
+    with pytest.raises(BadPackage, match="missing"):
+        load_package(pkg.path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"task": "poetry"}, "unknown task"),
+        ({"preprocess": {"crop": 300, "resize_shorter": 256}}, "crop"),
+        ({"preprocess": {"colour": "RGB"}}, "unknown preprocess"),
+        ({"license": None}, None),
+    ],
+)
+def test_bad_manifests(tmp_path: Path, change: dict[str, object], message: str | None) -> None:
+    store = PackageStore(tmp_path / "store")
+    fields = {**FIELDS, **change}
+    if message is None:
+        fields.pop("license")
+        message = "missing 'license'"
+    with pytest.raises(BadPackage, match=message):
+        store.add(make_src(tmp_path), fields)
