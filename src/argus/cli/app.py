@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from argus.cli import apps as apps_cmd
 from argus.cli import ask as ask_cmd
 from argus.cli import models as models_cmd
 from argus.cli import serve as serve_cmd
@@ -16,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(apps_cmd.app, name="apps")
 app.add_typer(ask_cmd.questions_app, name="questions")
 app.command("ask")(ask_cmd.ask)
 app.command("serve")(serve_cmd.serve)
