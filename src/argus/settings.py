@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     preload: bool = True
     """Load production models at start-up (readiness waits for them)."""
 
+    runtime: str | None = None
+    """Inference engine for every model: onnxruntime or openvino (default: the manifest's)."""
+
+    precision: str | None = None
+    """OpenVINO precision: f32 or bf16 (bf16 only for models whose manifest checked it)."""
+
     model_memory_mb: int = 0
     """Bound on the sum of loaded model sessions (0 = unbounded)."""
 

@@ -18,6 +18,7 @@ from argus.images import DecodedImage
 from argus.packages import PackageStore
 from argus.registry import VersionInfo
 from argus.runtime.batching import Batcher
+from argus.runtime.onnx import RuntimeChoice
 from argus.tasks import load_task_model
 from argus.tasks.base import TaskModel
 
@@ -53,7 +54,11 @@ class ModelHost:
         max_wait_ms: float | None = None,
         max_queue: int = 256,
         memory_budget_mb: int = 0,
+        runtime: str | None = None,
+        precision: str | None = None,
     ) -> None:
+        self.runtime = runtime
+        self.precision = precision
         self.store = store
         self.threads = threads
         self.max_batch_size = max_batch_size
@@ -106,7 +111,8 @@ class ModelHost:
             before = rss_bytes()
             started = time.perf_counter()
             package = self.store.load(version.digest)
-            model = load_task_model(package, self.threads)
+            choice = RuntimeChoice.resolve(package.runtime, self.runtime, self.precision)
+            model = load_task_model(package, self.threads, choice)
             memory = max(0, rss_bytes() - before)
             batch = self.max_batch_size or model.max_batch_size
             wait = self.max_wait_ms if self.max_wait_ms is not None else model.max_wait_ms

@@ -1,10 +1,22 @@
-"""ONNX Runtime sessions: created once per loaded model version and shared."""
+"""Inference sessions: ONNX Runtime by default, OpenVINO where chosen; created once per
+loaded model version and shared. Both expose the same small surface (``run``,
+``get_inputs``, ``get_outputs``) so tasks do not care which one runs them."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import onnxruntime as ort
+
+from argus.errors import ConfigError
+
+log = logging.getLogger(__name__)
+RUNTIMES = ("onnxruntime", "openvino")
 
 
 def providers() -> list[str]:
@@ -13,7 +25,33 @@ def providers() -> list[str]:
     return [*chosen, "CPUExecutionProvider"]
 
 
-def make_session(path: Path, threads: int) -> ort.InferenceSession:
+@dataclass(frozen=True)
+class RuntimeChoice:
+    """Which engine runs a model: from the manifest's ``runtime`` block, overridden by settings."""
+
+    engine: str = "onnxruntime"
+    precision: str = "f32"  # OpenVINO: f32 or bf16 (bf16 only where the manifest checked it)
+
+    @classmethod
+    def resolve(cls, manifest_runtime: dict[str, Any], engine: str | None,
+                precision: str | None) -> RuntimeChoice:
+        chosen = engine or str(manifest_runtime.get("engine", "onnxruntime"))
+        if chosen not in RUNTIMES:
+            raise ConfigError(f"runtime {chosen!r} is not one of {', '.join(RUNTIMES)}")
+        prec = precision or str(manifest_runtime.get("precision", "f32"))
+        if prec not in ("f32", "bf16"):
+            raise ConfigError(f"precision must be f32 or bf16, not {prec!r}")
+        if prec == "bf16" and not manifest_runtime.get("bf16_checked"):
+            log.warning("bf16 was asked for but the manifest does not say its accuracy was "
+                        "checked (runtime.bf16_checked); using f32")
+            prec = "f32"
+        return cls(chosen, prec)
+
+
+def make_session(path: Path, threads: int, choice: RuntimeChoice | None = None) -> Any:
+    choice = choice or RuntimeChoice()
+    if choice.engine == "openvino":
+        return OpenVINOSession(path, threads, choice.precision)
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(1, threads)
     options.inter_op_num_threads = 1
@@ -22,3 +60,57 @@ def make_session(path: Path, threads: int) -> ort.InferenceSession:
     # Spinning threads burn the other core while idle; serving prefers to yield it.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), sess_options=options, providers=providers())
+
+
+@dataclass(frozen=True)
+class _Arg:
+    name: str
+    shape: list[Any]
+    type: str
+
+
+def _shape(port: Any) -> list[int | None]:
+    """ONNX Runtime style: ints for static dimensions, None for dynamic ones."""
+    return [None if d.is_dynamic else d.get_length() for d in port.get_partial_shape()]
+
+
+class OpenVINOSession:
+    """An OpenVINO compiled model behind ONNX Runtime's ``run`` surface."""
+
+    def __init__(self, path: Path, threads: int, precision: str = "f32") -> None:
+        try:
+            import openvino as ov
+        except ModuleNotFoundError as exc:
+            raise ConfigError(
+                "the openvino runtime needs the extra: pip install 'argus-vision[openvino]'"
+            ) from exc
+        core = ov.Core()
+        model = core.read_model(str(path))
+        config = {
+            "INFERENCE_NUM_THREADS": max(1, threads),
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+            "PERFORMANCE_HINT": "LATENCY",
+            # Several worker processes must not all pin themselves to the same cores.
+            "ENABLE_CPU_PINNING": False,
+        }
+        self._compiled = core.compile_model(model, "CPU", config)
+        self._inputs = [_Arg(p.get_any_name(), _shape(p), "tensor(float)")
+                        for p in self._compiled.inputs]
+        self._outputs = [_Arg(p.get_any_name(), _shape(p), "tensor(float)")
+                         for p in self._compiled.outputs]
+        self._request = self._compiled.create_infer_request()
+
+    def get_inputs(self) -> list[_Arg]:
+        return self._inputs
+
+    def get_outputs(self) -> list[_Arg]:
+        return self._outputs
+
+    def run(self, output_names: Sequence[str] | None, feeds: dict[str, np.ndarray]
+            ) -> list[np.ndarray]:
+        # Each call gets its own request: sessions are shared between threads.
+        request = self._compiled.create_infer_request()
+        result = request.infer(feeds)
+        names = list(output_names) if output_names else [o.name for o in self._outputs]
+        by_name = {port.get_any_name(): np.asarray(value) for port, value in result.items()}
+        return [by_name[n] for n in names]

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from argus.errors import BadPackage
 from argus.packages import ModelPackage
+from argus.runtime.onnx import RuntimeChoice
 from argus.tasks.base import TaskModel
 
 
-def load_task_model(package: ModelPackage, threads: int) -> TaskModel:
+def load_task_model(
+    package: ModelPackage, threads: int, choice: RuntimeChoice | None = None
+) -> TaskModel:
     """Build the task implementation for a verified package (imports only what it needs)."""
     if package.task == "classify":
         from argus.tasks.classify import ClassifyModel
 
-        return ClassifyModel(package, threads)
+        return ClassifyModel(package, threads, choice)
     if package.task == "faces":
         from argus.tasks.faces import FacesModel
 
-        return FacesModel(package, threads)
+        return FacesModel(package, threads, choice)
     if package.task == "detect":
         from argus.tasks.detect import DetectModel
 

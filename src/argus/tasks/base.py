@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from argus.images import DecodedImage
 from argus.packages import ModelPackage
+from argus.runtime.onnx import RuntimeChoice, make_session
 
 
 class TaskModel(ABC):
@@ -16,9 +18,16 @@ class TaskModel(ABC):
 
     task: str = ""
 
-    def __init__(self, package: ModelPackage, threads: int) -> None:
+    def __init__(
+        self, package: ModelPackage, threads: int, choice: RuntimeChoice | None = None
+    ) -> None:
         self.package = package
         self.threads = threads
+        self.choice = choice or RuntimeChoice.resolve(package.runtime, None, None)
+
+    def session(self, path: Path) -> Any:
+        """An inference session for one of the package's ONNX files, on the chosen runtime."""
+        return make_session(path, self.threads, self.choice)
 
     @property
     def min_side(self) -> int | None:

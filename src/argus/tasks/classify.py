@@ -11,7 +11,7 @@ from PIL import Image
 from argus.errors import BadInput
 from argus.images import DecodedImage
 from argus.packages import ModelPackage, Preprocess
-from argus.runtime.onnx import make_session
+from argus.runtime.onnx import RuntimeChoice
 from argus.tasks.base import TaskModel
 
 
@@ -48,11 +48,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 class ClassifyModel(TaskModel):
     task = "classify"
 
-    def __init__(self, package: ModelPackage, threads: int) -> None:
-        super().__init__(package, threads)
+    def __init__(
+        self, package: ModelPackage, threads: int, choice: RuntimeChoice | None = None
+    ) -> None:
+        super().__init__(package, threads, choice)
         self.pre = package.preprocess
-        self.session = make_session(package.onnx_files()["model"], threads)
-        self.input_name = self.session.get_inputs()[0].name
+        self.ort = self.session(package.onnx_files()["model"])
+        self.input_name = self.ort.get_inputs()[0].name
         self.activation = (package.manifest.get("postprocess") or {}).get("activation", "softmax")
         self.labels = package.labels
 
@@ -65,13 +67,13 @@ class ClassifyModel(TaskModel):
 
     def infer(self, prepared: Sequence[np.ndarray]) -> list[np.ndarray]:
         batch = np.stack(prepared) if len(prepared) > 1 else prepared[0][None]
-        logits = self.session.run(None, {self.input_name: batch})[0]
+        logits = self.ort.run(None, {self.input_name: batch})[0]
         probs = softmax(logits) if self.activation == "softmax" else logits
         return list(probs)
 
     def infer_tensors(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        outputs = self.session.run(None, inputs)
-        names = [o.name for o in self.session.get_outputs()]
+        outputs = self.ort.run(None, inputs)
+        names = [o.name for o in self.ort.get_outputs()]
         return dict(zip(names, outputs, strict=True))
 
     def finish(

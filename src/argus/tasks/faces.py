@@ -14,7 +14,7 @@ from argus.faces.align import align_face
 from argus.faces.cascade import MTCNN, Face
 from argus.images import DecodedImage
 from argus.packages import ModelPackage
-from argus.runtime.onnx import make_session
+from argus.runtime.onnx import RuntimeChoice
 from argus.tasks.base import TaskModel
 
 CROP_SIZE = 112
@@ -37,11 +37,13 @@ def face_dict(face: Face) -> dict[str, Any]:
 class FacesModel(TaskModel):
     task = "faces"
 
-    def __init__(self, package: ModelPackage, threads: int) -> None:
-        super().__init__(package, threads)
+    def __init__(
+        self, package: ModelPackage, threads: int, choice: RuntimeChoice | None = None
+    ) -> None:
+        super().__init__(package, threads, choice)
         files = package.onnx_files()
         opts = package.options
-        self.sessions = {k: make_session(files[k], threads) for k in ("pnet", "rnet", "onet")}
+        self.sessions = {k: self.session(files[k]) for k in ("pnet", "rnet", "onet")}
         self.cascade = MTCNN(
             self.sessions["pnet"],
             self.sessions["rnet"],

@@ -1,0 +1,59 @@
+"""Runtime choice: OpenVINO answers like ONNX Runtime on the same package; bf16 needs the
+manifest's say-so."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from argus.images import Limits, decode
+from argus.packages import ModelPackage, PackageStore
+from argus.registry import ModelRegistry
+from argus.runtime.onnx import OpenVINOSession, RuntimeChoice
+from argus.settings import Settings
+from argus.tasks import load_task_model
+
+
+def _package(home: Path, name: str) -> ModelPackage:
+    from argus.db.engine import make_engine, migrate
+
+    settings = Settings(home=home)
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    store = PackageStore(settings.packages_dir)
+    version = ModelRegistry(engine, store).resolve(name)
+    engine.dispose()
+    return store.load(version.digest)
+
+
+def test_openvino_f32_matches_onnxruntime(pulled_home: Path, photos: dict[str, bytes]) -> None:
+    package = _package(pulled_home, "efficientnet-lite0")
+    ort_model = load_task_model(package, 1, RuntimeChoice("onnxruntime"))
+    ov_model = load_task_model(package, 1, RuntimeChoice("openvino", "f32"))
+    assert isinstance(ov_model.ort, OpenVINOSession)  # type: ignore[attr-defined]
+    image = decode(photos["coffee"], Limits(), ort_model.min_side)
+    x = ort_model.prepare(image, {})
+    a = ort_model.infer([x, x])
+    b = ov_model.infer([x, x])
+    assert np.abs(a[0] - b[0]).max() < 1e-3
+    assert int(np.argmax(b[0])) == 967  # espresso
+
+
+def test_openvino_runs_the_face_cascade(pulled_home: Path, photos: dict[str, bytes]) -> None:
+    package = _package(pulled_home, "mtcnn")
+    model = load_task_model(package, 1, RuntimeChoice("openvino", "f32"))
+    rgb = np.asarray(Image.open(io.BytesIO(photos["astronaut"])).convert("RGB"))
+    faces = model.infer([rgb])[0]
+    assert len(faces) == 1
+    box = faces[0].box
+    assert max(abs(a - b) for a, b in zip(box, (181, 62, 268, 172), strict=True)) < 4
+
+
+def test_bf16_only_where_the_manifest_checked_it() -> None:
+    assert RuntimeChoice.resolve({}, "openvino", "bf16").precision == "f32"
+    checked = RuntimeChoice.resolve({"bf16_checked": True}, "openvino", "bf16")
+    assert checked.precision == "bf16"
+    assert RuntimeChoice.resolve({"engine": "openvino"}, None, None).engine == "openvino"
