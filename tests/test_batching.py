@@ -120,3 +120,26 @@ def test_settings_are_validated() -> None:
         Batcher(Recorder(), max_batch_size=0)
     with pytest.raises(ValueError, match="max_wait_ms"):
         Batcher(Recorder(), max_wait_ms=-1)
+
+
+def test_announced_requests_are_waited_for_and_a_lone_one_is_not() -> None:
+    rec = Recorder()
+    batcher: Batcher[int, int] = Batcher(rec, max_batch_size=8, max_wait_ms=500)
+
+    async def lone() -> float:
+        batcher.expect()
+        t0 = time.perf_counter()
+        await batcher.submit(1, expected=True)
+        return time.perf_counter() - t0
+
+    async def announced() -> None:
+        batcher.expect()
+        batcher.expect()
+        first = asyncio.create_task(batcher.submit(2, expected=True))
+        await asyncio.sleep(0.05)  # the second is still "decoding"
+        second = asyncio.create_task(batcher.submit(3, expected=True))
+        await asyncio.gather(first, second)
+
+    assert asyncio.run(lone()) < 0.25  # did not sit out the 500 ms window
+    asyncio.run(announced())
+    assert rec.batches == [[1], [2, 3]]

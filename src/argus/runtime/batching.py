@@ -2,8 +2,10 @@
 
 The wait timer starts at the first request of a batch; a batch leaves when it is full or when
 ``max_wait_ms`` has passed since that first request, whichever comes first. A lone request
-therefore never waits longer than ``max_wait_ms``. If a whole batch fails, its requests are
-retried one by one so that one bad request does not fail the others.
+therefore never waits longer than ``max_wait_ms``. Callers may announce requests that are still
+being decoded (``expect``); the batcher only waits while such requests exist, so a lone request
+with nothing behind it leaves at once. If a whole batch fails, its requests are retried one by
+one so that one bad request does not fail the others.
 """
 
 from __future__ import annotations
@@ -64,6 +66,10 @@ class Batcher(Generic[In, Out]):
         self._queue: asyncio.Queue[tuple[In, asyncio.Future[Out]]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.incoming = 0
+        self.expect_mode = False
+        """True once any caller uses ``expect``: from then on waits only for announced work."""
+        """Requests announced with ``expect()`` that have not been submitted yet."""
 
     @property
     def depth(self) -> int:
@@ -77,7 +83,18 @@ class Batcher(Generic[In, Out]):
             self._task = loop.create_task(self._drain(), name=f"batcher-{self.name}")
         return self._queue
 
-    async def submit(self, item: In) -> Out:
+    def expect(self) -> None:
+        """Announce a request that will be submitted soon (call ``submit(expected=True)`` or
+        ``unexpect()`` exactly once afterwards)."""
+        self.expect_mode = True
+        self.incoming += 1
+
+    def unexpect(self) -> None:
+        self.incoming = max(0, self.incoming - 1)
+
+    async def submit(self, item: In, expected: bool = False) -> Out:
+        if expected:
+            self.unexpect()
         queue = self._ensure_started()
         if queue.qsize() >= self.max_queue:
             raise Overloaded(
@@ -101,6 +118,8 @@ class Batcher(Generic[In, Out]):
                 if not queue.empty():
                     batch.append(queue.get_nowait())
                     continue
+                if self.incoming <= 0 and self.expect_mode:
+                    break  # nothing else is on its way: do not make this batch wait
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
