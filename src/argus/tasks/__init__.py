@@ -23,5 +23,5 @@ def load_task_model(
     if package.task == "detect":
         from argus.tasks.detect import DetectModel
 
-        return DetectModel(package, threads)
+        return DetectModel(package, threads, choice)
     raise BadPackage(f"task {package.task!r} of package {package.name} has no implementation")
