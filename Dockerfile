@@ -54,7 +54,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     ARGUS_HOME=/data \
-    ARGUS_CACHE_DIR=/data/cache
+    ARGUS_CACHE_DIR=/data/cache \
+    ARGUS_HOST=0.0.0.0
 # A fixed numeric uid/gid so that Kubernetes' runAsNonRoot can check it (runAsUser: 10001).
 RUN groupadd --system --gid 10001 argus \
     && useradd --system --uid 10001 --gid 10001 --home-dir /data --no-create-home \

@@ -28,7 +28,10 @@ test: setup lint
 	$(VENV)/bin/pytest -q
 
 bench: setup
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
+	$(PY) benchmarks/bench_faces.py
+	$(PY) benchmarks/bench_graphs.py
+	$(PY) benchmarks/bench_jobs.py
 
 protos: $(STAMP)
 	$(PY) scripts/gen_protos.py

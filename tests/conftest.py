@@ -129,7 +129,8 @@ class ServerProcess:
 def start_server(home: Path, *extra: str, env: dict[str, str] | None = None) -> ServerProcess:
     port = free_port()
     full_env = {**os.environ, "ARGUS_HOME": str(home), **(env or {})}
-    args = [ARGUS, "serve", "--port", str(port), "--log-level", "warning", *extra]
+    grpc = [] if "--grpc-port" in extra else ["--grpc-port", str(free_port())]
+    args = [ARGUS, "serve", "--port", str(port), "--log-level", "warning", *grpc, *extra]
     server = ServerProcess(args, full_env, f"http://127.0.0.1:{port}")
     return server
 

@@ -108,7 +108,8 @@ def test_alias_moves_under_load_fail_nothing(home_copy: Path, tmp_path: Path,
 def test_memory_budget_unloads_least_recently_used(home_copy: Path,
                                                    photos: dict[str, bytes]) -> None:
     async def main() -> None:
-        settings = Settings(home=home_copy, model_memory_mb=1)  # room for one model at a time
+        # room for one model at a time; no step cache, so a repeat must reload
+        settings = Settings(home=home_copy, model_memory_mb=1, cache_entries=0)
         vision = Vision(settings)
         try:
             first = await vision.ask("labels", photos["coffee"], AskOptions())

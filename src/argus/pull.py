@@ -43,7 +43,7 @@ class DefaultModel:
 
 DEFAULT_MODELS = [
     DefaultModel("efficientnet-lite0", "argus.convert.efficientnet", 2),
-    DefaultModel("mtcnn", "argus.convert.mtcnn", 1),
+    DefaultModel("mtcnn", "argus.convert.mtcnn", 2),
 ]
 
 

@@ -1,5 +1,9 @@
 """The transport-neutral core: questions in, answers out. REST, gRPC, the CLI, workers and
-ingest all call ``Vision.ask``; none of this module knows about FastAPI or grpcio."""
+ingest all call ``Vision.ask``; none of this module knows about FastAPI or grpcio.
+
+Every question is a graph (:mod:`argus.graphs`): built-in ones ship as YAML in
+``argus/questions``, the user's live in ``ARGUS_HOME/questions``, and every registered model is
+also a one-step graph of its own name. All of them run through the same executor."""
 
 from __future__ import annotations
 
@@ -13,8 +17,14 @@ from typing import Any
 
 from argus.db.engine import make_engine, migrate
 from argus.errors import BadInput, NotFound
-from argus.images import DecodedImage, Limits, decode, open_image
+from argus.graphs.cache import StepCache
+from argus.graphs.catalogue import Catalogue
+from argus.graphs.executor import GraphRunner, ImageSource
+from argus.graphs.parse import model_graph
+from argus.graphs.spec import GraphSpec, ModelFacts, ModelRef
+from argus.images import Limits, _oriented_size, open_image
 from argus.packages import PackageStore
+from argus.records import RecordWriter, record_row
 from argus.registry import ModelRegistry, VersionInfo
 from argus.runtime.host import ModelHost
 from argus.settings import Settings
@@ -24,27 +34,35 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Question:
-    """A public name a client asks. Single-model questions have one model step."""
+    """A public name a client asks; it resolves to a graph (one step for a single model)."""
 
     name: str
     description: str
-    model: str
+    graph: GraphSpec
     builtin: bool = False
+    kind: str = "builtin"
+    """builtin, user (a graph in ARGUS_HOME/questions) or model (a model's own question)."""
+
+    @property
+    def models(self) -> list[str]:
+        return self.graph.models()
+
+    @property
+    def model(self) -> str:
+        """The first model the graph uses (the only one for single-model questions)."""
+        models = self.models
+        return models[0] if models else ""
 
     def to_dict(self, available: bool) -> dict[str, Any]:
         return {
             "name": self.name,
             "description": self.description,
-            "models": [self.model],
+            "models": self.models,
             "builtin": self.builtin,
             "available": available,
+            "kind": self.kind,
+            "steps": list(self.graph.steps),
         }
-
-
-BUILTIN_QUESTIONS = {
-    "labels": Question("labels", "Top ImageNet labels of the image", "efficientnet-lite0", True),
-    "faces": Question("faces", "Faces with boxes and five landmarks", "mtcnn", True),
-}
 
 
 @dataclass
@@ -58,6 +76,8 @@ class AskOptions:
     crops: bool = False
     record: bool = False
     source: str = "http"
+    """Where the question came from, for prediction records: http, grpc, cli, job, ingest."""
+    job_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def params(self) -> dict[str, Any]:
@@ -70,7 +90,8 @@ class AskOptions:
 
 
 class Vision:
-    """Owns the registry, the model host and the question catalogue."""
+    """Owns the registry, the model host, the question catalogue, the step cache and the
+    prediction-record writer."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -87,27 +108,67 @@ class Vision:
             max_queue=settings.max_queue,
             memory_budget_mb=settings.model_memory_mb,
         )
+        self.cache = StepCache(
+            int(getattr(settings, "cache_entries", 4096)),
+            int(getattr(settings, "cache_mb", 256)) * 1024 * 1024,
+        )
+        self.runner = GraphRunner(self.host, self.cache)
+        self.records = RecordWriter(self.engine)
+        self.catalogue = Catalogue(settings.questions_dir, self.model_facts)
+        self._builtin = {
+            name: Question(name, spec.description, spec, True, "builtin")
+            for name, spec in self.catalogue.builtins.items()
+        }
         self.ready = False
         self._resolved: OrderedDict[tuple[Any, ...], VersionInfo] = OrderedDict()
+        self._model_questions: dict[str, Question] = {}
         self._generation = -1
         self._generation_checked = 0.0
 
     # -- catalogue ---------------------------------------------------------------------
 
-    def question(self, name: str) -> Question:
-        if name in BUILTIN_QUESTIONS:
-            return BUILTIN_QUESTIONS[name]
-        if name in self.registry.names():
+    def model_facts(self, name: str) -> ModelFacts | None:
+        """What graph validation needs to know of a registered model (None if unknown)."""
+        try:
             info = self.registry.show(name)
-            return Question(name, f"{info.task} with model {name}", name)
+        except NotFound:
+            return None
+        return ModelFacts(
+            task=info.task,
+            versions=frozenset(v.number for v in info.versions),
+            aliases=frozenset(info.aliases),
+        )
+
+    def question(self, name: str) -> Question:
+        builtin = self._builtin.get(name)
+        if builtin is not None:
+            return builtin
+        spec = self.catalogue.user().get(name)
+        if spec is not None:
+            return Question(name, spec.description, spec, False, "user")
+        self.refresh()
+        known = self._model_questions.get(name)
+        if known is not None:
+            return known
+        if name in self.registry.names():
+            task = self.registry.show(name).task
+            q = Question(name, f"{task} with model {name}", model_graph(name, task), False, "model")
+            self._model_questions[name] = q
+            return q
         raise NotFound(f"no question named {name!r}; GET /v1/questions lists them")
 
     def questions(self) -> list[dict[str, Any]]:
         models = set(self.registry.names())
-        out = [q.to_dict(q.model in models) for q in BUILTIN_QUESTIONS.values()]
-        for name in sorted(models - set(BUILTIN_QUESTIONS)):
+        out = [q.to_dict(set(q.models) <= models) for q in self._builtin.values()]
+        user = self.catalogue.user()
+        for name in sorted(user):
+            spec = user[name]
+            q = Question(name, spec.description, spec, False, "user")
+            out.append(q.to_dict(set(q.models) <= models))
+        for name in sorted(models - set(self._builtin) - set(user)):
             task = self.registry.show(name).task
-            out.append(Question(name, f"{task} with model {name}", name).to_dict(True))
+            q = Question(name, f"{task} with model {name}", model_graph(name, task), False, "model")
+            out.append(q.to_dict(True))
         return out
 
     # -- resolution (cached until the registry changes) -------------------------------
@@ -122,6 +183,7 @@ class Vision:
         if generation != self._generation:
             self._generation = generation
             self._resolved.clear()
+            self._model_questions.clear()
             return True
         return False
 
@@ -142,7 +204,7 @@ class Vision:
             )
         except NotFound as exc:
             if model not in self.registry.names() and any(
-                q.model == model for q in BUILTIN_QUESTIONS.values()
+                model in q.models for q in self._builtin.values()
             ):
                 raise NotFound(
                     f"model {model!r} is not installed; run `argus models pull`"
@@ -153,6 +215,12 @@ class Vision:
             self._resolved.popitem(last=False)
         return version
 
+    def _resolve_step(self, ref: ModelRef, options: AskOptions, image_sha: str) -> VersionInfo:
+        if ref.version is None and ref.alias is None:
+            return self.resolve(ref.name, options, image_sha)
+        # The graph pins this step: the request's version, alias and app do not apply to it.
+        return self.resolve(ref.name, AskOptions(version=ref.version, alias=ref.alias), image_sha)
+
     # -- answering ---------------------------------------------------------------------
 
     async def ask(
@@ -161,32 +229,40 @@ class Vision:
         options = options or AskOptions()
         started = time.perf_counter()
         q = self.question(question)
-        open_image(data, self.limits)  # cheap checks (size, format, pixels) before anything
+        header = open_image(data, self.limits)  # cheap checks (size, format, pixels) first
+        width, height = _oriented_size(header)
         image_sha = hashlib.sha256(data).hexdigest()
-        version = self.resolve(q.model, options, image_sha)
-        entry = await self.host.get(version)
-        params = options.params()
-        model = entry.model
-
-        def _decode_and_prepare() -> tuple[DecodedImage, Any, float]:
-            t0 = time.perf_counter()
-            image = decode(data, self.limits, model.min_side)
-            prepared = model.prepare(image, params)
-            return image, prepared, (time.perf_counter() - t0) * 1000
-
-        image, prepared, decode_ms = await asyncio.to_thread(_decode_and_prepare)
-        answer, infer_ms = await self.host.run(version, image, params, prepared)
-        return {
+        models = q.models
+        if options.version is not None and len(models) > 1:
+            raise BadInput(
+                f"version={options.version} pins one model, but question {q.name!r} uses "
+                f"{len(models)} ({', '.join(models)}); use alias= or app= instead"
+            )
+        result = await self.runner.run(
+            q.graph,
+            ImageSource(data, image_sha, self.limits),
+            options.params(),
+            lambda ref: self._resolve_step(ref, options, image_sha),
+        )
+        answer = {
             "question": q.name,
-            "image": image.info(),
-            "models": [version.ref()],
-            "answer": answer,
+            "image": {"sha256": image_sha, "width": width, "height": height},
+            "models": result.models(),
+            "answer": result.answer(),
             "timings_ms": {
-                "decode": round(decode_ms, 3),
-                "infer": round(infer_ms, 3),
+                "decode": round(result.decode_ms, 3),
+                "infer": round(result.infer_ms, 3),
                 "total": round((time.perf_counter() - started) * 1000, 3),
             },
+            "steps": result.steps(),
+            "cached": result.cached,
         }
+        if options.record:
+            try:
+                self.records.submit(record_row(answer, options.source, options.app, options.job_id))
+            except Exception:  # a record must never fail the answer
+                log.exception("could not queue the prediction record for %s", q.name)
+        return answer
 
     async def preload(self) -> None:
         """Load the production version of every registered model, then report ready."""
@@ -199,6 +275,7 @@ class Vision:
         self.ready = True
 
     async def close(self) -> None:
+        await asyncio.to_thread(self.records.close)
         await self.host.close()
         self.engine.dispose()
 

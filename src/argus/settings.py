@@ -65,6 +65,25 @@ class Settings(BaseSettings):
     model_memory_mb: int = 0
     """Bound on the sum of loaded model sessions (0 = unbounded)."""
 
+    cache_entries: int = 4096
+    """Step results kept in memory (LRU) so a repeated image answers without running models;
+    0 turns it off."""
+
+    cache_mb: int = 256
+    """Bound on the memory the step cache holds (aligned crops make entries large)."""
+
+    callback_hosts: str = ""
+    """Comma-separated hosts (or host:port) a job's callback_url may point at; empty = none."""
+
+    job_lease_seconds: float = 30.0
+    """How long a worker's claim holds without a heartbeat before another worker may retry it."""
+
+    job_max_attempts: int = 3
+    """Tries per job (a worker dying mid-job counts) before it is dead with the last error."""
+
+    job_backoff_seconds: float = 2.0
+    """Wait before a failed job's first retry; doubles per attempt, at most 5 minutes."""
+
     admin_tokens: str = ""
     """Comma-separated admin tokens, or @path to a file of tokens (one per line)."""
 

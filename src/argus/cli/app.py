@@ -6,8 +6,13 @@ import typer
 
 from argus.cli import apps as apps_cmd
 from argus.cli import ask as ask_cmd
+from argus.cli import ingest as ingest_cmd
+from argus.cli import jobs as jobs_cmd
 from argus.cli import models as models_cmd
+from argus.cli import questions as questions_cmd
+from argus.cli import records as records_cmd
 from argus.cli import serve as serve_cmd
+from argus.cli import worker as worker_cmd
 
 app = typer.Typer(
     name="argus",
@@ -18,6 +23,10 @@ app = typer.Typer(
 )
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(apps_cmd.app, name="apps")
-app.add_typer(ask_cmd.questions_app, name="questions")
+app.add_typer(jobs_cmd.app, name="jobs")
+app.add_typer(questions_cmd.app, name="questions")
+app.add_typer(records_cmd.app, name="records")
 app.command("ask")(ask_cmd.ask)
 app.command("serve")(serve_cmd.serve)
+app.command("worker")(worker_cmd.worker)
+app.command("ingest")(ingest_cmd.ingest)

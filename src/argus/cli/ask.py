@@ -1,4 +1,4 @@
-"""``argus ask QUESTION IMAGE…`` and ``argus questions …``."""
+"""``argus ask QUESTION IMAGE…``: one answer per image, as tables or JSON."""
 
 from __future__ import annotations
 
@@ -10,29 +10,9 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from argus.cli.common import console, err_console, fail, handles_errors, print_json, settings
+from argus.cli.common import console, err_console, fail, print_json, settings
+from argus.cli.questions import questions_app  # noqa: F401 - cli/app.py still takes it from here
 from argus.errors import ArgusError
-
-questions_app = typer.Typer(help="List and manage questions.", no_args_is_help=True)
-
-
-@questions_app.command("list")
-@handles_errors
-def list_questions(json_out: bool = typer.Option(False, "--json")) -> None:
-    """The questions this installation can answer."""
-    from argus.service import Vision
-
-    vision = Vision(settings())
-    items = vision.questions()
-    if json_out:
-        print_json(items)
-        return
-    table = Table("question", "models", "available", "description")
-    for q in items:
-        table.add_row(
-            q["name"], ", ".join(q["models"]), "yes" if q["available"] else "no", q["description"]
-        )
-    console.print(table)
 
 
 def ask(
@@ -45,6 +25,9 @@ def ask(
     crops: Path = typer.Option(None, "--crops", help="Write aligned face crops into DIR."),
     draw: Path = typer.Option(None, "--draw", help="Write the image with the answer drawn."),
     json_out: bool = typer.Option(False, "--json", help="One JSON document per image."),
+    record: bool = typer.Option(
+        False, "--record", help="Write a prediction record of each answer (source cli)."
+    ),
 ) -> None:
     """Ask a question of one or more images."""
     from argus.service import AskOptions, Vision, parse_top_k
@@ -56,6 +39,7 @@ def ask(
             version=version,
             alias=alias,
             crops=crops is not None,
+            record=record,
             source="cli",
         )
         vision = Vision(settings())
@@ -97,6 +81,15 @@ def ask(
         raise typer.Exit(2)
 
 
+def _step_results(answer: dict[str, Any]) -> list[tuple[str | None, dict[str, Any]]]:
+    """(step, result) pairs: one unnamed pair for a single-step question, else one per step."""
+    body = answer.get("answer") or {}
+    steps = answer.get("steps") or {}
+    if len(steps) > 1 and set(body) <= set(steps):
+        return [(name, result) for name, result in body.items() if isinstance(result, dict)]
+    return [(None, body)]
+
+
 def _outputs(
     path: Path,
     data: bytes,
@@ -105,29 +98,67 @@ def _outputs(
     draw: Path | None,
     many: bool,
 ) -> None:
-    faces = answer.get("answer", {}).get("faces")
-    if crops is not None and faces is not None:
-        crops.mkdir(parents=True, exist_ok=True)
-        for i, face in enumerate(faces):
-            if "crop_png" in face:
-                (crops / f"{path.stem}-face{i}.png").write_bytes(base64.b64decode(face["crop_png"]))
-                del face["crop_png"]
-                face["crop_file"] = str(crops / f"{path.stem}-face{i}.png")
+    if crops is not None:
+        _write_crops(path, answer, crops)
     if draw is not None:
         from argus.draw import draw_answer
 
+        drawable = {**answer, "answer": _drawable(answer)}
         target = draw if not many else draw.with_name(f"{draw.stem}-{path.stem}{draw.suffix}")
-        draw_answer(data, answer).save(target)
+        draw_answer(data, drawable).save(target)
+
+
+def _write_crops(path: Path, answer: dict[str, Any], crops: Path) -> None:
+    """Write every base64 crop of the answer to a PNG file and put its name in its place."""
+    for step, result in _step_results(answer):
+        prefix = f"{path.stem}-{step}" if step else path.stem
+        for i, face in enumerate(result.get("faces") or []):
+            if "crop_png" in face:
+                crops.mkdir(parents=True, exist_ok=True)
+                target = crops / f"{prefix}-face{i}.png"
+                target.write_bytes(base64.b64decode(face.pop("crop_png")))
+                face["crop_file"] = str(target)
+        for i, item in enumerate(result.get("crops") or []):
+            if isinstance(item, dict) and "png" in item:
+                crops.mkdir(parents=True, exist_ok=True)
+                target = crops / f"{prefix}-crop{i}.png"
+                target.write_bytes(base64.b64decode(item.pop("png")))
+                item["file"] = str(target)
+
+
+def _drawable(answer: dict[str, Any]) -> dict[str, Any]:
+    """Faces, objects and labels of every step, in the shape ``draw_answer`` reads."""
+    merged: dict[str, list[Any]] = {"faces": [], "objects": [], "labels": []}
+    for _, result in _step_results(answer):
+        for key, items in merged.items():
+            value = result.get(key)
+            if isinstance(value, list):
+                items.extend(value)
+    return merged
 
 
 def _print_answer(path: Path, answer: dict[str, Any]) -> None:
-    body = answer["answer"]
     models = ", ".join(f"{m['name']}:{m['version']}" for m in answer["models"])
+    cached = ", cached" if answer.get("cached") else ""
     console.print(
         f"[bold]{path}[/] ({answer['image']['width']}x{answer['image']['height']}, "
-        f"{models}, {answer['timings_ms']['total']:.1f} ms)",
+        f"{models}, {answer['timings_ms']['total']:.1f} ms{cached})",
         highlight=False,
     )
+    results = _step_results(answer)
+    for step, result in results:
+        if step is not None:
+            info = answer["steps"][step]
+            state = f"skipped: {info['skipped']}" if info["skipped"] else f"{info['ms']:.1f} ms"
+            console.print(f"[bold]{step}[/] ({state})", highlight=False)
+        _print_result(result)
+    if len(answer.get("steps") or {}) > 1:
+        for step, info in answer["steps"].items():
+            if info["skipped"]:
+                console.print(f"[bold]{step}[/] (skipped: {info['skipped']})", highlight=False)
+
+
+def _print_result(body: dict[str, Any]) -> None:
     if "labels" in body:
         table = Table("label", "index", "score")
         for item in body["labels"]:

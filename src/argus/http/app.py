@@ -1,4 +1,12 @@
-"""The FastAPI application: questions, health, models. Handlers only convert and delegate."""
+"""The FastAPI application: questions, models, KServe v2, health, metrics; tokens checked once
+in front of them all. Handlers only convert and delegate.
+
+What a role serves over REST:
+
+* ``all`` (all-in-one) and ``gateway``: the image API (``/v1/questions``), the registry
+  (``/v1/models``), KServe v2, health and ``/metrics``;
+* ``model``: KServe v2, health and ``/metrics`` (its callers are gateways, over gRPC).
+"""
 
 from __future__ import annotations
 
@@ -10,14 +18,25 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from argus.errors import BadInput, TooLarge
+from argus.auth import Tokens, bearer, http_scope
+from argus.errors import ArgusError, BadInput, TooLarge, Unauthorized
 from argus.http import errors
+from argus.http.jobs import router as jobs_router
+from argus.http.kserve import infer_body_limit
+from argus.http.kserve import router as kserve_router
 from argus.http.models import router as models_router
+from argus.http.records import router as records_router
+from argus.kserve.dataplane import LocalPlane, ModelPlane
+from argus.metrics import Metrics
 from argus.service import AskOptions, Vision, parse_top_k
 from argus.settings import Settings
 
 log = logging.getLogger(__name__)
+
+ROLES = ("all", "model", "gateway")
 
 IMAGE_BODY = {
     "requestBody": {
@@ -79,12 +98,61 @@ def options_from(request: Request, source: str = "http") -> AskOptions:
     )
 
 
-def create_app(settings: Settings, vision: Vision | None = None) -> FastAPI:
+class TokenMiddleware:
+    """Checks ``Authorization: Bearer`` against the scope of each call (see ``argus.auth``)
+    before any handler runs; answers 401/403 in the common error shape."""
+
+    def __init__(self, app: ASGIApp, tokens: Tokens) -> None:
+        self.app = app
+        self.tokens = tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.tokens.enabled:
+            needed = http_scope(scope["method"], scope["path"])
+            if self.tokens.required(needed):
+                presented = bearer(Headers(scope=scope).get("authorization"))
+                try:
+                    self.tokens.check(needed, presented)
+                except ArgusError as exc:
+                    response = errors.error_response(exc)
+                    if isinstance(exc, Unauthorized):
+                        response.headers["WWW-Authenticate"] = 'Bearer realm="argus"'
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    settings: Settings,
+    vision: Vision | None = None,
+    *,
+    plane: ModelPlane | None = None,
+    metrics: Metrics | None = None,
+    tokens: Tokens | None = None,
+    role: str = "all",
+    manage: bool = True,
+) -> FastAPI:
+    """The REST application of a role.
+
+    With ``manage`` (the default) the app's lifespan loads the models (``settings.preload``)
+    and closes a core it created; ``argus serve`` passes ``manage=False`` because it runs the
+    core for REST and gRPC together.
+    """
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     owned = vision is None
     core = vision or Vision(settings)
+    model_plane: ModelPlane = plane or LocalPlane(core)
+    if metrics is None:
+        metrics = Metrics()
+        metrics.watch(lambda: core.host, model_plane.ready)
+    tokens = tokens or Tokens.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not manage:
+            yield
+            return
         task = asyncio.create_task(core.preload()) if settings.preload else None
         if task is None:
             core.ready = True
@@ -103,8 +171,26 @@ def create_app(settings: Settings, vision: Vision | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.vision = core
+    app.state.plane = model_plane
+    app.state.metrics = metrics
+    app.state.infer_body_limit = infer_body_limit(settings.max_image_bytes)
+    app.state.role = role
     errors.install(app)
+    app.add_middleware(TokenMiddleware, tokens=tokens)
+    app.include_router(kserve_router)
+
+    @app.get("/metrics", tags=["health"])
+    async def prometheus() -> Response:
+        """Prometheus metrics of this process."""
+        content, media_type = metrics.render()
+        return Response(content, media_type=media_type)
+
+    if role == "model":
+        return app
+
     app.include_router(models_router)
+    app.include_router(jobs_router)
+    app.include_router(records_router)
 
     @app.get("/v1/questions", tags=["questions"])
     async def list_questions() -> list[dict[str, Any]]:
@@ -118,18 +204,12 @@ def create_app(settings: Settings, vision: Vision | None = None) -> FastAPI:
         Query: ``top_k``, ``version``, ``alias``, ``app`` (or header ``X-Argus-App``),
         ``crops=true`` (aligned face crops as base64 PNG), ``record=true``.
         """
-        options = options_from(request)
-        data = await read_image(request, settings.max_image_bytes)
-        return JSONResponse(await core.ask(question, data, options))
 
-    @app.get("/v2/health/live", tags=["health"])
-    async def live() -> dict[str, bool]:
-        return {"live": True}
+        async def answer() -> dict[str, Any]:
+            options = options_from(request)
+            data = await read_image(request, settings.max_image_bytes)
+            return await core.ask(question, data, options)
 
-    @app.get("/v2/health/ready", tags=["health"])
-    async def ready() -> Response:
-        if core.ready:
-            return JSONResponse({"ready": True})
-        return JSONResponse({"ready": False, "error": "models are still loading"}, status_code=503)
+        return JSONResponse(await metrics.track_ask("http", question, answer()))
 
     return app

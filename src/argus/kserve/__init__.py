@@ -1,8 +1,19 @@
-"""KServe v2 / Open Inference Protocol: the transport-neutral tensor codec."""
+"""KServe v2 / Open Inference Protocol: tensors, their REST and gRPC codecs, and the data plane.
+
+``tensors`` holds the transport-neutral types, ``rest`` and ``grpc`` turn them into wire bytes,
+and ``dataplane`` answers the protocol's calls (metadata, readiness, infer) for any transport.
+"""
 
 from __future__ import annotations
 
-from argus.kserve.codec import (
+from argus.kserve.grpc import (
+    decode_grpc_request,
+    decode_grpc_response,
+    encode_grpc_request,
+    encode_grpc_response,
+)
+from argus.kserve.rest import decode_rest_request, encode_rest_response
+from argus.kserve.tensors import (
     DATATYPES,
     InferRequest,
     InferResponse,
@@ -11,12 +22,6 @@ from argus.kserve.codec import (
     ParameterValue,
     RequestedOutput,
     datatype_of,
-    decode_grpc_request,
-    decode_grpc_response,
-    decode_rest_request,
-    encode_grpc_request,
-    encode_grpc_response,
-    encode_rest_response,
     numpy_dtype,
     select_outputs,
     tensor_from_raw,

@@ -1,0 +1,145 @@
+"""``argus questions list|show|add|check|rm``: the question catalogue and user graphs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.table import Table
+
+from argus.cli.common import console, handles_errors, print_json, settings
+from argus.errors import NotFound
+
+if TYPE_CHECKING:
+    from argus.service import Vision
+
+questions_app = typer.Typer(help="List, show and register questions.", no_args_is_help=True)
+app = questions_app
+
+
+def _vision() -> Vision:
+    from argus.service import Vision
+
+    return Vision(settings())
+
+
+@questions_app.command("list")
+@handles_errors
+def list_questions(json_out: bool = typer.Option(False, "--json")) -> None:
+    """The questions this installation can answer."""
+    vision = _vision()
+    items = vision.questions()
+    problems = vision.catalogue.problems
+    vision.engine.dispose()
+    if json_out:
+        print_json(items)
+        return
+    table = Table("question", "kind", "models", "steps", "available", "description")
+    for q in items:
+        table.add_row(
+            q["name"],
+            q["kind"],
+            ", ".join(q["models"]),
+            str(len(q["steps"])),
+            "yes" if q["available"] else "no",
+            q["description"],
+        )
+    console.print(table)
+    for name, why in sorted(problems.items()):
+        console.print(f"[yellow]not loaded:[/] {name}: {why}", highlight=False)
+
+
+@questions_app.command("show")
+@handles_errors
+def show(name: str, json_out: bool = typer.Option(False, "--json")) -> None:
+    """A question's graph: its steps, what each needs, and its YAML."""
+    vision = _vision()
+    try:
+        question = vision.question(name)
+        path = vision.catalogue.path_of(name) if question.kind == "user" else None
+    finally:
+        vision.engine.dispose()
+    graph = question.graph
+    if json_out:
+        print_json(
+            {
+                **graph.to_dict(),
+                "kind": question.kind,
+                "path": str(path) if path else None,
+                "yaml": graph.text,
+            }
+        )
+        return
+    where = f" ({path})" if path else ""
+    console.print(f"[bold]{graph.name}[/] — {question.kind}{where}", highlight=False)
+    if graph.description:
+        console.print(graph.description, highlight=False)
+    table = Table("step", "does", "needs", "when")
+    for step in graph.steps.values():
+        if step.model is not None:
+            does = f"model {step.model}" + (f" on crops of {step.input}" if step.input else "")
+        else:
+            does = f"{step.op} of {step.source}"
+        params = ", ".join(f"{k}={v}" for k, v in step.params.items())
+        table.add_row(
+            step.name,
+            does + (f" ({params})" if params else ""),
+            ", ".join(step.needs) or "-",
+            step.when.source if step.when else "-",
+        )
+    console.print(table)
+    answer = graph.answer[0] if graph.single else ", ".join(graph.answer)
+    console.print(f"answer: {answer}", highlight=False)
+    console.print(graph.text.rstrip(), highlight=False, markup=False)
+
+
+@questions_app.command("add")
+@handles_errors
+def add(
+    path: Path = typer.Argument(..., help="A graph in YAML."),
+    replace: bool = typer.Option(False, "--replace", help="Change an existing question."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Validate a graph and register it (copied into ARGUS_HOME/questions)."""
+    vision = _vision()
+    try:
+        spec, created = vision.catalogue.add(path, replace=replace)
+        target = vision.catalogue.path_of(spec.name)
+    finally:
+        vision.engine.dispose()
+    what = "registered" if created else "identical graph already registered"
+    if json_out:
+        print_json({**spec.to_dict(), "path": str(target), "result": what})
+        return
+    console.print(
+        f"question {spec.name} ({len(spec.steps)} steps, models: "
+        f"{', '.join(spec.models()) or 'none'}): {what}",
+        highlight=False,
+    )
+
+
+@questions_app.command("check")
+@handles_errors
+def check(path: Path = typer.Argument(..., help="A graph in YAML.")) -> None:
+    """Validate a graph against the registry without registering it."""
+    vision = _vision()
+    try:
+        spec = vision.catalogue.validate(path)
+    finally:
+        vision.engine.dispose()
+    console.print(f"{path}: question {spec.name} is valid ({len(spec.steps)} steps)")
+
+
+@questions_app.command("rm")
+@handles_errors
+def remove(name: str) -> None:
+    """Remove a user question (built-in ones and model questions cannot be removed)."""
+    vision = _vision()
+    try:
+        if vision.catalogue.get(name) is None:
+            raise NotFound(f"no user question named {name!r}")
+        path = vision.catalogue.remove(name)
+    finally:
+        vision.engine.dispose()
+    console.print(f"removed question {name} ({path})", highlight=False)

@@ -1,0 +1,23 @@
+"""Question graphs: YAML specs, the ``when:`` language, operations, the step cache and the
+executor that runs independent steps concurrently and skips gated ones."""
+
+from __future__ import annotations
+
+from argus.graphs.cache import StepCache
+from argus.graphs.executor import GraphResult, GraphRunner, ImageSource, StepRun
+from argus.graphs.parse import model_graph, parse_graph
+from argus.graphs.spec import GraphSpec, ModelFacts, ModelRef, Step
+
+__all__ = [
+    "GraphResult",
+    "GraphRunner",
+    "GraphSpec",
+    "ImageSource",
+    "ModelFacts",
+    "ModelRef",
+    "Step",
+    "StepCache",
+    "StepRun",
+    "model_graph",
+    "parse_graph",
+]

@@ -1,0 +1,374 @@
+"""Runs a question graph on one image.
+
+Every step is an asyncio task that waits for the steps it needs, so independent steps run
+concurrently. A step whose ``when:`` is false is skipped, and so is every step that needs it.
+A model step on crops submits all crops to the model's batcher at once and gathers them, so
+they run as one batch. Each step's output is cached (see :mod:`argus.graphs.cache`), and the
+image is decoded lazily, once per size a model asks for, only if some step has to run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from argus.graphs import ops
+from argus.graphs.cache import StepCache, step_key
+from argus.graphs.ops import StepOutput
+from argus.graphs.spec import GraphSpec, ModelRef, Step
+from argus.images import DecodedImage, Limits, decode
+from argus.registry import VersionInfo
+from argus.runtime.host import ModelHost
+
+log = logging.getLogger(__name__)
+
+Resolver = Callable[[ModelRef], VersionInfo]
+
+
+class ImageSource:
+    """The request's image, decoded at most once per ``min_side`` and only when needed."""
+
+    def __init__(self, data: bytes, sha256: str, limits: Limits) -> None:
+        self.data = data
+        self.sha256 = sha256
+        self.limits = limits
+        self.decode_ms = 0.0
+        self._decoded: dict[int | None, asyncio.Future[DecodedImage]] = {}
+
+    def _decode(self, min_side: int | None) -> DecodedImage:
+        started = time.perf_counter()
+        image = decode(self.data, self.limits, min_side)
+        self.decode_ms += (time.perf_counter() - started) * 1000
+        return image
+
+    async def get(self, min_side: int | None) -> DecodedImage:
+        future = self._decoded.get(min_side)
+        if future is None:
+            future = asyncio.ensure_future(asyncio.to_thread(self._decode, min_side))
+            self._decoded[min_side] = future
+        # Shielded: one step giving up must not cancel a decode other steps wait for.
+        return await asyncio.shield(future)
+
+    async def prepare(
+        self, min_side: int | None, prepare: Callable[[DecodedImage], Any]
+    ) -> tuple[DecodedImage, Any]:
+        """The image at ``min_side`` and ``prepare(image)``; when this size is not decoded yet,
+        both happen in one trip to a worker thread (the common single-model case)."""
+        if min_side in self._decoded:
+            image = await self.get(min_side)
+            return image, await asyncio.to_thread(prepare, image)
+        future: asyncio.Future[DecodedImage] = asyncio.get_running_loop().create_future()
+        self._decoded[min_side] = future
+
+        def work() -> tuple[DecodedImage, Any, Exception | None]:
+            image = self._decode(min_side)
+            try:
+                return image, prepare(image), None
+            except Exception as exc:  # the image is still good for other steps
+                return image, None, exc
+
+        try:
+            image, prepared, error = await asyncio.to_thread(work)
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                future.set_exception(exc)
+                future.exception()  # retrieved: other steps may not be waiting for it
+            else:
+                future.cancel()
+            raise
+        future.set_result(image)
+        if error is not None:
+            raise error
+        return image, prepared
+
+
+@dataclass
+class StepRun:
+    """What happened to one step: times are seconds since the request started."""
+
+    name: str
+    started: float | None = None
+    ended: float | None = None
+    cached: bool = False
+    skipped: str | None = None
+    output: StepOutput | None = None
+    key: str | None = None
+    version: VersionInfo | None = None
+    infer_ms: float = 0.0
+
+    def report(self) -> dict[str, Any]:
+        ms = (self.ended - self.started) * 1000 if self.started is not None and self.ended else 0.0
+        out: dict[str, Any] = {
+            "ms": round(ms, 3),
+            "cached": self.cached,
+            "skipped": self.skipped,
+            "start_ms": round(self.started * 1000, 3) if self.started is not None else None,
+            "end_ms": round(self.ended * 1000, 3) if self.ended is not None else None,
+        }
+        if self.version is not None and self.skipped is None:
+            out["model"] = self.version.ref()
+        return out
+
+
+@dataclass
+class GraphResult:
+    spec: GraphSpec
+    runs: dict[str, StepRun]
+    decode_ms: float
+    infer_ms: float = field(default=0.0)
+
+    def answer(self) -> dict[str, Any]:
+        """Copies of the results, so a caller may change the answer without touching the
+        cache."""
+        if self.spec.single:
+            run = self.runs[self.spec.answer[0]]
+            return copy.deepcopy(run.output.result) if run.output is not None else {}
+        return {
+            name: copy.deepcopy(self.runs[name].output.result)  # type: ignore[union-attr]
+            if self.runs[name].output is not None
+            else None
+            for name in self.spec.answer
+        }
+
+    def models(self) -> list[dict[str, Any]]:
+        seen: dict[str, dict[str, Any]] = {}
+        for run in self.runs.values():
+            if run.version is not None and run.skipped is None:
+                seen.setdefault(run.version.digest, run.version.ref())
+        return list(seen.values())
+
+    def steps(self) -> dict[str, dict[str, Any]]:
+        return {name: run.report() for name, run in self.runs.items()}
+
+    @property
+    def cached(self) -> bool:
+        ran = [run for run in self.runs.values() if run.skipped is None]
+        return bool(ran) and all(run.cached for run in ran)
+
+
+class GraphRunner:
+    def __init__(self, host: ModelHost, cache: StepCache) -> None:
+        self.host = host
+        self.cache = cache
+
+    async def run(
+        self,
+        spec: GraphSpec,
+        image: ImageSource,
+        params: Mapping[str, Any],
+        resolve: Resolver,
+    ) -> GraphResult:
+        """Answer ``spec`` for ``image``. ``params`` are the request's (top_k, crops, …);
+        a step's own parameters win over them."""
+        t0 = time.perf_counter()
+        runs = {name: StepRun(name) for name in spec.steps}
+        if len(spec.steps) == 1:
+            (step,) = spec.steps.values()
+            await self._run_step(step, runs, {}, image, params, resolve, t0)
+        else:
+            tasks: dict[str, asyncio.Task[None]] = {}
+            for name, step in spec.steps.items():  # every step after the ones it needs
+                tasks[name] = asyncio.create_task(
+                    self._run_step(step, runs, tasks, image, params, resolve, t0),
+                    name=f"step-{spec.name}-{name}",
+                )
+            try:
+                await asyncio.gather(*tasks.values())
+            except BaseException:
+                for task in tasks.values():
+                    task.cancel()
+                await asyncio.gather(*tasks.values(), return_exceptions=True)
+                raise
+        # Yield once even when every step came from the cache, so a caller looping over cached
+        # answers cannot starve the other tasks of the event loop (model loads, other requests).
+        await asyncio.sleep(0)
+        result = GraphResult(spec, runs, image.decode_ms)
+        result.infer_ms = sum(run.infer_ms for run in runs.values())
+        return result
+
+    async def _run_step(
+        self,
+        step: Step,
+        runs: dict[str, StepRun],
+        tasks: Mapping[str, asyncio.Task[None]],
+        image: ImageSource,
+        params: Mapping[str, Any],
+        resolve: Resolver,
+        t0: float,
+    ) -> None:
+        for dep in step.needs:
+            await tasks[dep]
+        run = runs[step.name]
+        skipped = next((dep for dep in step.needs if runs[dep].skipped is not None), None)
+        if skipped is not None:
+            run.skipped = f"needs step {skipped!r}, which was skipped"
+            return
+        run.started = time.perf_counter() - t0
+        try:
+            if step.when is not None:
+                results = {dep: runs[dep].output.result for dep in step.needs}  # type: ignore[union-attr]
+                if not step.when.evaluate(results):
+                    run.skipped = f"when: {step.when.source} was false"
+                    return
+            if step.model is not None:
+                await self._model_step(step, run, runs, image, params, resolve)
+            else:
+                await self._op_step(step, run, runs, image, params)
+        finally:
+            run.ended = time.perf_counter() - t0
+
+    async def _model_step(
+        self,
+        step: Step,
+        run: StepRun,
+        runs: Mapping[str, StepRun],
+        image: ImageSource,
+        request_params: Mapping[str, Any],
+        resolve: Resolver,
+    ) -> None:
+        if step.model is None:
+            raise ValueError(f"step {step.name} has no model")
+        version = resolve(step.model)
+        run.version = version
+        params = {**request_params, **step.params}
+        if not params.get("crops"):
+            params.pop("crops", None)  # crops=false and no crops key are the same request
+        upstream = [runs[step.input].key or ""] if step.input is not None else []
+        run.key = step_key(image.sha256, f"model:{version.digest}", params, upstream)
+        hit = self.cache.get(run.key)
+        if hit is not None:
+            run.output, run.cached = hit, True
+            return
+        if step.input is not None:
+            source = runs[step.input].output
+            crops = source.crops if source is not None and source.crops is not None else []
+            output = await self._on_crops(version, crops, image.sha256, params, run)
+        else:
+            output = await self._on_image(version, image, params, run)
+        run.output = output
+        self.cache.put(run.key, output)
+
+    async def _on_image(
+        self, version: VersionInfo, source: ImageSource, params: dict[str, Any], run: StepRun
+    ) -> StepOutput:
+        entry = await self.host.get(version)
+        model, batcher = entry.model, entry.batcher
+        # Announced while it decodes, so the batcher waits for it rather than leaving without.
+        batcher.expect()
+        try:
+            image, prepared = await source.prepare(
+                model.min_side, lambda img: model.prepare(img, params)
+            )
+        except BaseException:
+            batcher.unexpect()
+            raise
+        started = time.perf_counter()
+        raw = await batcher.submit(prepared, expected=True)
+        run.infer_ms = (time.perf_counter() - started) * 1000
+        if params.get("crops"):  # encoding crops is real work: keep it off the event loop
+            result = await asyncio.to_thread(model.finish, raw, image, params)
+        else:
+            result = model.finish(raw, image, params)
+        return StepOutput(result)
+
+    async def _on_crops(
+        self,
+        version: VersionInfo,
+        crops: list[ops.Array],
+        image_sha: str,
+        params: dict[str, Any],
+        run: StepRun,
+    ) -> StepOutput:
+        if not crops:
+            return StepOutput({"count": 0, "results": []})
+        entry = await self.host.get(version)
+        model, batcher = entry.model, entry.batcher
+        images = [
+            DecodedImage(
+                rgb=crop,
+                width=int(crop.shape[1]),
+                height=int(crop.shape[0]),
+                sha256=f"{image_sha}#{i}",
+                format="crop",
+            )
+            for i, crop in enumerate(crops)
+        ]
+
+        def prepare_all() -> list[Any]:
+            return [model.prepare(one, params) for one in images]
+
+        for _ in images:
+            batcher.expect()
+        try:
+            prepared = await asyncio.to_thread(prepare_all)
+        except BaseException:
+            for _ in images:
+                batcher.unexpect()
+            raise
+        started = time.perf_counter()
+        # Every crop is announced and queued before any is awaited: the batcher takes them
+        # together, in batches of its max_batch_size.
+        raws = await asyncio.gather(*(batcher.submit(p, expected=True) for p in prepared))
+        run.infer_ms = (time.perf_counter() - started) * 1000
+
+        def finish_all() -> list[dict[str, Any]]:
+            return [model.finish(r, one, params) for r, one in zip(raws, images, strict=True)]
+
+        results = await asyncio.to_thread(finish_all)
+        return StepOutput({"count": len(results), "results": results})
+
+    async def _op_step(
+        self,
+        step: Step,
+        run: StepRun,
+        runs: Mapping[str, StepRun],
+        image: ImageSource,
+        request_params: Mapping[str, Any],
+    ) -> None:
+        if step.source is None or step.op is None:
+            raise ValueError(f"step {step.name} is not an operation")
+        src_run = runs[step.source]
+        params = dict(step.params)
+        if step.op in ("align", "crop"):
+            params["crops"] = bool(params.get("crops", request_params.get("crops", False)))
+        run.key = step_key(image.sha256, f"op:{step.op}", params, [src_run.key or ""])
+        hit = self.cache.get(run.key)
+        if hit is not None:
+            run.output, run.cached = hit, True
+            return
+        if src_run.output is None:
+            raise ValueError(f"step {step.source} has no output")
+        source = src_run.output.result
+        if step.op == "threshold":
+            output = ops.threshold(source, step.source, float(params["min_score"]))
+        elif step.op == "top_k":
+            output = ops.top_k(source, step.source, int(params["k"]))
+        else:
+            full = await image.get(None)
+            if step.op == "align":
+                output = await asyncio.to_thread(
+                    ops.align,
+                    full.rgb,
+                    source,
+                    step.source,
+                    int(params["size"]),
+                    params["crops"],
+                )
+            else:
+                size = params.get("size")
+                output = await asyncio.to_thread(
+                    ops.crop,
+                    full.rgb,
+                    source,
+                    step.source,
+                    float(params.get("margin", 0.0)),
+                    int(size) if size is not None else None,
+                    params["crops"],
+                )
+        run.output = output
+        self.cache.put(run.key, output)

@@ -1,0 +1,131 @@
+"""``/v1/jobs…``: the durable queue over REST. Handlers only convert and delegate."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from argus.errors import BadInput
+from argus.jobs import JobQueue, open_queue
+from argus.jobs.submit import submit_job
+from argus.jobs.types import STATUSES
+from argus.service import Vision, parse_top_k
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+JOB_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "image": {"type": "string", "format": "binary"},
+                        "question": {"type": "string"},
+                        "priority": {"type": "integer"},
+                        "idempotency_key": {"type": "string"},
+                        "callback_url": {"type": "string"},
+                    },
+                    "required": ["image", "question"],
+                }
+            },
+        },
+    }
+}
+
+
+def _queue(request: Request) -> JobQueue:
+    state = request.app.state
+    queue: JobQueue | None = getattr(state, "jobs", None)
+    if queue is None:
+        vision: Vision = state.vision
+        queue = open_queue(vision.settings, vision.engine)
+        state.jobs = queue
+    return queue
+
+
+def _int(name: str, value: str | None) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise BadInput(f"{name} must be a whole number, not {value!r}") from None
+
+
+@router.post("", status_code=202, openapi_extra=JOB_BODY)
+async def submit(request: Request) -> JSONResponse:
+    """Queue a question about the image (raw body, or multipart field ``image``).
+
+    Parameters in the query or as multipart fields: ``question`` (required), ``top_k``,
+    ``version``, ``alias``, ``app`` (or header ``X-Argus-App``), ``priority`` (higher first),
+    ``idempotency_key`` (or header ``Idempotency-Key``), ``callback_url`` (a configured host),
+    ``max_attempts``. Answers 202 with the job; poll ``GET /v1/jobs/{id}``.
+    """
+    # Imported here: argus.http.app includes this router, so a top-level import would cycle.
+    from argus.http.app import read_image
+
+    vision: Vision = request.app.state.vision
+    data = await read_image(request, vision.settings.max_image_bytes)
+    fields: dict[str, Any] = dict(request.query_params)
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await request.form()  # parsed once by read_image and cached by Starlette
+        fields.update({k: v for k, v in form.items() if isinstance(v, str)})
+    question = fields.get("question")
+    if not question:
+        raise BadInput("say which question to ask: the 'question' field or query parameter")
+    options = {
+        "top_k": parse_top_k(fields.get("top_k")),
+        "version": _int("version", fields.get("version")),
+        "alias": fields.get("alias") or None,
+        "app": request.headers.get("x-argus-app") or fields.get("app") or None,
+    }
+    job, created = await submit_job(
+        vision,
+        _queue(request),
+        question,
+        data,
+        options=options,
+        priority=_int("priority", fields.get("priority")) or 0,
+        idempotency_key=request.headers.get("idempotency-key") or fields.get("idempotency_key"),
+        callback_url=fields.get("callback_url") or None,
+        max_attempts=_int("max_attempts", fields.get("max_attempts")),
+    )
+    body = {**job.to_dict(), "created": created, "url": f"/v1/jobs/{job.id}"}
+    return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+@router.get("/{job_id}")
+async def show(job_id: str, request: Request) -> dict[str, Any]:
+    """Status (queued, running, done, failed, dead, cancelled), attempts, answer, error."""
+    return (await asyncio.to_thread(_queue(request).get, job_id)).to_dict()
+
+
+@router.get("")
+async def list_jobs(
+    request: Request,
+    status: str | None = None,
+    question: str | None = None,
+    limit: int = 100,
+    before: str | None = None,
+) -> dict[str, Any]:
+    """Jobs, newest first; ``status`` filters, ``before`` (a job id) pages backwards."""
+    if status is not None and status not in STATUSES:
+        raise BadInput(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+    queue = _queue(request)
+    jobs = await asyncio.to_thread(
+        queue.list_jobs, status=status, question=question, limit=limit, before=before
+    )
+    return {"jobs": [j.to_dict() for j in jobs], "counts": await asyncio.to_thread(queue.counts)}
+
+
+@router.delete("/{job_id}")
+async def cancel(job_id: str, request: Request) -> dict[str, Any]:
+    """Cancel a queued job (or one waiting to retry); 409 when it runs or has finished."""
+    return (await asyncio.to_thread(_queue(request).cancel, job_id)).to_dict()

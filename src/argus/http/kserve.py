@@ -1,0 +1,110 @@
+"""KServe v2 over REST: ``/v2``, ``/v2/health/*``, ``/v2/models/{m}[/versions/{v}]`` with
+``/ready`` and ``/infer`` (JSON or the binary tensor data extension). Converts and delegates to
+the app's ModelPlane."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from argus.errors import TooLarge
+from argus.kserve.dataplane import ModelPlane, server_metadata
+from argus.kserve.rest import decode_rest_request, encode_rest_response
+from argus.kserve.tensors import InferRequest, InferResponse
+from argus.metrics import Metrics
+
+router = APIRouter(tags=["kserve v2"])
+HEADER_LENGTH = "inference-header-content-length"
+#: Largest /infer body accepted besides the image limit (a batch of preprocessed tensors).
+MIN_INFER_BODY = 64 * 1024 * 1024
+
+
+def _plane(request: Request) -> ModelPlane:
+    plane: ModelPlane = request.app.state.plane
+    return plane
+
+
+def infer_body_limit(max_image_bytes: int) -> int:
+    return max(max_image_bytes + 1024 * 1024, MIN_INFER_BODY)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > limit:
+        raise TooLarge(f"the request is {int(length):,} bytes, over the limit of {limit:,} bytes")
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the request is over the limit of {limit:,} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+@router.get("/v2/health/live", tags=["health"])
+async def live() -> dict[str, bool]:
+    """The process is up."""
+    return {"live": True}
+
+
+@router.get("/v2/health/ready", tags=["health"])
+async def ready(request: Request) -> Response:
+    """200 once every model this process serves is loaded, 503 before."""
+    if _plane(request).ready():
+        return JSONResponse({"ready": True})
+    return JSONResponse({"ready": False, "error": "models are still loading"}, status_code=503)
+
+
+@router.get("/v2")
+async def metadata() -> dict[str, Any]:
+    """Server name, version and the protocol extensions supported."""
+    return server_metadata()
+
+
+@router.get("/v2/models/{name}")
+@router.get("/v2/models/{name}/versions/{version}")
+async def model_metadata(name: str, request: Request, version: str = "") -> dict[str, Any]:
+    """Versions, inputs and outputs (name, datatype, shape) of a model."""
+    return (await _plane(request).model_metadata(name, version)).to_dict()
+
+
+@router.get("/v2/models/{name}/ready")
+@router.get("/v2/models/{name}/versions/{version}/ready")
+async def model_ready(name: str, request: Request, version: str = "") -> Response:
+    """200 when the model version is loaded, 503 when it is not (yet)."""
+    ready = await _plane(request).model_ready(name, version)
+    return JSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 503)
+
+
+@router.post("/v2/models/{name}/infer")
+@router.post("/v2/models/{name}/versions/{version}/infer")
+async def infer(name: str, request: Request, version: str = "") -> Response:
+    """Run a model on its own tensors, or on encoded images as a BYTES input named ``image``.
+
+    JSON, or a JSON header of ``Inference-Header-Content-Length`` bytes followed by binary
+    tensor data.
+    """
+    metrics: Metrics = request.app.state.metrics
+    decoded: InferRequest | None = None
+
+    async def run() -> InferResponse:
+        nonlocal decoded
+        body = await read_body(request, request.app.state.infer_body_limit)
+        decoded = decode_rest_request(body, request.headers.get(HEADER_LENGTH))
+        return await _plane(request).infer(name, version, decoded)
+
+    def answered(response: InferResponse) -> list[tuple[str, str]]:
+        return [(response.model_name, response.model_version)]
+
+    response = await metrics.track("http", "", run(), answered)
+    content, header_length = encode_rest_response(response, decoded)
+    if header_length is None:
+        return Response(content, media_type="application/json")
+    return Response(
+        content,
+        media_type="application/octet-stream",
+        headers={"Inference-Header-Content-Length": str(header_length)},
+    )

@@ -1,0 +1,38 @@
+"""``GET /v1/records``: prediction records by question, time, image, source or app."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from argus.records import MAX_LIMIT, find_records, parse_time
+
+router = APIRouter(prefix="/v1/records", tags=["records"])
+
+
+@router.get("")
+async def list_records(
+    request: Request,
+    question: str | None = None,
+    since: str | None = Query(None, description="ISO 8601 time; records at or after it."),
+    until: str | None = Query(None, description="ISO 8601 time; records before it."),
+    image: str | None = Query(None, description="The image's sha256."),
+    source: str | None = Query(None, description="http, grpc, cli, job or ingest."),
+    app: str | None = None,
+    limit: int = Query(100, ge=1, le=MAX_LIMIT),
+) -> list[dict[str, Any]]:
+    """Prediction records, newest first."""
+    engine = request.app.state.vision.engine
+    return await asyncio.to_thread(
+        find_records,
+        engine,
+        question=question,
+        since=parse_time(since, "since") if since else None,
+        until=parse_time(until, "until") if until else None,
+        image_sha256=image,
+        source=source,
+        app=app,
+        limit=limit,
+    )

@@ -1,0 +1,98 @@
+"""How a pipeline gets its answers: the batching runtime in this process, or a gateway's
+``POST /v1/questions/{question}`` over HTTP. Both sort failures the same way: the image is bad
+(quarantine it), or the service is busy or away (try again later)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from argus.errors import ArgusError, ConfigError
+
+
+class BadImage(Exception):
+    """The input itself is wrong; retrying will not help."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TryLater(Exception):
+    """The service could not answer now (overloaded, loading, unreachable)."""
+
+
+class Asker(Protocol):
+    async def ask(self, data: bytes) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
+
+
+class LocalAsker:
+    def __init__(self, vision: Any, question: str, options: dict[str, Any]) -> None:
+        from argus.service import AskOptions
+
+        self.vision = vision
+        self.question = question
+        # record=False: the pipeline writes its own record as its checkpoint (exactly once).
+        self.options = AskOptions(**options, record=False, source="ingest")
+
+    async def start(self) -> None:
+        self.vision.question(self.question)  # unknown question: fail now, not per file
+        await self.vision.preload()
+
+    async def ask(self, data: bytes) -> dict[str, Any]:
+        try:
+            answer: dict[str, Any] = await self.vision.ask(self.question, data, self.options)
+            return answer
+        except ArgusError as exc:
+            if exc.status == 404:
+                raise ConfigError(exc.message) from exc
+            if exc.status < 500:
+                raise BadImage(exc.message) from exc
+            raise TryLater(exc.message) from exc
+
+    async def close(self) -> None:
+        await self.vision.close()
+
+
+class GatewayAsker:
+    def __init__(
+        self, base_url: str, question: str, options: dict[str, Any], token: str | None = None
+    ) -> None:
+        import httpx
+
+        self.url = f"{base_url.rstrip('/')}/v1/questions/{question}"
+        self.params = {k: str(v) for k, v in options.items() if v is not None and k != "app"}
+        headers = {"Content-Type": "application/octet-stream"}
+        if options.get("app"):
+            headers["X-Argus-App"] = str(options["app"])
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.client = httpx.AsyncClient(timeout=60.0, headers=headers)
+
+    async def start(self) -> None:
+        return None
+
+    async def ask(self, data: bytes) -> dict[str, Any]:
+        import httpx
+
+        try:
+            response = await self.client.post(self.url, content=data, params=self.params)
+        except httpx.HTTPError as exc:
+            raise TryLater(f"the gateway did not answer: {exc}") from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": response.text[:300]}
+        if response.status_code == 200:
+            answer: dict[str, Any] = body
+            return answer
+        reason = str(body.get("error") if isinstance(body, dict) else body)
+        if response.status_code in (401, 403, 404):
+            raise ConfigError(f"the gateway refused {self.url}: {reason}")
+        if response.status_code in (400, 413, 415, 422):
+            raise BadImage(reason)
+        raise TryLater(f"the gateway answered {response.status_code}: {reason}")
+
+    async def close(self) -> None:
+        await self.client.aclose()

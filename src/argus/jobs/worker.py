@@ -1,0 +1,247 @@
+"""``argus worker``: claims jobs in batches and answers them with the models kept in memory.
+
+All jobs of a claim are asked at once, so the per-model batcher sees real batches. A heartbeat
+pushes the leases forward while answers are being computed; on SIGTERM/SIGINT the worker stops
+claiming, lets running jobs finish for a grace period and gives back the ones it never finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from argus.errors import ArgusError, ConfigError
+from argus.jobs.queue import JobQueue, Wakeup
+from argus.jobs.types import Claimed
+from argus.service import AskOptions, Vision
+
+log = logging.getLogger(__name__)
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class WorkerStats:
+    done: int = 0
+    failed: int = 0
+    dead: int = 0
+    lost: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def to_dict(self) -> dict[str, Any]:
+        elapsed = max(1e-9, time.monotonic() - self.started)
+        return {
+            "done": self.done,
+            "failed": self.failed,
+            "dead": self.dead,
+            "lost_leases": self.lost,
+            "jobs_per_s": round(self.done / elapsed, 2),
+        }
+
+
+class Worker:
+    def __init__(
+        self,
+        vision: Vision,
+        queue: JobQueue,
+        *,
+        concurrency: int = 16,
+        lease_seconds: float | None = None,
+        questions: list[str] | None = None,
+        owner: str | None = None,
+        grace_seconds: float = 10.0,
+        job_timeout: float = 300.0,
+        max_idle_wait: float = 1.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ConfigError(f"a worker needs a concurrency of at least 1, not {concurrency}")
+        self.vision = vision
+        self.queue = queue
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds or queue.policy.lease_seconds
+        self.questions = questions or None
+        self.owner = owner or default_owner()
+        self.grace_seconds = grace_seconds
+        self.job_timeout = job_timeout
+        self.max_idle_wait = max_idle_wait
+        self.stats = WorkerStats()
+        self.stopping = asyncio.Event()
+        self._running: dict[asyncio.Task[None], Claimed] = {}
+        self._callbacks: set[asyncio.Task[None]] = set()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    # -- main loop -----------------------------------------------------------------------
+
+    async def run(self) -> WorkerStats:
+        wakeup = await asyncio.to_thread(Wakeup, self.queue.engine)
+        heartbeat = asyncio.create_task(self._heartbeat())
+        stop = asyncio.ensure_future(self.stopping.wait())
+        idle = 0.05
+        try:
+            while not self.stopping.is_set():
+                free = self.concurrency - len(self._running)
+                # Claim only when a good share of slots is free, so claims come in batches.
+                if free >= max(1, self.concurrency // 2) or not self._running:
+                    claimed = await asyncio.to_thread(self._claim, free)
+                    for job in claimed:
+                        task = asyncio.create_task(self._answer(job))
+                        self._running[task] = job
+                    if claimed:
+                        idle = 0.05
+                        continue
+                if self._running:
+                    await asyncio.wait(
+                        [*self._running, stop],
+                        timeout=1.0,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    self._reap()
+                else:
+                    await self._idle(wakeup, stop, idle)
+                    idle = min(self.max_idle_wait, idle * 2)
+        finally:
+            stop.cancel()
+            await self._shutdown()
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+            await asyncio.to_thread(wakeup.close)
+        return self.stats
+
+    def _claim(self, free: int) -> list[Claimed]:
+        if not self.queue.has_work(self.questions):
+            return []
+        return self.queue.claim(self.owner, free, self.lease_seconds, self.questions)
+
+    async def _idle(self, wakeup: Wakeup, stop: asyncio.Future[Any], timeout: float) -> None:
+        if wakeup.listening:
+            # PostgreSQL: a NOTIFY ends the wait at once; the timeout still catches lapsed
+            # leases and retries whose backoff ran out.
+            waited = asyncio.ensure_future(asyncio.to_thread(wakeup.wait, max(timeout, 1.0)))
+            await asyncio.wait([stop, waited], return_when=asyncio.FIRST_COMPLETED)
+            if not waited.done():
+                await asyncio.wait([waited])
+        else:
+            await asyncio.wait([stop], timeout=timeout)
+
+    def _reap(self) -> None:
+        for task in [t for t in self._running if t.done()]:
+            del self._running[task]
+            if not task.cancelled() and task.exception() is not None:
+                log.error("job task crashed: %r", task.exception())
+
+    async def _shutdown(self) -> None:
+        if self._running:
+            log.info("stopping: waiting up to %.0fs for %d job(s)", self.grace_seconds,
+                     len(self._running))
+            await asyncio.wait(list(self._running), timeout=self.grace_seconds)
+        unfinished = [t for t in self._running if not t.done()]
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        by_token: dict[str, list[str]] = {}
+        for task in unfinished:
+            job = self._running[task]
+            by_token.setdefault(job.token, []).append(job.id)
+        for token, ids in by_token.items():
+            given_back = await asyncio.to_thread(self.queue.release, token, ids)
+            log.info("gave back %d unfinished job(s)", given_back)
+        self._running.clear()
+        if self._callbacks:
+            await asyncio.wait(list(self._callbacks), timeout=5.0)
+
+    async def _heartbeat(self) -> None:
+        interval = max(0.2, self.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            by_token: dict[str, list[str]] = {}
+            for task, job in list(self._running.items()):
+                if not task.done():
+                    by_token.setdefault(job.token, []).append(job.id)
+            for token, ids in by_token.items():
+                try:
+                    held = await asyncio.to_thread(
+                        self.queue.extend, token, ids, self.lease_seconds
+                    )
+                except Exception as exc:  # the database may blink; the next beat tries again
+                    log.warning("could not extend leases: %s", exc)
+                    continue
+                still_running = {j.id for t, j in self._running.items() if not t.done()}
+                lost = (set(ids) - held) & still_running
+                if lost:
+                    log.warning("lost the lease of %d job(s) (finished or taken over)", len(lost))
+
+    # -- one job ---------------------------------------------------------------------------
+
+    async def _answer(self, job: Claimed) -> None:
+        try:
+            data = await asyncio.to_thread(self.queue.images.get, job.image_sha256)
+            options = AskOptions(**job.options, source="job", record=False)
+            answer = await asyncio.wait_for(
+                self.vision.ask(job.question, data, options), self.job_timeout
+            )
+        except TimeoutError:
+            await self._fail(job, f"no answer within {self.job_timeout:.0f}s", retryable=True)
+            return
+        except ArgusError as exc:
+            # 4xx means the request itself is wrong (bad image, unknown question): retrying
+            # cannot help. 5xx (overloaded, model unavailable) may pass.
+            await self._fail(job, exc.message, retryable=exc.status >= 500)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("job %s failed unexpectedly", job.id)
+            await self._fail(job, f"internal error: {type(exc).__name__}: {exc}", retryable=True)
+            return
+        # The record is written by complete(), in the transaction that marks the job done, so
+        # a job that ran twice (a worker died after answering) still has one record.
+        if await asyncio.to_thread(self.queue.complete, job.id, job.token, answer):
+            self.stats.done += 1
+            if job.callback_url:
+                task = asyncio.create_task(self._callback(job, answer))
+                self._callbacks.add(task)
+                task.add_done_callback(self._callbacks.discard)
+        else:
+            self.stats.lost += 1
+            log.warning("job %s was taken over before it finished here; answer dropped", job.id)
+
+    async def _fail(self, job: Claimed, message: str, retryable: bool) -> None:
+        status = await asyncio.to_thread(self.queue.fail, job.id, job.token, message, retryable)
+        if status == "dead":
+            self.stats.dead += 1
+            log.warning("job %s is dead after %d attempt(s): %s", job.id, job.attempts, message)
+        elif status == "failed":
+            self.stats.failed += 1
+            log.info("job %s failed (attempt %d), will retry: %s", job.id, job.attempts, message)
+        else:
+            self.stats.lost += 1
+
+    async def _callback(self, job: Claimed, answer: dict[str, Any]) -> None:
+        import httpx
+
+        url = job.callback_url or ""
+        try:
+            self.queue.policy.check_callback(url)
+        except ArgusError as exc:
+            log.warning("callback for job %s not sent: %s", job.id, exc.message)
+            return
+        body = {"id": job.id, "status": "done", "question": job.question, "answer": answer}
+        async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as client:
+            for attempt in range(3):
+                try:
+                    response = await client.post(url, json=body)
+                    if response.status_code < 500:
+                        return
+                except httpx.HTTPError as exc:
+                    log.info("callback for job %s failed: %s", job.id, exc)
+                await asyncio.sleep(0.5 * 2**attempt)
+        log.warning("callback for job %s to %s gave up after 3 tries", job.id, url)

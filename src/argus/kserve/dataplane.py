@@ -1,0 +1,395 @@
+"""The one place KServe v2 calls are answered, for REST and gRPC alike.
+
+A model is called in one of two ways:
+
+* with its own input tensors, already preprocessed (the model's metadata names them): the
+  outputs are the model's raw output tensors, straight from ONNX Runtime;
+* with encoded image files as a BYTES input named ``image`` (shape ``[N]``): Argus decodes and
+  preprocesses each image as the image API does, runs the model through its batching queue and
+  returns ``answer`` (BYTES ``[N]``, each element the JSON answer object that
+  ``POST /v1/questions/{model}`` returns under ``"answer"``) and, when the task's per-image result
+  is a tensor, ``scores`` (those results stacked, e.g. class probabilities).
+
+JSON cannot carry binary BYTES elements: send images as binary data, or as base64 strings with
+the input parameter ``content_type: "base64"`` (MLServer's convention).
+
+Request parameters for image inputs: ``top_k`` and ``crops`` as on REST, or ``argus_params`` (a
+JSON object: the exact task parameters, as the gateway sends them). The gateway also sends
+``argus_digest`` (the package digest it resolved, checked here so that both sides answer with
+the same package) and, for tensors it preprocessed itself, ``argus_prepared`` and
+``argus_image`` (see ``PREPARED_INPUT_TASKS``).
+
+A model name is a registered model; the version is a number, an alias, or empty for the version
+the registry serves by default (``production``, else the newest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from argus.errors import ArgusError, BadInput, Conflict, NotFound
+from argus.images import DecodedImage, decode
+from argus.kserve.tensors import (
+    InferRequest,
+    InferResponse,
+    InferTensor,
+    ModelMetadata,
+    TensorSpec,
+    select_outputs,
+)
+from argus.packages import read_manifest
+from argus.registry import VersionInfo
+from argus.runtime.host import Loaded
+from argus.service import Vision, parse_top_k
+
+log = logging.getLogger(__name__)
+
+SERVER_NAME = "argus"
+SERVER_VERSION = "0.1.0"
+EXTENSIONS = ("binary_tensor_data", "argus_image_input")
+PLATFORM = "onnxruntime_onnx"
+IMAGE_INPUT = "image"
+ANSWER_OUTPUT = "answer"
+SCORES_OUTPUT = "scores"
+#: Tasks whose ``prepare`` output is exactly one row of the model's single input tensor, so a
+#: client that preprocessed an image itself (the gateway) can still get the task's answer.
+PREPARED_INPUT_TASKS = frozenset({"classify"})
+
+
+def server_metadata() -> dict[str, Any]:
+    return {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": list(EXTENSIONS)}
+
+
+class ModelPlane(Protocol):
+    """The KServe v2 calls every transport serves: in process, or forwarded by the gateway."""
+
+    def ready(self) -> bool: ...
+
+    async def model_metadata(self, name: str, version: str) -> ModelMetadata: ...
+
+    async def model_ready(self, name: str, version: str) -> bool: ...
+
+    async def infer(self, name: str, version: str, request: InferRequest) -> InferResponse: ...
+
+
+def _specs(entries: Sequence[Any]) -> list[TensorSpec]:
+    specs = []
+    for entry in entries:
+        if isinstance(entry, dict) and "name" in entry:
+            shape = tuple(int(d) for d in entry.get("shape") or ())
+            specs.append(TensorSpec(str(entry["name"]), str(entry.get("datatype", "")), shape))
+    return specs
+
+
+def task_params(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The task parameters of an image request (see the module docstring)."""
+    if "argus_params" in parameters:
+        raw = parameters["argus_params"]
+        try:
+            given = json.loads(raw) if isinstance(raw, str) else None
+        except json.JSONDecodeError:
+            given = None
+        if not isinstance(given, dict):
+            raise BadInput("the parameter argus_params must be a JSON object")
+        return given
+    params: dict[str, Any] = {}
+    if "top_k" in parameters:
+        params["top_k"] = parse_top_k(parameters["top_k"])
+    crops = parameters.get("crops")
+    if crops is not None:
+        if isinstance(crops, str):
+            crops = crops.lower() in ("1", "true", "yes")
+        params["crops"] = bool(crops)
+    return params
+
+
+def _unbase64(item: bytes, index: int) -> bytes:
+    try:
+        return base64.b64decode(item, validate=True)
+    except binascii.Error:
+        raise BadInput(
+            f"image #{index} of input {IMAGE_INPUT!r} is not valid base64 (its "
+            "content_type parameter says base64)"
+        ) from None
+
+
+class LocalPlane:
+    """Answers v2 calls with the models of this process (all-in-one and model roles).
+
+    ``models`` limits the names served (a model service's ``--models``); None serves every
+    registered model.
+    """
+
+    def __init__(self, vision: Vision, models: Sequence[str] | None = None) -> None:
+        self.vision = vision
+        self.models = frozenset(models) if models else None
+        self._resolved: dict[tuple[str, str], VersionInfo] = {}
+        self._generation = -1
+        self._checked = 0.0
+
+    # -- which version -------------------------------------------------------------------
+
+    def _check_served(self, name: str) -> None:
+        if self.models is not None and name not in self.models:
+            served = ", ".join(sorted(self.models))
+            raise NotFound(f"this model service serves only {served}, not {name!r}")
+
+    def _resolve_sync(self, name: str, version: str) -> VersionInfo:
+        now = time.monotonic()
+        if now - self._checked > 0.25:
+            self._checked = now
+            generation = self.vision.registry.generation()
+            if generation != self._generation:
+                self._generation = generation
+                self._resolved.clear()
+        hit = self._resolved.get((name, version))
+        if hit is not None:
+            return hit
+        registry = self.vision.registry
+        if not version:
+            info = registry.resolve(name)
+        elif version.isdigit():
+            info = registry.resolve(name, version=int(version))
+        else:
+            info = registry.resolve(name, alias=version)
+        self._resolved[(name, version)] = info
+        return info
+
+    async def resolve(self, name: str, version: str) -> VersionInfo:
+        self._check_served(name)
+        key = (name, version)
+        hit = self._resolved.get(key)
+        if hit is not None and time.monotonic() - self._checked <= 0.25:
+            return hit
+        return await asyncio.to_thread(self._resolve_sync, name, version)
+
+    def served_versions(self) -> list[VersionInfo]:
+        """The default version of every model this process serves (what readiness waits for)."""
+        names = sorted(self.models) if self.models is not None else self.vision.registry.names()
+        out = []
+        for name in names:
+            try:
+                out.append(self.vision.registry.resolve(name))
+            except NotFound:
+                continue
+        return out
+
+    # -- protocol calls -------------------------------------------------------------------
+
+    def ready(self) -> bool:
+        return bool(self.vision.ready)
+
+    async def model_metadata(self, name: str, version: str) -> ModelMetadata:
+        info = await self.resolve(name, version)
+        manifest, versions = await asyncio.to_thread(self._manifest_and_versions, info)
+        inputs = _specs(manifest.get("inputs") or [])
+        outputs = _specs(manifest.get("outputs") or [])
+        if not any(t.name == IMAGE_INPUT for t in inputs):
+            inputs.append(TensorSpec(IMAGE_INPUT, "BYTES", (-1,)))
+        outputs.append(TensorSpec(ANSWER_OUTPUT, "BYTES", (-1,)))
+        return ModelMetadata(info.name, versions, PLATFORM, inputs, outputs)
+
+    def _manifest_and_versions(self, info: VersionInfo) -> tuple[dict[str, Any], list[str]]:
+        shown = self.vision.registry.show(info.name)
+        return read_manifest(info.path), [str(v.number) for v in shown.versions]
+
+    async def model_ready(self, name: str, version: str) -> bool:
+        info = await self.resolve(name, version)
+        return bool(self.vision.host.is_loaded(info.digest))
+
+    async def infer(self, name: str, version: str, request: InferRequest) -> InferResponse:
+        info = await self.resolve(name, version)
+        expected = request.parameters.get("argus_digest")
+        if expected is not None and expected != info.digest:
+            raise Conflict(
+                f"{info.name} version {info.number} is {info.digest} here but the caller "
+                f"expected {expected}; the gateway and this model service read different "
+                "registries"
+            )
+        entry = await self.vision.host.get(info)
+        by_name = {t.name: t for t in request.inputs}
+        declared = _specs(entry.model.metadata().get("inputs") or [])
+        parameters: dict[str, Any] = {"argus_digest": info.digest}
+        if IMAGE_INPUT in by_name and not any(s.name == IMAGE_INPUT for s in declared):
+            if len(by_name) != 1:
+                raise BadInput(
+                    f"an {IMAGE_INPUT!r} input cannot be combined with other inputs "
+                    f"({', '.join(sorted(set(by_name) - {IMAGE_INPUT}))})"
+                )
+            outputs, infer_ms = await self._infer_images(
+                entry, by_name[IMAGE_INPUT], task_params(request.parameters)
+            )
+            parameters["argus_infer_ms"] = round(infer_ms, 3)
+        elif request.parameters.get("argus_prepared") is True:
+            outputs, infer_ms = await self._infer_prepared(entry, declared, request)
+            parameters["argus_infer_ms"] = round(infer_ms, 3)
+        else:
+            outputs = await self._infer_tensors(entry, declared, by_name)
+        return InferResponse(
+            model_name=info.name,
+            model_version=str(info.number),
+            id=request.id,
+            outputs=select_outputs(request, outputs),
+            parameters=parameters,
+        )
+
+    # -- image inputs ----------------------------------------------------------------------
+
+    async def _infer_images(
+        self, entry: Loaded, tensor: InferTensor, params: dict[str, Any]
+    ) -> tuple[list[InferTensor], float]:
+        if tensor.datatype != "BYTES":
+            raise BadInput(
+                f"input {IMAGE_INPUT!r} must be BYTES (encoded image files), not {tensor.datatype}"
+            )
+        items = [bytes(item) for item in tensor.data.reshape(-1)]
+        if not items:
+            raise BadInput(f"input {IMAGE_INPUT!r} holds no image")
+        if tensor.parameters.get("content_type") == "base64":
+            items = [_unbase64(item, index) for index, item in enumerate(items)]
+        results = await asyncio.gather(*(self._one_image(entry, item, params) for item in items))
+        return self._image_outputs(results)
+
+    async def _one_image(
+        self, entry: Loaded, data: bytes, params: dict[str, Any]
+    ) -> tuple[dict[str, Any], Any, float]:
+        model, limits = entry.model, self.vision.limits
+
+        def decode_and_prepare() -> tuple[DecodedImage, Any]:
+            image = decode(data, limits, model.min_side)
+            return image, model.prepare(image, params)
+
+        # Announced while it decodes, so a batch about to leave waits for it (as in the core).
+        entry.batcher.expect()
+        try:
+            image, prepared = await asyncio.to_thread(decode_and_prepare)
+        except BaseException:
+            entry.batcher.unexpect()
+            raise
+        return await self._run(entry, image, prepared, params, expected=True)
+
+    async def _run(
+        self,
+        entry: Loaded,
+        image: DecodedImage,
+        prepared: Any,
+        params: dict[str, Any],
+        expected: bool = False,
+    ) -> tuple[dict[str, Any], Any, float]:
+        started = time.perf_counter()
+        raw = await entry.batcher.submit(prepared, expected=expected)
+        infer_ms = (time.perf_counter() - started) * 1000
+        answer = await asyncio.to_thread(entry.model.finish, raw, image, params)
+        return answer, raw, infer_ms
+
+    @staticmethod
+    def _image_outputs(
+        results: Sequence[tuple[dict[str, Any], Any, float]],
+    ) -> tuple[list[InferTensor], float]:
+        answers = np.empty(len(results), dtype=np.object_)
+        answers[:] = [
+            json.dumps(answer, separators=(",", ":")).encode("utf-8") for answer, _, _ in results
+        ]
+        outputs = [InferTensor(ANSWER_OUTPUT, "BYTES", answers.shape, answers)]
+        raws = [raw for _, raw, _ in results]
+        if all(isinstance(r, np.ndarray) and r.dtype.kind in "biuf" for r in raws) and (
+            len({r.shape for r in raws}) == 1
+        ):
+            outputs.append(InferTensor.from_numpy(SCORES_OUTPUT, np.stack(raws)))
+        infer_ms = sum(ms for _, _, ms in results) / len(results)
+        return outputs, infer_ms
+
+    # -- tensors the caller preprocessed ---------------------------------------------------
+
+    async def _infer_prepared(
+        self, entry: Loaded, declared: list[TensorSpec], request: InferRequest
+    ) -> tuple[list[InferTensor], float]:
+        """Rows of the model's input, preprocessed by the caller, answered through the batcher."""
+        task = entry.model.task
+        if task not in PREPARED_INPUT_TASKS or len(declared) != 1 or len(request.inputs) != 1:
+            raise BadInput(
+                f"{task} models take encoded images or their own tensors, not prepared inputs"
+            )
+        tensor = request.inputs[0]
+        self._check_tensor(declared[0], tensor)
+        facts = request.parameters.get("argus_image")
+        try:
+            info: dict[str, Any] = json.loads(facts) if isinstance(facts, str) else {}
+            image = DecodedImage(
+                rgb=np.zeros((0, 0, 3), dtype=np.uint8),
+                width=int(info["width"]),
+                height=int(info["height"]),
+                sha256=str(info["sha256"]),
+                format=str(info.get("format", "")),
+            )
+        except (TypeError, KeyError, ValueError, AttributeError):
+            raise BadInput(
+                "prepared inputs need the parameter argus_image: a JSON object with the "
+                "image's sha256, width and height"
+            ) from None
+        params = task_params(request.parameters)
+        rows = np.ascontiguousarray(tensor.data, dtype=tensor.data.dtype)
+        results = await asyncio.gather(
+            *(self._run(entry, image, row, params) for row in rows)
+        )
+        return self._image_outputs(results)
+
+    # -- the model's own tensors -----------------------------------------------------------
+
+    @staticmethod
+    def _check_tensor(spec: TensorSpec, tensor: InferTensor) -> None:
+        where = f"input {spec.name!r}"
+        if tensor.datatype != spec.datatype:
+            raise BadInput(f"{where} must be {spec.datatype}, not {tensor.datatype}")
+        if len(tensor.shape) != len(spec.shape) or any(
+            want >= 0 and want != got for want, got in zip(spec.shape, tensor.shape, strict=True)
+        ):
+            raise BadInput(
+                f"{where} has shape {list(tensor.shape)}; the model takes {list(spec.shape)} "
+                "(-1: any size)"
+            )
+
+    async def _infer_tensors(
+        self, entry: Loaded, declared: list[TensorSpec], inputs: dict[str, InferTensor]
+    ) -> list[InferTensor]:
+        name = entry.version.name
+        if not declared:
+            raise BadInput(
+                f"model {name!r} takes encoded images: send them as a BYTES input named "
+                f"{IMAGE_INPUT!r}"
+            )
+        wanted = {spec.name for spec in declared}
+        unknown = sorted(set(inputs) - wanted)
+        missing = sorted(wanted - set(inputs))
+        if unknown or missing:
+            raise BadInput(
+                f"model {name!r} takes the inputs {sorted(wanted)} (or encoded images as "
+                f"{IMAGE_INPUT!r}); "
+                + (f"unknown: {unknown}" if unknown else f"missing: {missing}")
+            )
+        feed = {}
+        for spec in declared:
+            self._check_tensor(spec, inputs[spec.name])
+            feed[spec.name] = np.ascontiguousarray(inputs[spec.name].data)
+        loop = asyncio.get_running_loop()
+        try:
+            raw = await loop.run_in_executor(
+                self.vision.host.infer_pool, entry.model.infer_tensors, feed
+            )
+        except ArgusError:
+            raise
+        except NotImplementedError as exc:
+            raise BadInput(str(exc)) from None
+        except Exception as exc:  # ONNX Runtime rejects what the metadata could not express
+            log.info("tensor inference on %s failed: %s", name, exc)
+            raise BadInput(f"model {name!r} could not run on these tensors: {exc}") from None
+        return [InferTensor.from_numpy(key, np.asarray(value)) for key, value in raw.items()]

@@ -1,0 +1,111 @@
+"""Small user models built with onnx.helper, registered next to the real default models."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from argus.db.engine import make_engine, migrate
+from argus.packages import PackageStore
+from argus.registry import ModelRegistry, VersionInfo
+from argus.settings import Settings
+
+
+def tint_model(path: Path) -> None:
+    """A 3-class 'classifier' whose scores are the mean of each colour channel (8x8 input)."""
+    x = helper.make_tensor_value_info("pixels", TensorProto.FLOAT, [None, 3, 8, 8])
+    y = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, 3])
+    node = helper.make_node("ReduceMean", ["pixels", "axes"], ["scores"], keepdims=0)
+    axes = helper.make_tensor("axes", TensorProto.INT64, [2], [2, 3])
+    graph = helper.make_graph([node], "tint", [x], [y], initializer=[axes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+
+
+def heavy_model(path: Path, side: int = 320, layers: int = 6, channels: int = 48) -> None:
+    """A deliberately expensive 'classifier': a stack of 3x3 convolutions at full resolution,
+    then global pooling to 3 scores. Its cost is what a gate saves."""
+    rng = np.random.default_rng(0)
+    x = helper.make_tensor_value_info("pixels", TensorProto.FLOAT, [None, 3, side, side])
+    y = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, 3])
+    nodes, inits = [], []
+    prev, prev_c = "pixels", 3
+    for i in range(layers):
+        w = (rng.standard_normal((channels, prev_c, 3, 3)) * 0.05).astype(np.float32)
+        inits.append(helper.make_tensor(f"w{i}", TensorProto.FLOAT, w.shape, w.ravel()))
+        nodes.append(helper.make_node("Conv", [prev, f"w{i}"], [f"c{i}"], pads=[1, 1, 1, 1]))
+        nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
+        prev, prev_c = f"r{i}", channels
+    nodes.append(helper.make_node("GlobalAveragePool", [prev], ["pooled"]))
+    nodes.append(helper.make_node("Flatten", ["pooled"], ["flat"]))
+    w = (rng.standard_normal((channels, 3)) * 0.05).astype(np.float32)
+    inits.append(helper.make_tensor("fc", TensorProto.FLOAT, w.shape, w.ravel()))
+    nodes.append(helper.make_node("MatMul", ["flat", "fc"], ["scores"]))
+    graph = helper.make_graph(nodes, "heavy", [x], [y], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+
+
+def register_classifier(
+    registry: ModelRegistry, name: str, build: str = "tint", side: int = 8
+) -> VersionInfo:
+    work = Path(tempfile.mkdtemp(prefix="argus-test-model-"))
+    try:
+        if build == "tint":
+            tint_model(work / "model.onnx")
+        else:
+            heavy_model(work / "model.onnx", side=side)
+        (work / "labels.txt").write_text("red\ngreen\nblue\n")
+        fields = {
+            "task": "classify",
+            "model": "model.onnx",
+            "labels": "labels.txt",
+            "preprocess": {"resize_shorter": side, "crop": side, "mean": 0, "std": 255},
+            "license": "Apache-2.0",
+            "source": {"kind": "test", "note": f"built by tests/graphs ({build})"},
+        }
+        return registry.register(name, work, fields, actor="tests").version
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def register_tint(home: Path, database_url: str | None = None) -> VersionInfo:
+    settings = Settings(home=home, database_url=database_url)
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    try:
+        return register_classifier(ModelRegistry(engine, PackageStore(settings.packages_dir)),
+                                   "tint")
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def tint_home(home_copy: Path) -> Path:
+    """The pulled home plus `tint`, a tiny colour classifier for face crops."""
+    register_tint(home_copy)
+    return home_copy
+
+
+@pytest.fixture(scope="session")
+def two_faces(photos: dict[str, bytes]) -> bytes:
+    """The astronaut twice, side by side: two faces in one image."""
+    import io
+
+    from PIL import Image
+
+    one = Image.open(io.BytesIO(photos["astronaut"])).convert("RGB")
+    both = Image.new("RGB", (one.width * 2, one.height))
+    both.paste(one, (0, 0))
+    both.paste(one.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (one.width, 0))
+    buf = io.BytesIO()
+    both.save(buf, format="JPEG", quality=92)
+    return buf.getvalue()

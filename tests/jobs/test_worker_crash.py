@@ -1,0 +1,108 @@
+"""1,000 jobs, three `argus worker` processes, one of them killed with SIGKILL twice: every job
+ends done exactly once, with one prediction record, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from argus.db.schema import Job, PredictionRecord
+from argus.jobs import open_queue
+from argus.jobs.queue import JobQueue
+from argus.settings import Settings
+from tests.cli_commands import argus
+from tests.jobs.conftest import small_images, worker_env
+
+JOBS = 1000
+
+
+def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*argus("worker"), "--concurrency", "16", "--lease-seconds", "2",
+         "--log-level", "info"],
+        env=worker_env(settings),
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def holds_leases(queue: JobQueue, pid: int) -> bool:
+    """Whether the worker with this pid holds running jobs (it is killed only then)."""
+    with queue.engine.connect() as conn:
+        return (
+            conn.execute(
+                select(Job.id)
+                .where(Job.status == "running", Job.lease_owner.like(f"%:{pid}/%"))
+                .limit(1)
+            ).first()
+            is not None
+        )
+
+
+@pytest.mark.slow
+def test_jobs_survive_a_worker_killed_twice(
+    tiny_settings: Settings, photos: dict[str, bytes], tmp_path: Path
+) -> None:
+    queue = open_queue(tiny_settings)
+    images = small_images(photos, JOBS)
+    ids: set[str] = set()
+    logs = [tmp_path / f"worker{i}.log" for i in range(3)]
+    workers = [start_worker(tiny_settings, log) for log in logs]
+    kills = 0
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:
+            done = queue.counts().get("done", 0)
+            if done >= JOBS:
+                break
+            # Jobs arrive over time, and not while worker 0 is (re)starting: each kill must
+            # find it holding leases, however slowly a loaded machine brings it back up.
+            ready = "taking" in logs[0].read_text()
+            if ready and len(ids) < JOBS and len(ids) - done < 150:
+                # Five attempts: a job may be held by the killed worker twice (once per kill)
+                # and still must not be dead; attempts counting is tested on its own.
+                ids.update(
+                    queue.submit("tiny", data, max_attempts=5)[0].id
+                    for data in images[len(ids) : len(ids) + 50]
+                )
+            due = (kills == 0 and done >= 200) or (kills == 1 and done >= 550)
+            if due and holds_leases(queue, workers[0].pid):
+                workers[0].send_signal(signal.SIGKILL)
+                workers[0].wait()
+                kills += 1
+                logs[0].rename(logs[0].with_suffix(f".killed{kills}"))
+                workers[0] = start_worker(tiny_settings, logs[0])
+            for w, log in zip(workers, logs, strict=True):
+                assert w.poll() is None, log.read_text()
+            time.sleep(0.02)
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+        codes = [w.wait(30) for w in workers]
+    assert len(ids) == JOBS
+    assert kills == 2, f"only {kills} kill(s) happened before the queue drained"
+    assert codes == [0, 0, 0], "\n".join(log.read_text() for log in logs)
+
+    assert queue.counts() == {"done": JOBS}
+    jobs = queue.list_jobs(limit=JOBS)
+    assert {j.id for j in jobs} == ids
+    for job in jobs:
+        assert job.answer is not None and job.answer["image"]["sha256"] == job.image_sha256
+        assert job.lease_owner is None and job.error is None
+    # The killed worker held leases: those jobs ran again elsewhere, and still answered once.
+    assert any(j.attempts > 1 for j in jobs)
+    with queue.engine.connect() as conn:
+        per_job = dict(
+            conn.execute(
+                select(PredictionRecord.job_id, func.count()).group_by(PredictionRecord.job_id)
+            ).all()
+        )
+    assert set(per_job) == ids
+    assert set(per_job.values()) == {1}
+    queue.engine.dispose()

@@ -1,0 +1,138 @@
+"""`argus serve` as a process: flags refused with a sentence, and SIGTERM stops accepting,
+finishes the requests in flight (REST and gRPC, within --grace) and exits."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+
+from argus.grpc.generated.v1 import vision_pb2 as v1
+from tests.conftest import ARGUS
+from tests.roles import Served, answer_of, serve, vision_stub
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--role", "model"], "--role model needs --models"),
+        (["--role", "gateway"], "--role gateway needs at least one --upstream"),
+        (["--role", "gateway", "--upstream", "labels"], "must look like MODEL=HOST:PORT"),
+        (["--role", "all", "--models", "mtcnn"], "--models is for --role model"),
+        (["--role", "worker"], "--role must be all, model or gateway"),
+        (["--role", "model", "--models", "nope", "--grpc-port", "0"], "cannot serve model 'nope'"),
+    ],
+)
+def test_bad_flags_are_refused_with_a_sentence(tmp_path: Path, args: list[str], words: str
+                                               ) -> None:
+    env = {**os.environ, "ARGUS_HOME": str(tmp_path)}
+    result = subprocess.run([ARGUS, "serve", "--port", "0", *args], env=env, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode != 0
+    assert words in " ".join(result.stderr.split()), result.stderr
+
+
+@pytest.fixture
+def fresh(pulled_home: Path) -> Iterator[Served]:
+    served = serve(pulled_home, "--grace", "8")
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+def slow_chunks(data: bytes, pieces: int, pause: float, started: threading.Event
+                ) -> Iterator[v1.ImageChunk]:
+    yield v1.ImageChunk(header=v1.AskHeader(question="labels", request_id="slow"))
+    size = len(data) // pieces + 1
+    for index in range(pieces):
+        if index == 1:
+            started.set()
+        time.sleep(pause)
+        yield v1.ImageChunk(data=data[index * size : (index + 1) * size])
+
+
+def slow_body(data: bytes, pieces: int, pause: float, started: threading.Event
+              ) -> Iterator[bytes]:
+    size = len(data) // pieces + 1
+    for index in range(pieces):
+        if index == 1:
+            started.set()
+        time.sleep(pause)
+        yield data[index * size : (index + 1) * size]
+
+
+def test_sigterm_finishes_requests_in_flight_then_exits(
+    fresh: Served, photos: dict[str, bytes]
+) -> None:
+    results: dict[str, Any] = {}
+    rest_started, grpc_started = threading.Event(), threading.Event()
+
+    def rest() -> None:
+        body = slow_body(photos["coffee"], 6, 0.4, rest_started)
+        results["rest"] = httpx.post(f"{fresh.url}/v1/questions/labels", content=body, timeout=60)
+
+    def rpc() -> None:
+        channel, stub = vision_stub(fresh.grpc_target)
+        with channel:
+            stream = slow_chunks(photos["chelsea"], 6, 0.4, grpc_started)
+            results["grpc"] = stub.Ask(stream, timeout=60)
+
+    threads = [threading.Thread(target=rest), threading.Thread(target=rpc)]
+    for thread in threads:
+        thread.start()
+    assert rest_started.wait(10) and grpc_started.wait(10)
+    stopped_at = time.monotonic()
+    fresh.proc.proc.send_signal(signal.SIGTERM)
+
+    time.sleep(0.5)  # new connections are refused while the old ones finish
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{fresh.url}/v2/health/live", timeout=5)
+
+    for thread in threads:
+        thread.join(30)
+    assert results["rest"].status_code == 200, results["rest"].text
+    assert results["rest"].json()["answer"]["labels"][0]["label"] == "espresso"
+    assert answer_of(results["grpc"])["answer"]["labels"]
+    assert fresh.proc.proc.wait(20) == 0
+    assert time.monotonic() - stopped_at < 15
+
+
+def test_grace_bounds_how_long_a_request_may_hold_the_exit(
+    pulled_home: Path, photos: dict[str, bytes]
+) -> None:
+    served = serve(pulled_home, "--grace", "1")
+    started = threading.Event()
+    errors: list[Any] = []
+
+    def endless() -> None:
+        channel, stub = vision_stub(served.grpc_target)
+        with channel:
+            try:
+                stub.Ask(slow_chunks(photos["coffee"], 40, 0.5, started), timeout=60)
+            except grpc.RpcError as exc:
+                errors.append(exc)
+
+    thread = threading.Thread(target=endless)
+    try:
+        thread.start()
+        assert started.wait(10)
+        stopped_at = time.monotonic()
+        served.proc.proc.send_signal(signal.SIGTERM)
+        assert served.proc.proc.wait(15) == 0
+        assert time.monotonic() - stopped_at < 6  # ~1 s of grace, not the 20 s upload
+        thread.join(30)
+        assert errors and errors[0].code() in (
+            grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.ABORTED
+        )
+    finally:
+        served.stop()
