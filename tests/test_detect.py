@@ -381,6 +381,10 @@ def test_cli_add_and_ask_detect_model(tmp_path: Path) -> None:
             {"box": [80.0, 200.0, 160.0, 280.0], "label": "person", "index": 0, "score": 0.7},
         ]
     }
+    strict = run(home, "ask", "bikes", str(picture), "--json", "--conf", "0.75")
+    assert [o["label"] for o in json.loads(strict.stdout)["answer"]["objects"]] == ["bicycle"]
+    table = run(home, "ask", "bikes", str(picture))
+    assert table.returncode == 0 and "bicycle" in table.stdout and "person" in table.stdout
     bad = yolo_onnx(tmp_path / "bad.onnx", np.zeros((3, 4), np.float32))
     assert run(home, "models", "add", "broken", str(bad), "--task", "detect").returncode == 0
     refused = run(home, "ask", "broken", str(picture))

@@ -28,6 +28,7 @@ def ask(
     record: bool = typer.Option(
         False, "--record", help="Write a prediction record of each answer (source cli)."
     ),
+    conf: float = typer.Option(None, "--conf", help="Detection confidence threshold."),
 ) -> None:
     """Ask a question of one or more images."""
     from argus.service import AskOptions, Vision, parse_top_k
@@ -41,6 +42,7 @@ def ask(
             crops=crops is not None,
             record=record,
             source="cli",
+            extra={"conf": conf} if conf is not None else {},
         )
         vision = Vision(settings())
     except ArgusError as exc:
@@ -174,6 +176,15 @@ def _print_result(body: dict[str, Any]) -> None:
             table.add_row(str(i), box, f"{face['score']:.3f}", marks)
         if body["faces"]:
             console.print(table)
-    others = {k: v for k, v in body.items() if k not in ("labels", "faces")}
+    if "objects" in body:
+        if not body["objects"]:
+            console.print("no objects")
+        else:
+            table = Table("object", "label", "box", "score")
+            for i, obj in enumerate(body["objects"]):
+                box = ", ".join(f"{v:.0f}" for v in obj["box"])
+                table.add_row(str(i), obj["label"], box, f"{obj['score']:.3f}")
+            console.print(table)
+    others = {k: v for k, v in body.items() if k not in ("labels", "faces", "objects")}
     if others:
         print_json(others)

@@ -95,7 +95,18 @@ def options_from(request: Request, source: str = "http") -> AskOptions:
         crops=q.get("crops", "").lower() in ("1", "true", "yes"),
         record=q.get("record", "").lower() in ("1", "true", "yes"),
         source=source,
+        extra={"conf": parse_conf(q["conf"])} if q.get("conf") else {},
     )
+
+
+def parse_conf(value: str) -> float:
+    try:
+        conf = float(value)
+    except ValueError as exc:
+        raise BadInput(f"conf must be a number between 0 and 1, not {value!r}") from exc
+    if not 0.0 <= conf <= 1.0:
+        raise BadInput(f"conf must be between 0 and 1, not {conf}")
+    return conf
 
 
 class TokenMiddleware:
