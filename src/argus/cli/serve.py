@@ -280,5 +280,8 @@ def serve(
     if count > 1:
         from argus.workers import run_workers
 
+        # workers x runtime threads = cores (unless ARGUS_INTRA_OP_THREADS says otherwise)
+        s = s.model_copy(update={"workers": count})
+
         raise typer.Exit(run_workers(count, _worker, (opts, s)))
     raise typer.Exit(asyncio.run(_run(opts, s)))
