@@ -177,3 +177,21 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'argus.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _tritonclient_http_closes_once() -> Iterator[None]:
+    """tritonclient.http's ``__del__`` closes its gevent pool again; when the garbage collector
+    runs it during a later test (another thread's hub), gevent raises there. Our tests close
+    their clients explicitly, so the destructor's second close is dropped."""
+    try:
+        from tritonclient.http import InferenceServerClient
+    except ImportError:
+        yield
+        return
+    original = InferenceServerClient.__del__
+    InferenceServerClient.__del__ = lambda self: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        InferenceServerClient.__del__ = original  # type: ignore[method-assign]
