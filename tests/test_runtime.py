@@ -57,3 +57,17 @@ def test_bf16_only_where_the_manifest_checked_it() -> None:
     checked = RuntimeChoice.resolve({"bf16_checked": True}, "openvino", "bf16")
     assert checked.precision == "bf16"
     assert RuntimeChoice.resolve({"engine": "openvino"}, None, None).engine == "openvino"
+
+
+def test_pulled_classifier_records_its_bf16_check_and_bf16_answers_alike(
+    pulled_home: Path, photos: dict[str, bytes]
+) -> None:
+    package = _package(pulled_home, "efficientnet-lite0")
+    check = package.runtime["bf16_checked"]
+    assert check["images"] == 6 and check["top1_agreement"] == 1.0
+    choice = RuntimeChoice.resolve(package.runtime, "openvino", "bf16")
+    assert choice.precision == "bf16"
+    model = load_task_model(package, 1, choice)
+    for name, index in (("coffee", 967), ("china", 698)):
+        image = decode(photos[name], Limits(), model.min_side)
+        assert int(np.argmax(model.infer([model.prepare(image, {})])[0])) == index

@@ -42,7 +42,7 @@ class DefaultModel:
 
 
 DEFAULT_MODELS = [
-    DefaultModel("efficientnet-lite0", "argus.convert.efficientnet", 2),
+    DefaultModel("efficientnet-lite0", "argus.convert.efficientnet", 3),
     DefaultModel("mtcnn", "argus.convert.mtcnn", 2),
 ]
 

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,9 +228,20 @@ def _configure_logging(level: str) -> None:
     )
 
 
+def _run_loop(main: Coroutine[Any, Any, int]) -> int:
+    """Run the server on uvloop where it is installed (less per-request overhead in the event
+    loop; grpc.aio supports it), else on the standard asyncio loop."""
+    try:
+        import uvloop
+    except ModuleNotFoundError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
 def _worker(index: int, opts: ServeOptions, s: Settings) -> None:
     _configure_logging(opts.log_level)
-    code = asyncio.run(_run(opts, s, reuse_port=True))
+    code = _run_loop(_run(opts, s, reuse_port=True))
     raise SystemExit(code)
 
 
@@ -284,4 +295,4 @@ def serve(
         s = s.model_copy(update={"workers": count})
 
         raise typer.Exit(run_workers(count, _worker, (opts, s)))
-    raise typer.Exit(asyncio.run(_run(opts, s)))
+    raise typer.Exit(_run_loop(_run(opts, s)))

@@ -57,6 +57,53 @@ def imagenet_labels(cache_dir: Path) -> list[str]:
     return [lemmas[s] for s in synsets]
 
 
+def sample_photos() -> list[np.ndarray]:
+    """Real photos to check reduced precision on: scikit-image's and scikit-learn's bundled
+    samples when those packages are installed (the dev extra has them), else none."""
+    try:
+        import skimage.data
+        from sklearn.datasets import load_sample_image
+    except ModuleNotFoundError:
+        return []
+    photos = [getattr(skimage.data, n)() for n in ("coffee", "chelsea", "astronaut", "rocket")]
+    photos += [load_sample_image(n) for n in ("china.jpg", "flower.jpg")]
+    return [p if p.ndim == 3 else np.stack([p] * 3, axis=-1) for p in photos]
+
+
+def bf16_check(onnx_path: Path, progress: Progress) -> dict[str, Any]:
+    """``{"bf16_checked": {...}}`` when OpenVINO bf16 keeps the top-1 class of every sample photo
+    that f32 ONNX Runtime gives (the runtime allows bf16 only then), else ``{}``."""
+    photos = sample_photos()
+    try:
+        import openvino  # noqa: F401
+    except ModuleNotFoundError:
+        return {}
+    if not photos:
+        return {}
+    progress("checking OpenVINO bf16 against f32 on sample photos")
+    import onnxruntime as ort
+
+    from argus.packages import Preprocess
+    from argus.runtime.onnx import OpenVINOSession
+    from argus.tasks.classify import preprocess
+
+    batch = np.stack([preprocess(p, Preprocess()) for p in photos])
+    f32 = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    expected = f32.run(None, {"input": batch})[0]
+    got = OpenVINOSession(onnx_path, 1, "bf16").run(None, {"input": batch})[0]
+    agree = float(np.mean(expected.argmax(1) == got.argmax(1)))
+    if agree < 1.0:
+        return {}
+    return {
+        "bf16_checked": {
+            "images": len(photos),
+            "top1_agreement": agree,
+            "max_abs_logit_diff": round(float(np.abs(expected - got).max()), 4),
+            "photos": "scikit-image coffee, chelsea, astronaut, rocket; scikit-learn china, flower",
+        }
+    }
+
+
 def build(workdir: Path, cache_dir: Path, progress: Progress = lambda _msg: None) -> dict[str, Any]:
     """Write ``model.onnx`` and ``labels.txt`` into ``workdir``; return the manifest fields."""
     import torch  # only the conversion step needs torch
@@ -138,5 +185,5 @@ def build(workdir: Path, cache_dir: Path, progress: Progress = lambda _msg: None
         },
         "postprocess": {"activation": "softmax"},
         "labels": "labels.txt",
-        "runtime": {"max_batch_size": 8, "max_wait_ms": 2.0},
+        "runtime": {"max_batch_size": 8, "max_wait_ms": 2.0, **bf16_check(onnx_path, progress)},
     }
