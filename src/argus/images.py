@@ -51,13 +51,16 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(0x0112, 1))
+    except Exception:  # a broken EXIF block must not reject an otherwise good image
+        return 1
+
+
 def _oriented_size(img: Image.Image) -> tuple[int, int]:
     w, h = img.size
-    try:
-        orientation = img.getexif().get(0x0112, 1)
-    except Exception:  # a broken EXIF block must not reject an otherwise good image
-        orientation = 1
-    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+    return (h, w) if _orientation(img) in (5, 6, 7, 8) else (w, h)
 
 
 def open_image(data: bytes, limits: Limits) -> Image.Image:
@@ -109,7 +112,8 @@ def decode(data: bytes, limits: Limits, min_side: int | None = None) -> DecodedI
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img.load()
-            img = ImageOps.exif_transpose(img) or img
+            if _orientation(img) != 1:
+                img = ImageOps.exif_transpose(img) or img
         if img.mode != "RGB":
             img = _to_rgb(img)
         rgb = np.asarray(img)
