@@ -46,8 +46,16 @@ class ArgusConfig:
         return cls(label.strip(), tuple(args), env)
 
 
-# The lead's list to try; `--argus 'LABEL: ...'` on the command line replaces it.
-DEFAULT_ARGUS_CONFIGS = [ArgusConfig("argus")]
+# Best measured settings (one worker process per core, one runtime thread each), and the same
+# on OpenVINO bf16; `--argus 'LABEL: ...'` on the command line replaces the list.
+DEFAULT_ARGUS_CONFIGS = [
+    ArgusConfig("argus", ("--workers", "2")),
+    ArgusConfig(
+        "argus-openvino-bf16",
+        ("--workers", "2"),
+        {"ARGUS_RUNTIME": "openvino", "ARGUS_PRECISION": "bf16"},
+    ),
+]
 
 
 def argus_spec(config: ArgusConfig, argus_bin: Path, home: Path) -> ServerSpec:
