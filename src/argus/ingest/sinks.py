@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from argus.errors import BadInput, ConfigError
+from argus.fsutil import atomic_write
 
 QUARANTINE = "quarantine"
 
@@ -86,18 +86,7 @@ class DirSink:
         return removed
 
     def _put(self, rel: str, data: bytes) -> None:
-        target = self.root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix=self._prefix)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.root / rel, data, self.tmp, self._prefix)
 
     def write(self, name: str, data: bytes, sidecar: dict[str, Any]) -> None:
         name = safe_name(name)

@@ -8,11 +8,10 @@ renamed into place, so a reader never sees half an image, even across a crash.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from argus.errors import NotFound
+from argus.fsutil import atomic_write
 
 
 class ImageStore:
@@ -28,17 +27,7 @@ class ImageStore:
         target = self.path(digest)
         if target.exists() and target.stat().st_size == len(data):
             return digest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(target, data)
         return digest
 
     def get(self, sha256: str) -> bytes:
