@@ -132,6 +132,6 @@ def test_models_over_rest(server: ServerProcess) -> None:
     assert show["aliases"] == {"production": 1}
     assert httpx.get(f"{server.url}/v1/models/ghost").status_code == 404
     r = httpx.post(f"{server.url}/v1/models/mtcnn/promote", json={"version": 5})
-    assert r.status_code == 404 and "no version 5" in r.json()["error"]
+    assert r.status_code == 409 and "no such version" in r.json()["error"]
     r = httpx.post(f"{server.url}/v1/models/mtcnn/promote", json={"version": "x"})
     assert r.status_code == 422 and "version" in r.json()["error"]

@@ -154,8 +154,11 @@ def test_unknown_names_and_bad_input(registry: ModelRegistry, tmp_path: Path) ->
         registry.resolve("m", version=9)
     with pytest.raises(NotFound, match="no alias 'beta'"):
         registry.resolve("m", alias="beta")
-    with pytest.raises(NotFound):
+    with pytest.raises(Conflict, match="no such version"):
         registry.promote("m", 9)
+    with pytest.raises(Conflict, match="no such version"):
+        registry.set_alias("m", "beta", 9)
+    assert registry.show("m").aliases == {}  # nothing half-done
     with pytest.raises(BadInput, match="canary percent"):
         registry.canary("m", 1, 120)
     with pytest.raises(BadInput, match="model name"):

@@ -147,6 +147,17 @@ class ModelRegistry:
             raise NotFound(f"model {model.name!r} has no version {number}")
         return row
 
+    def _move_target(self, session: Session, model: Model, number: int) -> ModelVersion:
+        """The version an alias is to move to; one that does not exist is a conflict (409),
+        not a missing resource: the model is there, the move cannot happen."""
+        try:
+            return self._version(session, model, number)
+        except NotFound:
+            raise Conflict(
+                f"cannot move an alias of {model.name!r} to version {number}: it has no such "
+                "version"
+            ) from None
+
     def _aliases_of(self, session: Session, model: Model) -> dict[str, Alias]:
         rows = session.scalars(select(Alias).where(Alias.model_id == model.id)).all()
         return {a.name: a for a in rows}
@@ -447,7 +458,7 @@ class ModelRegistry:
     ) -> VersionInfo:
         with self._tx() as session:
             model = self._model(session, name)
-            row = self._version(session, model, version)
+            row = self._move_target(session, model, version)
             self._move(session, model, alias, row, actor, action, expected_revision)
             if alias == PRODUCTION and action == "promote":
                 self._end_canary(session, model, actor)
@@ -464,7 +475,7 @@ class ModelRegistry:
             raise BadInput(f"canary percent must be between 0 and 100, not {percent}")
         with self._tx() as session:
             model = self._model(session, name)
-            row = self._version(session, model, version)
+            row = self._move_target(session, model, version)
             self._move(session, model, CANARY, row, actor, "canary", percent=percent)
             self._bump(session, f"canary {name}={version} {percent}%")
             return self._info(model, row, self._aliases_of(session, model))
