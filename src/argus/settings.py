@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     intra_op_threads: int = 0
     """ONNX Runtime intra-op threads per session; 0 = cores / workers."""
 
+    decode_threads: int = 0
+    """Threads per server process for decoding and other blocking work; 0 = cores / workers
+    (more only adds GIL and cache contention with the inference threads)."""
+
     workers: int = 1
     """Worker processes for ``argus serve``."""
 
@@ -101,6 +105,11 @@ class Settings(BaseSettings):
     @property
     def questions_dir(self) -> Path:
         return self.home / "questions"
+
+    def decode_thread_count(self) -> int:
+        if self.decode_threads > 0:
+            return self.decode_threads
+        return max(1, (os.cpu_count() or 1) // max(1, self.workers))
 
     def threads_per_session(self) -> int:
         if self.intra_op_threads > 0:

@@ -93,6 +93,11 @@ class _RestServer:
 
 
 async def _run(opts: ServeOptions, s: Settings, reuse_port: bool = False) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=s.decode_thread_count(), thread_name_prefix="argus-decode")
+    )
     from argus.auth import Tokens
     from argus.grpc.server import build_server, message_limit
     from argus.http.app import create_app

@@ -243,6 +243,7 @@ class GatewayVision(Vision):
         if runner is not None:
             runner.host = remote
         local.infer_pool.shutdown(wait=False)
+        local.load_pool.shutdown(wait=False)
         self.pool = pool
 
     async def ask(

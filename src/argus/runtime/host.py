@@ -71,6 +71,7 @@ class ModelHost:
         self.infer_pool = ThreadPoolExecutor(
             max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="argus-infer"
         )
+        self.load_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="argus-load")
         self.events: dict[str, int] = {"loads": 0, "unloads": 0}
 
     def loaded(self) -> list[Loaded]:
@@ -91,8 +92,9 @@ class ModelHost:
             pending = loop.create_future()
             self._loading[version.digest] = pending
             try:
-                # Load in a thread so answers from loaded models keep flowing meanwhile.
-                entry = await asyncio.to_thread(self._load_sync, version)
+                # Load on a thread of its own so answers from loaded models keep flowing
+                # meanwhile (the shared decode pool may be a single thread).
+                entry = await loop.run_in_executor(self.load_pool, self._load_sync, version)
                 self._loaded[version.digest] = entry
                 self._evict(keep=version.digest)
                 pending.set_result(entry)
@@ -205,6 +207,7 @@ class ModelHost:
             await entry.batcher.close()
         self._loaded.clear()
         self.infer_pool.shutdown(wait=False, cancel_futures=True)
+        self.load_pool.shutdown(wait=False, cancel_futures=True)
 
 
 __all__ = ["ArgusError", "Loaded", "ModelHost", "rss_bytes"]
