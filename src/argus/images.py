@@ -58,7 +58,8 @@ def _orientation(img: Image.Image) -> int:
         return 1
 
 
-def _oriented_size(img: Image.Image) -> tuple[int, int]:
+def oriented_size(img: Image.Image) -> tuple[int, int]:
+    """Width and height as displayed, after the EXIF orientation (read from the header)."""
     w, h = img.size
     return (h, w) if _orientation(img) in (5, 6, 7, 8) else (w, h)
 
@@ -99,7 +100,7 @@ def decode(data: bytes, limits: Limits, min_side: int | None = None) -> DecodedI
     shorter side is still at least ``min_side`` (a quarter of the work for large photos)."""
     img = open_image(data, limits)
     fmt = str(img.format)
-    width, height = _oriented_size(img)
+    width, height = oriented_size(img)
     try:
         if min_side and fmt in ("JPEG", "MPO"):
             w, h = img.size

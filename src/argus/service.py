@@ -22,7 +22,7 @@ from argus.graphs.catalogue import Catalogue
 from argus.graphs.executor import GraphRunner, ImageSource
 from argus.graphs.parse import model_graph
 from argus.graphs.spec import GraphSpec, ModelFacts, ModelRef
-from argus.images import Limits, _oriented_size, open_image
+from argus.images import Limits, open_image, oriented_size
 from argus.packages import PackageStore
 from argus.records import RecordWriter, record_row
 from argus.registry import ModelRegistry, VersionInfo
@@ -230,7 +230,7 @@ class Vision:
         started = time.perf_counter()
         q = self.question(question)
         header = open_image(data, self.limits)  # cheap checks (size, format, pixels) first
-        width, height = _oriented_size(header)
+        width, height = oriented_size(header)
         image_sha = hashlib.sha256(data).hexdigest()
         models = q.models
         if options.version is not None and len(models) > 1:
