@@ -6,13 +6,10 @@ generation, so servers notice moves and no error leaves partial state behind.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +29,23 @@ from argus.db.schema import (
 )
 from argus.errors import BadInput, Conflict, NotFound
 from argus.packages import ModelPackage, PackageStore
+from argus.versions import ModelInfo, Registered, VersionInfo, canary_bucket
 
 log = logging.getLogger(__name__)
 
 PRODUCTION = "production"
 CANARY = "canary"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
-MOVES = ("alias", "promote", "rollback", "canary")
+__all__ = [
+    "CANARY",
+    "PRODUCTION",
+    "ModelInfo",
+    "ModelRegistry",
+    "Registered",
+    "VersionInfo",
+    "canary_bucket",
+    "check_name",
+]
 
 
 def check_name(kind: str, name: str) -> str:
@@ -48,70 +55,6 @@ def check_name(kind: str, name: str) -> str:
             "starting with a letter or digit"
         )
     return name
-
-
-@dataclass
-class VersionInfo:
-    name: str
-    number: int
-    digest: str
-    task: str
-    path: Path
-    aliases: list[str] = field(default_factory=list)
-    license: str = ""
-    source: dict[str, Any] = field(default_factory=dict)
-    parent_version: int | None = None
-    training_data_digest: str | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
-    labels: dict[str, Any] = field(default_factory=dict)
-    created_by: str = ""
-    created_at: datetime | None = None
-
-    def ref(self) -> dict[str, Any]:
-        """How an answer names the exact version it used."""
-        return {"name": self.name, "version": self.number, "digest": self.digest}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.number,
-            "digest": self.digest,
-            "task": self.task,
-            "aliases": self.aliases,
-            "license": self.license,
-            "source": self.source,
-            "parent_version": self.parent_version,
-            "training_data_digest": self.training_data_digest,
-            "metrics": self.metrics,
-            "labels": self.labels,
-            "created_by": self.created_by,
-            "created_at": self.created_at.isoformat() if self.created_at else None,
-            "path": str(self.path),
-        }
-
-
-@dataclass
-class ModelInfo:
-    name: str
-    task: str
-    versions: list[VersionInfo]
-    aliases: dict[str, int]
-    canary_percent: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "task": self.task,
-            "aliases": self.aliases,
-            "canary_percent": self.canary_percent,
-            "versions": [v.to_dict() for v in self.versions],
-        }
-
-
-@dataclass
-class Registered:
-    version: VersionInfo
-    created: bool
 
 
 class ModelRegistry:
@@ -232,10 +175,13 @@ class ModelRegistry:
                     alias = pin.alias
             if alias is None:
                 canary = aliases.get(CANARY)
-                if canary is not None and route_key is not None and canary.percent > 0:
-                    bucket = int(hashlib.sha256(route_key.encode()).hexdigest()[:8], 16) % 100
-                    if bucket < canary.percent:
-                        alias = CANARY
+                # bucket < percent also means percent > 0: a 0% canary takes nothing
+                if (
+                    canary is not None
+                    and route_key is not None
+                    and canary_bucket(route_key) < canary.percent
+                ):
+                    alias = CANARY
                 alias = alias or PRODUCTION
                 if alias == PRODUCTION and PRODUCTION not in aliases:
                     # A model nobody promoted yet answers with its newest version.

@@ -25,7 +25,7 @@ from argus.graphs.spec import GraphSpec, ModelFacts, ModelRef
 from argus.images import Limits, open_image, oriented_size
 from argus.packages import PackageStore
 from argus.records import RecordWriter, record_row
-from argus.registry import ModelRegistry, VersionInfo
+from argus.registry import ModelRegistry, VersionInfo, canary_bucket
 from argus.runtime.host import ModelHost
 from argus.settings import Settings
 
@@ -189,8 +189,8 @@ class Vision:
 
     def resolve(self, model: str, options: AskOptions, image_sha: str) -> VersionInfo:
         self.refresh()
-        bucket = int(hashlib.sha256(image_sha.encode()).hexdigest()[:8], 16) % 100
-        key = (model, options.version, options.alias, options.app, bucket)
+        # The canary share depends on the image only through its bucket: cache by bucket.
+        key = (model, options.version, options.alias, options.app, canary_bucket(image_sha))
         hit = self._resolved.get(key)
         if hit is not None:
             return hit

@@ -13,8 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from argus.errors import ArgusError
-from argus.images import DecodedImage, Limits, decode
 from argus.packages import PackageStore
 from argus.registry import VersionInfo
 from argus.runtime.batching import Batcher
@@ -158,50 +156,6 @@ class ModelHost:
                 entry.version.number,
             )
 
-    async def run(
-        self,
-        version: VersionInfo,
-        image: DecodedImage,
-        params: dict[str, Any],
-        prepared: Any = None,
-    ) -> tuple[dict[str, Any], float]:
-        """Answer one image with one model version; returns (answer, inference ms)."""
-        entry = await self.get(version)
-        if prepared is None:
-            prepared = await asyncio.to_thread(entry.model.prepare, image, params)
-        started = time.perf_counter()
-        raw = await entry.batcher.submit(prepared)
-        infer_ms = (time.perf_counter() - started) * 1000
-        return entry.model.finish(raw, image, params), infer_ms
-
-    async def answer(
-        self, version: VersionInfo, data: bytes, limits: Limits, params: dict[str, Any]
-    ) -> tuple[DecodedImage, dict[str, Any], float, float]:
-        """Decode ``data`` for this model (reduced where it allows), run it through the batcher
-        and decode the answer. Returns (image, answer, decode ms, inference ms).
-
-        The request is announced to the batcher while it decodes, so the batcher waits for it
-        when it is about to dispatch, and does not wait at all for a request that is alone."""
-        entry = await self.get(version)
-        model = entry.model
-
-        def _decode_and_prepare() -> tuple[DecodedImage, Any, float]:
-            t0 = time.perf_counter()
-            image = decode(data, limits, model.min_side)
-            return image, model.prepare(image, params), (time.perf_counter() - t0) * 1000
-
-        entry.batcher.expect()
-        try:
-            image, prepared, decode_ms = await asyncio.to_thread(_decode_and_prepare)
-        except BaseException:
-            entry.batcher.unexpect()
-            raise
-        started = time.perf_counter()
-        raw = await entry.batcher.submit(prepared, expected=True)
-        infer_ms = (time.perf_counter() - started) * 1000
-        entry.last_used = time.monotonic()
-        return image, model.finish(raw, image, params), decode_ms, infer_ms
-
     async def close(self) -> None:
         for entry in list(self._loaded.values()):
             await entry.batcher.close()
@@ -210,4 +164,4 @@ class ModelHost:
         self.load_pool.shutdown(wait=False, cancel_futures=True)
 
 
-__all__ = ["ArgusError", "Loaded", "ModelHost", "rss_bytes"]
+__all__ = ["Loaded", "ModelHost", "rss_bytes"]

@@ -1,0 +1,80 @@
+"""What the registry answers: versions and models as plain values, independent of the
+database session that read them."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+
+def canary_bucket(route_key: str) -> int:
+    """0..99 for a routing key (the image digest): a canary at p% takes buckets below p, so a
+    repeated image always goes the same way."""
+    return int(hashlib.sha256(route_key.encode()).hexdigest()[:8], 16) % 100
+
+
+@dataclass
+class VersionInfo:
+    name: str
+    number: int
+    digest: str
+    task: str
+    path: Path
+    aliases: list[str] = field(default_factory=list)
+    license: str = ""
+    source: dict[str, Any] = field(default_factory=dict)
+    parent_version: int | None = None
+    training_data_digest: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, Any] = field(default_factory=dict)
+    created_by: str = ""
+    created_at: datetime | None = None
+
+    def ref(self) -> dict[str, Any]:
+        """How an answer names the exact version it used."""
+        return {"name": self.name, "version": self.number, "digest": self.digest}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.number,
+            "digest": self.digest,
+            "task": self.task,
+            "aliases": self.aliases,
+            "license": self.license,
+            "source": self.source,
+            "parent_version": self.parent_version,
+            "training_data_digest": self.training_data_digest,
+            "metrics": self.metrics,
+            "labels": self.labels,
+            "created_by": self.created_by,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "path": str(self.path),
+        }
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    task: str
+    versions: list[VersionInfo]
+    aliases: dict[str, int]
+    canary_percent: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "task": self.task,
+            "aliases": self.aliases,
+            "canary_percent": self.canary_percent,
+            "versions": [v.to_dict() for v in self.versions],
+        }
+
+
+@dataclass
+class Registered:
+    version: VersionInfo
+    created: bool
