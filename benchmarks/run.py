@@ -275,7 +275,7 @@ def write_results(
     if not bench.plan.quick:
         for path in paths:
             shutil.copyfile(path, path.with_name("serving-latest" + path.suffix))
-    print("wrote " + ", ".join(str(p.relative_to(REPO)) for p in paths))
+    print("wrote " + ", ".join(str(p.relative_to(REPO) if p.is_relative_to(REPO) else p) for p in paths))
 
 
 def soak(args: argparse.Namespace, spec: ServerSpec, bench: Bench, info: dict[str, Any]) -> int:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from argus.errors import Overloaded
-from argus.runtime.batching import Batcher
+from argus.runtime.batching import Batcher, Deferred
 
 
 class Recorder:
@@ -143,3 +144,62 @@ def test_announced_requests_are_waited_for_and_a_lone_one_is_not() -> None:
     assert asyncio.run(lone()) < 0.25  # did not sit out the 500 ms window
     asyncio.run(announced())
     assert rec.batches == [[1], [2, 3]]
+
+
+def test_lanes_run_batches_at_once_and_queue_behind_busy_lanes() -> None:
+    def measure(lanes: int) -> tuple[float, list[list[int]]]:
+        rec = Recorder(delay=0.2)
+        pool = ThreadPoolExecutor(max_workers=4)
+        batcher: Batcher[int, int] = Batcher(
+            rec, max_batch_size=4, max_wait_ms=0, executor=pool, lanes=lanes, announced=True
+        )
+
+        async def main() -> None:
+            first = asyncio.create_task(batcher.submit(0))
+            await asyncio.sleep(0.05)  # 0 is on a lane
+            second = asyncio.create_task(batcher.submit(1))
+            await asyncio.sleep(0.05)  # 1 is on the second lane, or waits for the only one
+            later = [asyncio.create_task(batcher.submit(i)) for i in range(2, 5)]
+            await asyncio.gather(first, second, *later)
+
+        t0 = time.perf_counter()
+        asyncio.run(main())
+        pool.shutdown()
+        return time.perf_counter() - t0, rec.batches
+
+    two_lanes, batches2 = measure(2)
+    one_lane, batches1 = measure(1)
+    # Two lanes: 0 and 1 run side by side; 2, 3 and 4 queue while both are busy and leave
+    # together. One lane: 1 to 4 all queue behind 0.
+    assert batches2 == [[0], [1], [2, 3, 4]]
+    assert batches1 == [[0], [1, 2, 3, 4]]
+    assert two_lanes < one_lane
+
+
+def test_deferred_inputs_are_made_on_the_lane_and_fail_alone() -> None:
+    rec = Recorder()
+    loop_thread: list[int] = []
+    made_on: list[int] = []
+
+    def make(i: int) -> Callable[[], int]:
+        def inner() -> int:
+            made_on.append(threading.get_ident())
+            if i == 2:
+                raise ValueError("image 2 is truncated")
+            return i
+
+        return inner
+
+    batcher: Batcher[int, int] = Batcher(rec, max_batch_size=8, max_wait_ms=20)
+
+    async def main() -> list[object]:
+        loop_thread.append(threading.get_ident())
+        return list(await asyncio.gather(
+            *(batcher.submit(Deferred(make(i))) for i in range(4)), return_exceptions=True
+        ))
+
+    results = asyncio.run(main())
+    assert results[:2] == [0, 10] and results[3] == 30
+    assert isinstance(results[2], ValueError) and "truncated" in str(results[2])
+    assert rec.batches == [[0, 1, 3]]  # the bad one never reached the model
+    assert loop_thread[0] not in made_on

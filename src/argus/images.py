@@ -95,9 +95,12 @@ def open_image(data: bytes, limits: Limits) -> Image.Image:
     return img
 
 
-def decode(data: bytes, limits: Limits, min_side: int | None = None) -> DecodedImage:
+def decode(
+    data: bytes, limits: Limits, min_side: int | None = None, sha256: str | None = None
+) -> DecodedImage:
     """Decode to RGB. With ``min_side``, a JPEG is decoded at the smallest DCT scale whose
-    shorter side is still at least ``min_side`` (a quarter of the work for large photos)."""
+    shorter side is still at least ``min_side`` (a quarter of the work for large photos).
+    ``sha256`` is the data's digest when the caller already has it."""
     img = open_image(data, limits)
     fmt = str(img.format)
     width, height = oriented_size(img)
@@ -120,7 +123,8 @@ def decode(data: bytes, limits: Limits, min_side: int | None = None) -> DecodedI
         rgb = np.asarray(img)
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadInput(f"the {fmt} image is damaged or truncated: {exc}") from exc
-    return DecodedImage(rgb=rgb, width=width, height=height, sha256=sha256_bytes(data), format=fmt)
+    digest = sha256 or sha256_bytes(data)
+    return DecodedImage(rgb=rgb, width=width, height=height, sha256=digest, format=fmt)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -106,7 +106,7 @@ class HostCollector:
         labels = ["model", "version"]
         loaded = GaugeMetricFamily(
             "argus_model_loaded", "Model versions loaded in this process (1 each).",
-            labels=[*labels, "digest"],
+            labels=[*labels, "digest", "runtime"],
         )
         memory = GaugeMetricFamily(
             "argus_model_memory_bytes", "Resident memory taken by loading each model version.",
@@ -121,7 +121,7 @@ class HostCollector:
         )
         for entry in host.loaded():
             key = [entry.version.name, str(entry.version.number)]
-            loaded.add_metric([*key, entry.version.digest], 1)
+            loaded.add_metric([*key, entry.version.digest, entry.runtime], 1)
             memory.add_metric(key, entry.memory_bytes)
             depth.add_metric(key, entry.batcher.depth)
             sizes = self._batch_sizes(entry.batcher)

@@ -107,6 +107,9 @@ class Vision:
             max_wait_ms=settings.max_wait_ms,
             max_queue=settings.max_queue,
             memory_budget_mb=settings.model_memory_mb,
+            runtime=settings.runtime,
+            precision=settings.precision,
+            lanes=settings.lanes,
         )
         self.cache = StepCache(
             int(getattr(settings, "cache_entries", 4096)),

@@ -39,7 +39,11 @@ class Settings(BaseSettings):
     """Largest decoded image (width x height) accepted; checked before full decode."""
 
     intra_op_threads: int = 0
-    """ONNX Runtime intra-op threads per session; 0 = cores / workers."""
+    """Runtime threads per inference call; 0 = cores / (workers x lanes)."""
+
+    lanes: int = 1
+    """Batches each model runs at once in a server process, each on a thread of its own that
+    decodes, preprocesses and infers (workers x lanes x runtime threads = cores)."""
 
     decode_threads: int = 0
     """Threads per server process for decoding and other blocking work; 0 = cores / workers
@@ -115,7 +119,7 @@ class Settings(BaseSettings):
         if self.intra_op_threads > 0:
             return self.intra_op_threads
         cores = os.cpu_count() or 1
-        return max(1, cores // max(1, self.workers))
+        return max(1, cores // (max(1, self.workers) * max(1, self.lanes)))
 
 
 @lru_cache(maxsize=1)

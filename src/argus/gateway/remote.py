@@ -40,7 +40,7 @@ from argus.kserve.grpc import decode_grpc_response, encode_grpc_request
 from argus.kserve.tensors import InferRequest, InferTensor, RequestedOutput
 from argus.packages import ModelPackage, PackageStore, Preprocess
 from argus.registry import VersionInfo
-from argus.runtime.batching import Batcher
+from argus.runtime.batching import Batcher, Deferred
 from argus.runtime.host import Loaded, ModelHost
 from argus.service import AskOptions, Vision
 from argus.settings import Settings
@@ -170,9 +170,13 @@ class RemoteBatcher(Batcher[InferRequest, dict[str, Any]]):
     def depth(self) -> int:
         return self.in_flight
 
-    async def submit(self, item: InferRequest, expected: bool = False) -> dict[str, Any]:
+    async def submit(
+        self, item: InferRequest | Deferred[InferRequest], expected: bool = False
+    ) -> dict[str, Any]:
         if expected:
             self.unexpect()
+        if isinstance(item, Deferred):  # decode and build the request off the event loop
+            item = await asyncio.to_thread(item.make)
         self.in_flight += 1
         try:
             message = encode_grpc_request(item)
@@ -220,7 +224,7 @@ class RemoteHost(ModelHost):
             package = await asyncio.to_thread(self._local_package, version)
             now = time.monotonic()
             batcher = RemoteBatcher(self.pool, f"{version.name}:{version.number}")
-            entry = Loaded(version, RemoteModel(version, package), batcher, 0, now, now)
+            entry = Loaded(version, RemoteModel(version, package), batcher, 0, "remote", now, now)
             self._remote[version.digest] = entry
         entry.last_used = time.monotonic()
         return entry

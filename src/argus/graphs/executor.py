@@ -23,6 +23,7 @@ from argus.graphs.ops import StepOutput
 from argus.graphs.spec import GraphSpec, ModelRef, Step
 from argus.images import DecodedImage, Limits, decode
 from argus.registry import VersionInfo
+from argus.runtime.batching import Deferred
 from argus.runtime.host import ModelHost
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class ImageSource:
 
     def _decode(self, min_side: int | None) -> DecodedImage:
         started = time.perf_counter()
-        image = decode(self.data, self.limits, min_side)
+        image = decode(self.data, self.limits, min_side, sha256=self.sha256)
         self.decode_ms += (time.perf_counter() - started) * 1000
         return image
 
@@ -54,37 +55,20 @@ class ImageSource:
         # Shielded: one step giving up must not cancel a decode other steps wait for.
         return await asyncio.shield(future)
 
-    async def prepare(
-        self, min_side: int | None, prepare: Callable[[DecodedImage], Any]
-    ) -> tuple[DecodedImage, Any]:
-        """The image at ``min_side`` and ``prepare(image)``; when this size is not decoded yet,
-        both happen in one trip to a worker thread (the common single-model case)."""
-        if min_side in self._decoded:
-            image = await self.get(min_side)
-            return image, await asyncio.to_thread(prepare, image)
+    def decoding(self, min_side: int | None) -> asyncio.Future[DecodedImage] | None:
+        """The decode of this size, done or under way, if any step asked for it."""
+        return self._decoded.get(min_side)
+
+    def claim(self, min_side: int | None) -> asyncio.Future[DecodedImage]:
+        """Promise the decode of this size: the caller decodes it (on whatever thread suits)
+        and settles the future on the event loop; other steps wait for it meanwhile."""
         future: asyncio.Future[DecodedImage] = asyncio.get_running_loop().create_future()
         self._decoded[min_side] = future
+        return future
 
-        def work() -> tuple[DecodedImage, Any, Exception | None]:
-            image = self._decode(min_side)
-            try:
-                return image, prepare(image), None
-            except Exception as exc:  # the image is still good for other steps
-                return image, None, exc
-
-        try:
-            image, prepared, error = await asyncio.to_thread(work)
-        except BaseException as exc:
-            if isinstance(exc, Exception):
-                future.set_exception(exc)
-                future.exception()  # retrieved: other steps may not be waiting for it
-            else:
-                future.cancel()
-            raise
-        future.set_result(image)
-        if error is not None:
-            raise error
-        return image, prepared
+    def decode_now(self, min_side: int | None) -> DecodedImage:
+        """Decode on the calling thread (a step that claimed this size)."""
+        return self._decode(min_side)
 
 
 @dataclass
@@ -258,17 +242,34 @@ class GraphRunner:
     ) -> StepOutput:
         entry = await self.host.get(version)
         model, batcher = entry.model, entry.batcher
-        # Announced while it decodes, so the batcher waits for it rather than leaving without.
-        batcher.expect()
-        try:
-            image, prepared = await source.prepare(
-                model.min_side, lambda img: model.prepare(img, params)
-            )
-        except BaseException:
-            batcher.unexpect()
-            raise
+        pending = source.decoding(model.min_side)
         started = time.perf_counter()
-        raw = await batcher.submit(prepared, expected=True)
+        if pending is not None:  # another step decodes (or decoded) this size: share it
+            image = await asyncio.shield(pending)
+            raw = await batcher.submit(Deferred(lambda: model.prepare(image, params)))
+        else:
+            # Decode and preprocess on the inference lane, just before the batch runs: one
+            # thread hand-off in, one out. The decoded image is shared with later steps.
+            claimed = source.claim(model.min_side)
+            made: list[DecodedImage] = []
+
+            def make() -> Any:
+                made.append(source.decode_now(model.min_side))
+                return model.prepare(made[0], params)
+
+            try:
+                raw = await batcher.submit(Deferred(make))
+            except BaseException as exc:
+                if made:  # decoded fine; only this model's preprocessing or run failed
+                    claimed.set_result(made[0])
+                elif isinstance(exc, Exception):
+                    claimed.set_exception(exc)
+                    claimed.exception()  # retrieved: no other step may be waiting for it
+                else:
+                    claimed.cancel()
+                raise
+            claimed.set_result(made[0])
+            image = made[0]
         run.infer_ms = (time.perf_counter() - started) * 1000
         if params.get("crops"):  # encoding crops is real work: keep it off the event loop
             result = await asyncio.to_thread(model.finish, raw, image, params)

@@ -3,9 +3,15 @@
 The wait timer starts at the first request of a batch; a batch leaves when it is full or when
 ``max_wait_ms`` has passed since that first request, whichever comes first. A lone request
 therefore never waits longer than ``max_wait_ms``. Callers may announce requests that are still
-being decoded (``expect``); the batcher only waits while such requests exist, so a lone request
-with nothing behind it leaves at once. If a whole batch fails, its requests are retried one by
-one so that one bad request does not fail the others.
+being prepared (``expect``); in ``announced`` mode the batcher waits only while such requests
+exist, so a lone request with nothing behind it leaves at once. If a whole batch fails, its
+requests are retried one by one so that one bad request does not fail the others.
+
+Up to ``lanes`` batches run at once, each on an executor thread of its own: while every lane
+is busy, requests queue up and leave together in the next batch. An input may be
+``Deferred``: it is made (decoded and preprocessed) on the lane's thread just before its batch
+runs, so a request crosses threads once on its way in and once on its way out; a deferred
+input that fails to be made fails only its own request.
 """
 
 from __future__ import annotations
@@ -24,6 +30,26 @@ from argus.errors import Overloaded
 log = logging.getLogger(__name__)
 In = TypeVar("In")
 Out = TypeVar("Out")
+
+
+class Deferred(Generic[In]):
+    """An input made by ``make()`` on the inference thread, right before its batch runs."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], In]) -> None:
+        self.make = make
+
+
+class _BatchFailed(Exception):
+    """The model failed on a whole batch whose inputs were already made."""
+
+    def __init__(self, cause: Exception, made: list[tuple[int, Any]],
+                 failed: dict[int, Exception]) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.made = made
+        self.failed = failed
 
 
 @dataclass
@@ -48,6 +74,8 @@ class Batcher(Generic[In, Out]):
         max_wait_ms: float = 2.0,
         max_queue: int = 256,
         executor: Executor | None = None,
+        lanes: int = 1,
+        announced: bool = False,
         name: str = "model",
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
@@ -55,44 +83,55 @@ class Batcher(Generic[In, Out]):
             raise ValueError(f"max_batch_size must be at least 1, not {max_batch_size}")
         if max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must not be negative, not {max_wait_ms}")
+        if lanes < 1:
+            raise ValueError(f"lanes must be at least 1, not {lanes}")
         self.run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.executor = executor
+        self.lanes = lanes
         self.name = name
         self.on_batch = on_batch
         self.stats = BatchStats()
-        self._queue: asyncio.Queue[tuple[In, asyncio.Future[Out]]] | None = None
+        self._queue: asyncio.Queue[tuple[In | Deferred[In], asyncio.Future[Out]]] | None = None
+        self._free: asyncio.Semaphore | None = None
         self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.incoming = 0
-        self.expect_mode = False
-        """True once any caller uses ``expect``: from then on waits only for announced work."""
         """Requests announced with ``expect()`` that have not been submitted yet."""
+        self.announced = announced
+        """Wait only for announced requests (set by the first ``expect()`` too)."""
 
     @property
     def depth(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
 
-    def _ensure_started(self) -> asyncio.Queue[tuple[In, asyncio.Future[Out]]]:
+    @property
+    def busy_lanes(self) -> int:
+        return len(self._running)
+
+    def _ensure_started(self) -> asyncio.Queue[tuple[In | Deferred[In], asyncio.Future[Out]]]:
         loop = asyncio.get_running_loop()
         if self._queue is None or self._loop is not loop or self._task is None or self._task.done():
             self._loop = loop
             self._queue = asyncio.Queue()
+            self._free = asyncio.Semaphore(self.lanes)
+            self._running = set()
             self._task = loop.create_task(self._drain(), name=f"batcher-{self.name}")
         return self._queue
 
     def expect(self) -> None:
         """Announce a request that will be submitted soon (call ``submit(expected=True)`` or
         ``unexpect()`` exactly once afterwards)."""
-        self.expect_mode = True
+        self.announced = True
         self.incoming += 1
 
     def unexpect(self) -> None:
         self.incoming = max(0, self.incoming - 1)
 
-    async def submit(self, item: In, expected: bool = False) -> Out:
+    async def submit(self, item: In | Deferred[In], expected: bool = False) -> Out:
         if expected:
             self.unexpect()
         queue = self._ensure_started()
@@ -107,10 +146,12 @@ class Batcher(Generic[In, Out]):
         return await future
 
     async def _drain(self) -> None:
-        queue = self._queue
-        if queue is None:
+        queue, free = self._queue, self._free
+        if queue is None or free is None:
             return
+        loop = asyncio.get_running_loop()
         while True:
+            await free.acquire()  # a lane is free: the next batch may start
             first = await queue.get()
             batch = [first]
             deadline = time.monotonic() + self.max_wait
@@ -118,7 +159,7 @@ class Batcher(Generic[In, Out]):
                 if not queue.empty():
                     batch.append(queue.get_nowait())
                     continue
-                if self.incoming <= 0 and self.expect_mode:
+                if self.incoming <= 0 and self.announced:
                     break  # nothing else is on its way: do not make this batch wait
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -128,37 +169,83 @@ class Batcher(Generic[In, Out]):
                 except TimeoutError:
                     break
             live = [(item, fut) for item, fut in batch if not fut.cancelled()]
-            if live:
-                await self._run(live)
+            if not live:
+                free.release()
+                continue
+            task = loop.create_task(self._run(live), name=f"batch-{self.name}")
+            self._running.add(task)
+            task.add_done_callback(self._lane_done)
 
-    async def _run(self, batch: list[tuple[In, asyncio.Future[Out]]]) -> None:
+    def _lane_done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if self._free is not None:
+            self._free.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("batch on %s crashed: %s", self.name, task.exception())
+
+    def _execute(self, items: Sequence[In | Deferred[In]]) -> list[tuple[bool, Any]]:
+        """On the lane's thread: make deferred inputs, run the batch; (ok, value) per item."""
+        made: list[tuple[int, Any]] = []
+        failed: dict[int, Exception] = {}
+        for i, item in enumerate(items):
+            if isinstance(item, Deferred):
+                try:
+                    made.append((i, item.make()))
+                except Exception as exc:  # this request's input is bad, not the batch
+                    failed[i] = exc
+            else:
+                made.append((i, item))
+        if made:
+            try:
+                outputs = self.run_batch([x for _, x in made])
+                if len(outputs) != len(made):
+                    raise RuntimeError(
+                        f"model {self.name} returned {len(outputs)} results for "
+                        f"{len(made)} inputs"
+                    )
+            except Exception as exc:
+                raise _BatchFailed(exc, made, failed) from exc
+        else:
+            outputs = []
+        results: list[tuple[bool, Any]] = [(False, None)] * len(items)
+        for i, error in failed.items():
+            results[i] = (False, error)
+        for (i, _), out in zip(made, outputs, strict=True):
+            results[i] = (True, out)
+        return results
+
+    async def _run(self, batch: list[tuple[In | Deferred[In], asyncio.Future[Out]]]) -> None:
         loop = asyncio.get_running_loop()
         items = [item for item, _ in batch]
         self.stats.record(len(items))
         if self.on_batch is not None:
             self.on_batch(len(items))
         try:
-            outputs = await loop.run_in_executor(self.executor, self.run_batch, items)
-            if len(outputs) != len(items):
-                raise RuntimeError(
-                    f"model {self.name} returned {len(outputs)} results for {len(items)} inputs"
-                )
-        except Exception as exc:
-            if len(items) == 1:
-                _settle(batch[0][1], error=exc)
+            results = await loop.run_in_executor(self.executor, self._execute, items)
+        except _BatchFailed as failure:
+            for i, exc in failure.failed.items():
+                _settle(batch[i][1], error=exc)
+            if len(failure.made) == 1:
+                _settle(batch[failure.made[0][0]][1], error=failure.cause)
                 return
-            log.warning(
-                "batch of %d failed on %s (%s); retrying one by one", len(items), self.name, exc
-            )
-            for item, fut in batch:
+            log.warning("batch of %d failed on %s (%s); retrying one by one",
+                        len(failure.made), self.name, failure.cause)
+            for i, made in failure.made:
                 try:
-                    single = await loop.run_in_executor(self.executor, self.run_batch, [item])
-                    _settle(fut, value=single[0])
+                    single = await loop.run_in_executor(self.executor, self.run_batch, [made])
+                    _settle(batch[i][1], value=single[0])
                 except Exception as one_exc:
-                    _settle(fut, error=one_exc)
+                    _settle(batch[i][1], error=one_exc)
             return
-        for (_, fut), out in zip(batch, outputs, strict=True):
-            _settle(fut, value=out)
+        except Exception as exc:  # the executor itself failed (e.g. shut down)
+            for _, fut in batch:
+                _settle(fut, error=exc)
+            return
+        for (_, fut), (ok, value) in zip(batch, results, strict=True):
+            if ok:
+                _settle(fut, value=value)
+            else:
+                _settle(fut, error=value)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -166,6 +253,8 @@ class Batcher(Generic[In, Out]):
             with contextlib.suppress(asyncio.CancelledError, RuntimeError):
                 await self._task
             self._task = None
+        if self._running:  # batches already on a lane finish and answer their callers
+            await asyncio.gather(*self._running, return_exceptions=True)
 
 
 def _settle(

@@ -38,6 +38,7 @@ class Loaded:
     model: TaskModel
     batcher: Batcher[Any, Any]
     memory_bytes: int
+    runtime: str  # engine and precision, e.g. onnxruntime-f32, openvino-bf16
     loaded_at: float
     last_used: float
 
@@ -54,6 +55,7 @@ class ModelHost:
         memory_budget_mb: int = 0,
         runtime: str | None = None,
         precision: str | None = None,
+        lanes: int = 1,
     ) -> None:
         self.runtime = runtime
         self.precision = precision
@@ -62,12 +64,13 @@ class ModelHost:
         self.max_batch_size = max_batch_size
         self.max_wait_ms = max_wait_ms
         self.max_queue = max_queue
+        self.lanes = max(1, lanes)
         self.memory_budget = memory_budget_mb * 1024 * 1024
         self._loaded: OrderedDict[str, Loaded] = OrderedDict()
         self._loading: dict[str, asyncio.Future[Loaded]] = {}
         self._load_lock = threading.Lock()  # one load at a time keeps RSS deltas honest
         self.infer_pool = ThreadPoolExecutor(
-            max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="argus-infer"
+            max_workers=max(2, os.cpu_count() or 2, self.lanes), thread_name_prefix="argus-infer"
         )
         self.load_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="argus-load")
         self.events: dict[str, int] = {"loads": 0, "unloads": 0}
@@ -122,6 +125,8 @@ class ModelHost:
                 max_wait_ms=wait,
                 max_queue=self.max_queue,
                 executor=self.infer_pool,
+                lanes=self.lanes,
+                announced=True,
                 name=f"{version.name}:{version.number}",
             )
             now = time.monotonic()
@@ -134,7 +139,8 @@ class ModelHost:
                 (time.perf_counter() - started) * 1000,
                 memory / 2**20,
             )
-            return Loaded(version, model, batcher, memory, now, now)
+            runtime = f"{choice.engine}-{choice.precision}"
+            return Loaded(version, model, batcher, memory, runtime, now, now)
 
     def _evict(self, keep: str) -> None:
         if self.memory_budget <= 0:

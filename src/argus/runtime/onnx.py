@@ -5,6 +5,7 @@ loaded model version and shared. Both expose the same small surface (``run``,
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +99,7 @@ class OpenVINOSession:
                         for p in self._compiled.inputs]
         self._outputs = [_Arg(p.get_any_name(), _shape(p), "tensor(float)")
                          for p in self._compiled.outputs]
-        self._request = self._compiled.create_infer_request()
+        self._local = threading.local()
 
     def get_inputs(self) -> list[_Arg]:
         return self._inputs
@@ -108,8 +109,10 @@ class OpenVINOSession:
 
     def run(self, output_names: Sequence[str] | None, feeds: dict[str, np.ndarray]
             ) -> list[np.ndarray]:
-        # Each call gets its own request: sessions are shared between threads.
-        request = self._compiled.create_infer_request()
+        # One infer request per thread: sessions are shared between inference lanes.
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self._compiled.create_infer_request()
         result = request.infer(feeds)
         names = list(output_names) if output_names else [o.name for o in self._outputs]
         by_name = {port.get_any_name(): np.asarray(value) for port, value in result.items()}
