@@ -119,3 +119,31 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
 def test_unsupported_format(coffee: Image.Image) -> None:
     with pytest.raises(UnsupportedMedia, match="TIFF"):
         decode(encode(coffee, "TIFF"), LIMITS)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+@pytest.mark.parametrize("min_side", [None, 256, 120, 50])
+@pytest.mark.parametrize("progressive", [False, True])
+def test_fast_jpeg_decode_gives_pillows_pixels(
+    coffee: Image.Image, mode: str, min_side: int | None, progressive: bool
+) -> None:
+    from argus.images import _decode_jpeg_fast, _decode_pillow, open_image
+
+    big = coffee.convert(mode).resize((1200, 800))
+    data = encode(big, "JPEG", quality=90, progressive=progressive) + b"trailing bytes"
+    fast = _decode_jpeg_fast(data, open_image(data, LIMITS), min_side)
+    slow = _decode_pillow(open_image(data, LIMITS), "JPEG", min_side)
+    assert fast is not None
+    assert fast.shape == slow.shape and fast.dtype == np.uint8
+    assert np.array_equal(fast, slow)
+    assert np.array_equal(decode(data, LIMITS, min_side).rgb, slow)
+
+
+def test_truncated_jpeg_does_not_take_the_fast_path(coffee: Image.Image) -> None:
+    from argus.images import _decode_jpeg_fast, open_image
+
+    data = encode(coffee, "JPEG")
+    cut = data[: len(data) * 3 // 4]
+    assert _decode_jpeg_fast(cut, open_image(cut, LIMITS), 256) is None
+    with pytest.raises(BadInput, match="damaged or truncated"):
+        decode(cut, LIMITS, 256)

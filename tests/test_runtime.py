@@ -71,3 +71,26 @@ def test_pulled_classifier_records_its_bf16_check_and_bf16_answers_alike(
     for name, index in (("coffee", 967), ("china", 698)):
         image = decode(photos[name], Limits(), model.min_side)
         assert int(np.argmax(model.infer([model.prepare(image, {})])[0])) == index
+
+
+def test_the_runtime_setting_reaches_the_models_a_server_loads(
+    home_copy: Path, photos: dict[str, bytes]
+) -> None:
+    import asyncio
+
+    from argus.service import Vision
+
+    async def ask(settings: Settings) -> tuple[str, str, list[str]]:
+        vision = Vision(settings)
+        try:
+            answer = await vision.ask("labels", photos["coffee"])
+            runtimes = [entry.runtime for entry in vision.host.loaded()]
+        finally:
+            await vision.close()
+        return answer["answer"]["labels"][0]["label"], runtimes[0], runtimes
+
+    default = asyncio.run(ask(Settings(home=home_copy)))
+    chosen = asyncio.run(ask(Settings(home=home_copy, runtime="openvino", precision="bf16")))
+    assert default[1] == "onnxruntime-f32"
+    assert chosen[1] == "openvino-bf16"  # the pulled manifest records its bf16 check
+    assert chosen[0] == default[0] == "espresso"

@@ -45,7 +45,7 @@ def test_metrics_follow_what_the_server_did(observed: Served, photos: dict[str, 
     before = scrape(observed)
     for model in (LABELS, "mtcnn"):
         assert value(before, "argus_model_loaded", model=model, version="1",
-                     digest=_digest(observed, model)) == 1
+                     digest=_digest(observed, model), runtime="onnxruntime-f32") == 1
         assert value(before, "argus_model_memory_bytes", model=model, version="1") > 0
         assert value(before, "argus_model_queue_depth", model=model, version="1") == 0
     assert value(before, "argus_model_loads_total") == 2

@@ -22,7 +22,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from argus.auth import Tokens, bearer, http_scope
-from argus.errors import ArgusError, BadInput, TooLarge, Unauthorized
+from argus.errors import ArgusError, BadInput, Overloaded, TooLarge, Unauthorized
 from argus.http import errors
 from argus.http.jobs import router as jobs_router
 from argus.http.kserve import infer_body_limit
@@ -133,6 +133,62 @@ class TokenMiddleware:
         await self.app(scope, receive, send)
 
 
+class AskFastPath:
+    """``POST /v1/questions/{question}`` with a raw image body, answered straight from the
+    ASGI scope: the same handler code as the documented route below (which still serves
+    multipart bodies and the OpenAPI page), minus FastAPI's routing and dependency solving —
+    about a third of the event loop's time per request. Tokens are checked before this."""
+
+    PREFIX = "/v1/questions/"
+
+    def __init__(self, app: ASGIApp, core: Vision, metrics: Metrics, max_bytes: int) -> None:
+        self.app = app
+        self.core = core
+        self.metrics = metrics
+        self.max_bytes = max_bytes
+
+    def _question(self, scope: Scope) -> str | None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return None
+        path: str = scope["path"]
+        if not path.startswith(self.PREFIX):
+            return None
+        question = path[len(self.PREFIX):]
+        if not question or "/" in question:
+            return None
+        for name, value in scope["headers"]:
+            if name == b"content-type" and value.startswith(b"multipart/"):
+                return None
+        return question
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        question = self._question(scope)
+        if question is None:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+
+        async def answer() -> dict[str, Any]:
+            options = options_from(request)
+            data = await read_image(request, self.max_bytes)
+            return await self.core.ask(question, data, options)
+
+        try:
+            response: Response = JSONResponse(
+                await self.metrics.track_ask("http", question, answer())
+            )
+        except ArgusError as exc:
+            if exc.status >= 500 and not isinstance(exc, Overloaded):
+                log.error("request failed: %s", exc.message)
+            response = errors.error_response(exc)
+        except Exception as exc:  # the same answer the app's own handler gives
+            log.exception("unexpected error")
+            response = JSONResponse(
+                {"error": f"internal error: {type(exc).__name__}"}, status_code=500
+            )
+        await response(scope, receive, send)
+
+
 def create_app(
     settings: Settings,
     vision: Vision | None = None,
@@ -187,6 +243,10 @@ def create_app(
     app.state.infer_body_limit = infer_body_limit(settings.max_image_bytes)
     app.state.role = role
     errors.install(app)
+    if role != "model":  # added first, so it runs inside the token check
+        app.add_middleware(
+            AskFastPath, core=core, metrics=metrics, max_bytes=settings.max_image_bytes
+        )
     app.add_middleware(TokenMiddleware, tokens=tokens)
     app.include_router(kserve_router)
 

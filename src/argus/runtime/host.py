@@ -10,7 +10,7 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from argus.packages import PackageStore
@@ -114,7 +114,10 @@ class ModelHost:
             before = rss_bytes()
             started = time.perf_counter()
             package = self.store.load(version.digest)
-            choice = RuntimeChoice.resolve(package.runtime, self.runtime, self.precision)
+            choice = replace(
+                RuntimeChoice.resolve(package.runtime, self.runtime, self.precision),
+                lanes=self.lanes,
+            )
             model = load_task_model(package, self.threads, choice)
             memory = max(0, rss_bytes() - before)
             batch = self.max_batch_size or model.max_batch_size

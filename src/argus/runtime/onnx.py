@@ -32,6 +32,7 @@ class RuntimeChoice:
 
     engine: str = "onnxruntime"
     precision: str = "f32"  # OpenVINO: f32 or bf16 (bf16 only where the manifest checked it)
+    lanes: int = 1  # calls that may run at once (OpenVINO compiles one stream per lane)
 
     @classmethod
     def resolve(cls, manifest_runtime: dict[str, Any], engine: str | None,
@@ -52,7 +53,7 @@ class RuntimeChoice:
 def make_session(path: Path, threads: int, choice: RuntimeChoice | None = None) -> Any:
     choice = choice or RuntimeChoice()
     if choice.engine == "openvino":
-        return OpenVINOSession(path, threads, choice.precision)
+        return OpenVINOSession(path, threads, choice.precision, choice.lanes)
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(1, threads)
     options.inter_op_num_threads = 1
@@ -78,7 +79,7 @@ def _shape(port: Any) -> list[int | None]:
 class OpenVINOSession:
     """An OpenVINO compiled model behind ONNX Runtime's ``run`` surface."""
 
-    def __init__(self, path: Path, threads: int, precision: str = "f32") -> None:
+    def __init__(self, path: Path, threads: int, precision: str = "f32", lanes: int = 1) -> None:
         try:
             import openvino as ov
         except ModuleNotFoundError as exc:
@@ -87,10 +88,13 @@ class OpenVINOSession:
             ) from exc
         core = ov.Core()
         model = core.read_model(str(path))
-        config = {
-            "INFERENCE_NUM_THREADS": max(1, threads),
+        lanes = max(1, lanes)
+        config: dict[str, Any] = {
+            # Threads in all; each stream serves one call at a time with threads / streams.
+            "INFERENCE_NUM_THREADS": max(1, threads) * lanes,
             "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
-            "PERFORMANCE_HINT": "LATENCY",
+            **({"PERFORMANCE_HINT": "LATENCY"} if lanes == 1 else
+               {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": lanes}),
             # Several worker processes must not all pin themselves to the same cores.
             "ENABLE_CPU_PINNING": False,
         }
