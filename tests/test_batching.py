@@ -147,11 +147,24 @@ def test_announced_requests_are_waited_for_and_a_lone_one_is_not() -> None:
 
 
 def test_lanes_run_batches_at_once_and_queue_behind_busy_lanes() -> None:
-    def measure(lanes: int) -> tuple[float, list[list[int]]]:
+    def run(lanes: int) -> tuple[int, list[list[int]]]:
         rec = Recorder(delay=0.2)
+        running = [0, 0]  # now, most at once
+        lock = threading.Lock()
+
+        def counted(items: Sequence[int]) -> list[int]:
+            with lock:
+                running[0] += 1
+                running[1] = max(running)
+            try:
+                return rec(items)
+            finally:
+                with lock:
+                    running[0] -= 1
+
         pool = ThreadPoolExecutor(max_workers=4)
         batcher: Batcher[int, int] = Batcher(
-            rec, max_batch_size=4, max_wait_ms=0, executor=pool, lanes=lanes, announced=True
+            counted, max_batch_size=4, max_wait_ms=0, executor=pool, lanes=lanes, announced=True
         )
 
         async def main() -> None:
@@ -162,18 +175,14 @@ def test_lanes_run_batches_at_once_and_queue_behind_busy_lanes() -> None:
             later = [asyncio.create_task(batcher.submit(i)) for i in range(2, 5)]
             await asyncio.gather(first, second, *later)
 
-        t0 = time.perf_counter()
         asyncio.run(main())
         pool.shutdown()
-        return time.perf_counter() - t0, rec.batches
+        return running[1], rec.batches
 
-    two_lanes, batches2 = measure(2)
-    one_lane, batches1 = measure(1)
     # Two lanes: 0 and 1 run side by side; 2, 3 and 4 queue while both are busy and leave
     # together. One lane: 1 to 4 all queue behind 0.
-    assert batches2 == [[0], [1], [2, 3, 4]]
-    assert batches1 == [[0], [1, 2, 3, 4]]
-    assert two_lanes < one_lane
+    assert run(2) == (2, [[0], [1], [2, 3, 4]])
+    assert run(1) == (1, [[0], [1, 2, 3, 4]])
 
 
 def test_deferred_inputs_are_made_on_the_lane_and_fail_alone() -> None:
