@@ -46,14 +46,14 @@ class ArgusConfig:
         return cls(label.strip(), tuple(args), env)
 
 
-# Best measured settings (one worker process per core, one runtime thread each), and the same
-# on OpenVINO bf16; `--argus 'LABEL: ...'` on the command line replaces the list.
+# Argus as installed (one process, one inference lane per core, each lane one runtime thread;
+# a lone request runs on every core), the same with one process per core, and the default on
+# OpenVINO bf16. `--argus 'LABEL: ...'` on the command line replaces the list.
 DEFAULT_ARGUS_CONFIGS = [
-    ArgusConfig("argus", ("--workers", "2")),
+    ArgusConfig("argus"),
+    ArgusConfig("argus-workers-2", ("--workers", "2")),
     ArgusConfig(
-        "argus-openvino-bf16",
-        ("--workers", "2"),
-        {"ARGUS_RUNTIME": "openvino", "ARGUS_PRECISION": "bf16"},
+        "argus-openvino-bf16", (), {"ARGUS_RUNTIME": "openvino", "ARGUS_PRECISION": "bf16"}
     ),
 ]
 

@@ -109,7 +109,8 @@ class Vision:
             memory_budget_mb=settings.model_memory_mb,
             runtime=settings.runtime,
             precision=settings.precision,
-            lanes=settings.lanes,
+            lanes=settings.lane_count(),
+            lone_threads=settings.lone_thread_count(),
         )
         self.cache = StepCache(
             int(getattr(settings, "cache_entries", 4096)),

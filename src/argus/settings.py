@@ -41,9 +41,15 @@ class Settings(BaseSettings):
     intra_op_threads: int = 0
     """Runtime threads per inference call; 0 = cores / (workers x lanes)."""
 
-    lanes: int = 1
+    lone_threads: int = 0
+    """Runtime threads for an inference call that runs alone in the server (a quiet server
+    answers sooner on every core); 0 = every core. Set it to the per-call threads to turn it
+    off (each model then holds one session instead of two)."""
+
+    lanes: int = 0
     """Batches each model runs at once in a server process, each on a thread of its own that
-    decodes, preprocesses and infers (workers x lanes x runtime threads = cores)."""
+    decodes, preprocesses and infers; 0 = cores / workers (workers x lanes x runtime threads
+    = cores). Lanes share one process's queue, so every request goes to the first free one."""
 
     decode_threads: int = 0
     """Threads per server process for decoding and other blocking work; 0 = cores / workers
@@ -115,11 +121,19 @@ class Settings(BaseSettings):
             return self.decode_threads
         return max(1, (os.cpu_count() or 1) // max(1, self.workers))
 
+    def lone_thread_count(self) -> int:
+        return self.lone_threads if self.lone_threads > 0 else (os.cpu_count() or 1)
+
     def threads_per_session(self) -> int:
         if self.intra_op_threads > 0:
             return self.intra_op_threads
         cores = os.cpu_count() or 1
-        return max(1, cores // (max(1, self.workers) * max(1, self.lanes)))
+        return max(1, cores // (max(1, self.workers) * self.lane_count()))
+
+    def lane_count(self) -> int:
+        if self.lanes > 0:
+            return self.lanes
+        return max(1, (os.cpu_count() or 1) // max(1, self.workers))
 
 
 @lru_cache(maxsize=1)

@@ -244,7 +244,10 @@ def _run_loop(main: Coroutine[Any, Any, int]) -> int:
         return runner.run(main)
 
 
-def _worker(index: int, opts: ServeOptions, s: Settings) -> None:
+def _worker(index: int, occupancy: Any, opts: ServeOptions, s: Settings) -> None:
+    from argus.runtime.occupancy import OCCUPANCY
+
+    OCCUPANCY.share(occupancy)
     _configure_logging(opts.log_level)
     code = _run_loop(_run(opts, s, reuse_port=True))
     raise SystemExit(code)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from argus.errors import Overloaded
+from argus.runtime.occupancy import OCCUPANCY
 
 log = logging.getLogger(__name__)
 In = TypeVar("In")
@@ -142,8 +143,9 @@ class Batcher(Generic[In, Out]):
                 retry_after=1.0,
             )
         future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
-        queue.put_nowait((item, future))
-        return await future
+        with OCCUPANCY.running():  # while held, no other request's inference runs "alone"
+            queue.put_nowait((item, future))
+            return await future
 
     async def _drain(self) -> None:
         queue, free = self._queue, self._free

@@ -56,6 +56,7 @@ class ModelHost:
         runtime: str | None = None,
         precision: str | None = None,
         lanes: int = 1,
+        lone_threads: int = 0,
     ) -> None:
         self.runtime = runtime
         self.precision = precision
@@ -65,6 +66,7 @@ class ModelHost:
         self.max_wait_ms = max_wait_ms
         self.max_queue = max_queue
         self.lanes = max(1, lanes)
+        self.lone_threads = lone_threads
         self.memory_budget = memory_budget_mb * 1024 * 1024
         self._loaded: OrderedDict[str, Loaded] = OrderedDict()
         self._loading: dict[str, asyncio.Future[Loaded]] = {}
@@ -117,6 +119,7 @@ class ModelHost:
             choice = replace(
                 RuntimeChoice.resolve(package.runtime, self.runtime, self.precision),
                 lanes=self.lanes,
+                lone_threads=self.lone_threads,
             )
             model = load_task_model(package, self.threads, choice)
             memory = max(0, rss_bytes() - before)
