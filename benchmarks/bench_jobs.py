@@ -2,7 +2,8 @@
 same images, the same models and the same machine, both as real processes.
 
 1. Sync: `argus serve` answers N ``POST /v1/questions/labels`` sent 16 at a time.
-2. Jobs: two `argus worker` processes (models loaded, one ORT thread each) answer N jobs
+2. Jobs: two `argus worker` processes (models loaded, each one lane of one runtime thread: the
+   two fill the cores, as `argus serve --workers 2` would) answer N jobs
    submitted in one burst; the clock runs from the first submit to the last job done.
 
 Prints both rates and the ratio jobs/sync. The queue's own cost (claims, leases, the answer
@@ -38,6 +39,14 @@ from argus.registry import ModelRegistry
 from argus.settings import Settings
 
 ARGUS = str(Path(sys.executable).with_name("argus"))
+
+
+def share_of_cores(processes: int) -> dict[str, str]:
+    """Settings that give each of ``processes`` worker processes its share of the cores: one
+    lane per share, one runtime thread per lane, and no all-core session for lone jobs (the
+    processes do not share a request count the way `argus serve --workers` does)."""
+    lanes = max(1, (os.cpu_count() or 2) // processes)
+    return {"ARGUS_LANES": str(lanes), "ARGUS_INTRA_OP_THREADS": "1", "ARGUS_LONE_THREADS": "1"}
 
 
 def images(count: int) -> list[bytes]:
@@ -133,7 +142,7 @@ def bench_jobs(
     procs = [
         subprocess.Popen(
             [*argus_cmd("worker"), "--concurrency", str(concurrency), "--log-level", "info"],
-            env={**env, "ARGUS_INTRA_OP_THREADS": str(max(1, (os.cpu_count() or 2) // workers))},
+            env={**env, **share_of_cores(workers)},
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
         )
