@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from argus.errors import Overloaded
+from argus.errors import Overloaded, Unavailable
 from argus.runtime.batching import Batcher, Deferred
 
 
@@ -148,41 +148,78 @@ def test_announced_requests_are_waited_for_and_a_lone_one_is_not() -> None:
 
 def test_lanes_run_batches_at_once_and_queue_behind_busy_lanes() -> None:
     def run(lanes: int) -> tuple[int, list[list[int]]]:
-        rec = Recorder(delay=0.2)
+        batches: list[list[int]] = []
+        started = threading.Semaphore(0)
+        gate = threading.Event()
         running = [0, 0]  # now, most at once
         lock = threading.Lock()
 
-        def counted(items: Sequence[int]) -> list[int]:
+        def model(items: Sequence[int]) -> list[int]:
             with lock:
+                batches.append(list(items))
                 running[0] += 1
                 running[1] = max(running)
-            try:
-                return rec(items)
-            finally:
-                with lock:
-                    running[0] -= 1
+            started.release()
+            gate.wait(10)  # held until the test has queued what it wants behind it
+            with lock:
+                running[0] -= 1
+            return [i * 10 for i in items]
 
         pool = ThreadPoolExecutor(max_workers=4)
         batcher: Batcher[int, int] = Batcher(
-            counted, max_batch_size=4, max_wait_ms=0, executor=pool, lanes=lanes, announced=True
+            model, max_batch_size=4, max_wait_ms=0, executor=pool, lanes=lanes, announced=True
         )
+
+        async def on_a_lane() -> None:
+            assert await asyncio.to_thread(started.acquire, True, 10), "no batch started"
 
         async def main() -> None:
             first = asyncio.create_task(batcher.submit(0))
-            await asyncio.sleep(0.05)  # 0 is on a lane
+            await on_a_lane()
             second = asyncio.create_task(batcher.submit(1))
-            await asyncio.sleep(0.05)  # 1 is on the second lane, or waits for the only one
+            if lanes > 1:
+                await on_a_lane()  # the second lane takes it at once
             later = [asyncio.create_task(batcher.submit(i)) for i in range(2, 5)]
-            await asyncio.gather(first, second, *later)
+            for _ in range(5):
+                await asyncio.sleep(0)  # every submit is queued behind the busy lanes
+            gate.set()
+            assert await asyncio.gather(first, second, *later) == [0, 10, 20, 30, 40]
 
         asyncio.run(main())
         pool.shutdown()
-        return running[1], rec.batches
+        return running[1], batches
 
     # Two lanes: 0 and 1 run side by side; 2, 3 and 4 queue while both are busy and leave
     # together. One lane: 1 to 4 all queue behind 0.
     assert run(2) == (2, [[0], [1], [2, 3, 4]])
     assert run(1) == (1, [[0], [1, 2, 3, 4]])
+
+
+def test_closing_answers_queued_requests_instead_of_leaving_them_waiting() -> None:
+    gate = threading.Event()
+    started = threading.Event()
+
+    def model(items: Sequence[int]) -> list[int]:
+        started.set()
+        gate.wait(10)
+        return [i * 10 for i in items]
+
+    pool = ThreadPoolExecutor(max_workers=2)
+    batcher: Batcher[int, int] = Batcher(model, max_batch_size=1, max_wait_ms=0, executor=pool)
+
+    async def main() -> list[object]:
+        calls = [asyncio.create_task(batcher.submit(i)) for i in range(3)]
+        assert await asyncio.to_thread(started.wait, 10)  # 0 is on the lane; 1, 2 queue
+        closing = asyncio.create_task(batcher.close())
+        await asyncio.sleep(0)
+        gate.set()
+        await closing
+        return list(await asyncio.gather(*calls, return_exceptions=True))
+
+    results = asyncio.run(asyncio.wait_for(main(), 10))
+    pool.shutdown()
+    assert results[0] == 0  # the batch already running finished and answered
+    assert all(isinstance(r, Unavailable) and r.status == 503 for r in results[1:])
 
 
 def test_deferred_inputs_are_made_on_the_lane_and_fail_alone() -> None:

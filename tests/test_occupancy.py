@@ -13,9 +13,9 @@ from argus.runtime.onnx import AdaptiveSession, RuntimeChoice, make_session
 from tests.tiny_model import tiny_onnx
 
 
-def _count_in_child(value: object, entered: object, release: object) -> None:
+def _count_in_child(slots: object, entered: object, release: object) -> None:
     occupancy = Occupancy()
-    occupancy.share(value)
+    occupancy.share(slots, 1)
     with occupancy.running():
         entered.set()  # type: ignore[attr-defined]
         release.wait(10)  # type: ignore[attr-defined]
@@ -23,22 +23,23 @@ def _count_in_child(value: object, entered: object, release: object) -> None:
 
 def test_the_count_is_shared_between_processes() -> None:
     ctx = multiprocessing.get_context("spawn")
-    value = ctx.Value("i", 0)
+    slots = ctx.Array("i", 2, lock=False)
     entered, release = ctx.Event(), ctx.Event()
-    child = ctx.Process(target=_count_in_child, args=(value, entered, release))
+    child = ctx.Process(target=_count_in_child, args=(slots, entered, release))
     child.start()
+    here = Occupancy()
+    here.share(slots, 0)
     try:
         assert entered.wait(30)
-        here = Occupancy()
-        here.share(value)
         assert here.now == 1  # the other process's request
         with here.running() as count:
             assert count == 2
+            assert list(slots) == [1, 1]
         assert here.now == 1
     finally:
         release.set()
         child.join(30)
-    assert Occupancy().now == 0 and value.value == 0
+    assert here.now == 0 and list(slots) == [0, 0]
 
 
 def test_a_lone_call_takes_the_wide_session_and_a_busy_one_its_share(tmp_path: Path) -> None:

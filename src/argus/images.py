@@ -153,9 +153,9 @@ def _decode_pillow(img: Image.Image, fmt: str, min_side: int | None) -> np.ndarr
     try:
         if min_side and fmt in ("JPEG", "MPO"):
             scale = _draft_scale(img.size, min_side)
-            if scale > 1:
+            if scale > 1:  # asking for exactly size // scale makes draft pick this scale
                 w, h = img.size
-                img.draft("RGB", (math.ceil(w / scale), math.ceil(h / scale)))
+                img.draft("RGB", (w // scale, h // scale))
         if fmt == "GIF":
             img.seek(0)
         with warnings.catch_warnings():

@@ -37,15 +37,14 @@ def make_listener(host: str, port: int, reuse_port: bool = False, backlog: int =
 def run_workers(count: int, target: Callable[..., Any], args: tuple[Any, ...] = (),
                 restart: bool = True) -> int:
     """Run ``target(index, occupancy, *args)`` in ``count`` processes until SIGINT/SIGTERM;
-    a worker that dies unexpectedly is restarted. ``occupancy`` is a shared integer for
-    :mod:`argus.runtime.occupancy`. Returns the exit code for the parent."""
+    a worker that dies unexpectedly is restarted. ``occupancy`` is a shared array with a slot
+    per worker for :mod:`argus.runtime.occupancy`. Returns the exit code for the parent."""
     ctx = multiprocessing.get_context("spawn")
     stopping = False
-    occupancy = ctx.Value("i", 0)
+    occupancy = ctx.Array("i", count, lock=False)
 
     def start(index: int) -> BaseProcess:
-        with occupancy.get_lock():
-            occupancy.value = 0  # a worker that died mid-call must not leave its count behind
+        occupancy[index] = 0  # a worker that died mid-request must not leave its count behind
         proc = ctx.Process(
             target=target, args=(index, occupancy, *args), name=f"argus-worker-{index}"
         )

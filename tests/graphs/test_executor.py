@@ -246,3 +246,43 @@ def test_the_cache_is_bounded_and_least_recently_used_goes_first() -> None:
     off = StepCache(max_entries=0)
     off.put("a", StepOutput({}))
     assert off.get("a") is None
+
+
+def test_two_steps_on_one_image_size_share_one_decode(
+    pulled_home: Path, photos: dict[str, bytes], tmp_path: Path
+) -> None:
+    twice = """\
+        question: twice
+        steps:
+          short: {model: efficientnet-lite0, top_k: 1}
+          long: {model: efficientnet-lite0, top_k: 3}
+        answer: [short, long]
+        """
+    decodes: list[int | None] = []
+
+    async def body(vision: Vision) -> tuple[dict[str, Any], dict[str, Any], int]:
+        from argus.graphs import executor
+
+        add_graph(vision, tmp_path, twice)
+        single = await vision.ask("labels", photos["coffee"], AskOptions(top_k=3))
+        before = await batcher_items(vision, "efficientnet-lite0")
+        original = executor.ImageSource._decode
+
+        def counted(self: executor.ImageSource, min_side: int | None) -> Any:
+            decodes.append(min_side)
+            return original(self, min_side)
+
+        executor.ImageSource._decode = counted  # type: ignore[method-assign]
+        try:
+            answer = await vision.ask("twice", photos["coffee"] + b"another request")
+        finally:
+            executor.ImageSource._decode = original  # type: ignore[method-assign]
+        return single, answer, await batcher_items(vision, "efficientnet-lite0") - before
+
+    single, answer, items = run(pulled_home, body)
+    assert decodes == [256]  # one decode, at the size both steps need
+    assert items == 2
+    assert [x["label"] for x in answer["answer"]["long"]["labels"]] == [
+        x["label"] for x in single["answer"]["labels"]
+    ]
+    assert answer["answer"]["short"]["labels"][0]["label"] == "espresso"

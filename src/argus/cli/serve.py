@@ -247,7 +247,7 @@ def _run_loop(main: Coroutine[Any, Any, int]) -> int:
 def _worker(index: int, occupancy: Any, opts: ServeOptions, s: Settings) -> None:
     from argus.runtime.occupancy import OCCUPANCY
 
-    OCCUPANCY.share(occupancy)
+    OCCUPANCY.share(occupancy, index)
     _configure_logging(opts.log_level)
     code = _run_loop(_run(opts, s, reuse_port=True))
     raise SystemExit(code)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,12 +40,14 @@ class ImageSource:
         self.sha256 = sha256
         self.limits = limits
         self.decode_ms = 0.0
+        self._ms_lock = threading.Lock()  # lanes may decode two sizes of one image at once
         self._decoded: dict[int | None, asyncio.Future[DecodedImage]] = {}
 
     def _decode(self, min_side: int | None) -> DecodedImage:
         started = time.perf_counter()
         image = decode(self.data, self.limits, min_side, sha256=self.sha256)
-        self.decode_ms += (time.perf_counter() - started) * 1000
+        with self._ms_lock:
+            self.decode_ms += (time.perf_counter() - started) * 1000
         return image
 
     async def get(self, min_side: int | None) -> DecodedImage:
@@ -65,6 +68,15 @@ class ImageSource:
         future: asyncio.Future[DecodedImage] = asyncio.get_running_loop().create_future()
         self._decoded[min_side] = future
         return future
+
+    def unclaim(self, min_side: int | None, claimed: asyncio.Future[DecodedImage]) -> None:
+        """Give a claimed size back undecoded: steps waiting for it decode it themselves."""
+        if self._decoded.get(min_side) is claimed:
+            del self._decoded[min_side]
+        if not claimed.done():
+            fresh = asyncio.ensure_future(asyncio.to_thread(self._decode, min_side))
+            self._decoded.setdefault(min_side, fresh)
+            fresh.add_done_callback(lambda f: _chain(f, claimed))
 
     def decode_now(self, min_side: int | None) -> DecodedImage:
         """Decode on the calling thread (a step that claimed this size)."""
@@ -251,13 +263,21 @@ class GraphRunner:
             # Decode and preprocess on the inference lane, just before the batch runs: one
             # thread hand-off in, one out. The decoded image is shared with later steps.
             claimed = source.claim(model.min_side)
+            loop = asyncio.get_running_loop()
             made: list[DecodedImage] = []
+            decode_error: list[Exception] = []
             making = [0.0]  # seconds the lane spent decoding and preprocessing
 
             def make() -> Any:
                 t0 = time.perf_counter()
                 try:
-                    made.append(source.decode_now(model.min_side))
+                    try:
+                        made.append(source.decode_now(model.min_side))
+                    except Exception as exc:
+                        decode_error.append(exc)
+                        raise
+                    # Steps waiting for this size go on now, not after this model's batch.
+                    loop.call_soon_threadsafe(_settle, claimed, made[0])
                     return model.prepare(made[0], params)
                 finally:
                     making[0] = time.perf_counter() - t0
@@ -265,16 +285,17 @@ class GraphRunner:
             try:
                 raw = await batcher.submit(Deferred(make))
             except BaseException as exc:
-                if made:  # decoded fine; only this model's preprocessing or run failed
-                    claimed.set_result(made[0])
-                elif isinstance(exc, Exception):
-                    claimed.set_exception(exc)
-                    claimed.exception()  # retrieved: no other step may be waiting for it
-                else:
+                if made:
+                    _settle(claimed, made[0])
+                elif decode_error:  # the image itself is bad: every step fails alike
+                    _settle(claimed, error=decode_error[0])
+                elif isinstance(exc, Exception):  # e.g. this model is overloaded: steps
+                    source.unclaim(model.min_side, claimed)  # waiting decode it themselves
+                else:  # cancelled with the request
                     claimed.cancel()
                 raise
-            claimed.set_result(made[0])
             image = made[0]
+            _settle(claimed, image)
             started += making[0]  # infer_ms is the wait and the model, not the decode
         run.infer_ms = (time.perf_counter() - started) * 1000
         if params.get("crops"):  # encoding crops is real work: keep it off the event loop
@@ -379,3 +400,26 @@ class GraphRunner:
                 )
         run.output = output
         self.cache.put(run.key, output)
+
+
+def _settle(
+    future: asyncio.Future[DecodedImage],
+    image: DecodedImage | None = None,
+    error: BaseException | None = None,
+) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+        future.exception()  # retrieved: no other step may be waiting for it
+    elif image is not None:
+        future.set_result(image)
+
+
+def _chain(source: asyncio.Future[DecodedImage], target: asyncio.Future[DecodedImage]) -> None:
+    if source.cancelled():
+        target.cancel()
+    elif source.exception() is not None:
+        _settle(target, error=source.exception())
+    else:
+        _settle(target, source.result())

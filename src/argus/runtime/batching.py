@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from argus.errors import Overloaded
+from argus.errors import Overloaded, Unavailable
 from argus.runtime.occupancy import OCCUPANCY
 
 log = logging.getLogger(__name__)
@@ -175,22 +176,31 @@ class Batcher(Generic[In, Out]):
                 free.release()
                 continue
             task = loop.create_task(self._run(live), name=f"batch-{self.name}")
-            self._running.add(task)
-            task.add_done_callback(self._lane_done)
+            running = self._running
+            running.add(task)
+            # Bound to this queue's semaphore and set: a restarted batcher has its own.
+            task.add_done_callback(functools.partial(self._lane_done, free, running))
 
-    def _lane_done(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
-        if self._free is not None:
-            self._free.release()
+    def _lane_done(
+        self, free: asyncio.Semaphore, running: set[asyncio.Task[None]], task: asyncio.Task[None]
+    ) -> None:
+        running.discard(task)
+        free.release()
         if not task.cancelled() and task.exception() is not None:
             log.error("batch on %s crashed: %s", self.name, task.exception())
 
-    def _execute(self, items: Sequence[In | Deferred[In]]) -> list[tuple[bool, Any]]:
-        """On the lane's thread: make deferred inputs, run the batch; (ok, value) per item."""
+    def _execute(
+        self, items: Sequence[In | Deferred[In]], futures: Sequence[asyncio.Future[Out]]
+    ) -> list[tuple[bool, Any]]:
+        """On the lane's thread: make deferred inputs, run the batch; (ok, value) per item.
+        Requests given up on meanwhile are skipped (reading ``cancelled()`` from this thread
+        is a benign race: at worst one more image is worked on)."""
         made: list[tuple[int, Any]] = []
         failed: dict[int, Exception] = {}
         for i, item in enumerate(items):
-            if isinstance(item, Deferred):
+            if futures[i].cancelled():
+                failed[i] = asyncio.CancelledError()  # type: ignore[assignment]
+            elif isinstance(item, Deferred):
                 try:
                     made.append((i, item.make()))
                 except Exception as exc:  # this request's input is bad, not the batch
@@ -223,7 +233,8 @@ class Batcher(Generic[In, Out]):
         if self.on_batch is not None:
             self.on_batch(len(items))
         try:
-            results = await loop.run_in_executor(self.executor, self._execute, items)
+            futures = [fut for _, fut in batch]
+            results = await loop.run_in_executor(self.executor, self._execute, items, futures)
         except _BatchFailed as failure:
             for i, exc in failure.failed.items():
                 _settle(batch[i][1], error=exc)
@@ -250,12 +261,18 @@ class Batcher(Generic[In, Out]):
                 _settle(fut, error=value)
 
     async def close(self) -> None:
+        """Stop taking batches: requests still queued get 503 (retry: the model is being
+        unloaded or the server stops); batches already on a lane finish and answer."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, RuntimeError):
                 await self._task
             self._task = None
-        if self._running:  # batches already on a lane finish and answer their callers
+        queue, self._queue = self._queue, None
+        while queue is not None and not queue.empty():
+            _, fut = queue.get_nowait()
+            _settle(fut, error=Unavailable(f"model {self.name} was unloaded; retry"))
+        if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
 
 
