@@ -65,3 +65,18 @@ def test_no_second_session_when_a_call_already_has_every_core(tmp_path: Path) ->
     tiny_onnx(path)
     assert not isinstance(make_session(path, 2, RuntimeChoice(lone_threads=2)), AdaptiveSession)
     assert not isinstance(make_session(path, 1, RuntimeChoice()), AdaptiveSession)
+
+
+def test_lanes_and_threads_follow_the_cores_this_process_may_use() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import os; os.sched_setaffinity(0, {0});"
+        "from argus.settings import Settings, available_cores; s = Settings();"
+        "print(available_cores(), s.lane_count(), s.threads_per_session(), s.lone_thread_count())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # Pinned to one CPU (as a container's cpuset or CPU limit would): one lane of one thread,
+    # no second session — not one lane per core of the whole machine.
+    assert out.stdout.split() == ["1", "1", "1", "1"]

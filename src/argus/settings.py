@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
+import math
 import os
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def available_cores() -> int:
+    """Cores this process may use: the CPUs it is allowed to run on, capped by a cgroup CPU
+    quota (a container's CPU limit; ``os.cpu_count()`` would count the whole node)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    if quota is not None:
+        cores = min(cores, max(1, math.ceil(quota)))
+    return max(1, cores)
+
+
+def _cgroup_quota() -> float | None:
+    """CPU limit in cores from cgroup v2 ``cpu.max`` or v1 ``cfs_quota_us`` (None: no limit)."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        base = Path("/sys/fs/cgroup/cpu")
+        quota_us = int((base / "cpu.cfs_quota_us").read_text())
+        period_us = int((base / "cpu.cfs_period_us").read_text())
+        return None if quota_us <= 0 else quota_us / period_us
+    except (OSError, ValueError):
+        return None
 
 
 def _default_home() -> Path:
@@ -119,21 +149,20 @@ class Settings(BaseSettings):
     def decode_thread_count(self) -> int:
         if self.decode_threads > 0:
             return self.decode_threads
-        return max(1, (os.cpu_count() or 1) // max(1, self.workers))
+        return max(1, available_cores() // max(1, self.workers))
 
     def lone_thread_count(self) -> int:
-        return self.lone_threads if self.lone_threads > 0 else (os.cpu_count() or 1)
+        return self.lone_threads if self.lone_threads > 0 else available_cores()
 
     def threads_per_session(self) -> int:
         if self.intra_op_threads > 0:
             return self.intra_op_threads
-        cores = os.cpu_count() or 1
-        return max(1, cores // (max(1, self.workers) * self.lane_count()))
+        return max(1, available_cores() // (max(1, self.workers) * self.lane_count()))
 
     def lane_count(self) -> int:
         if self.lanes > 0:
             return self.lanes
-        return max(1, (os.cpu_count() or 1) // max(1, self.workers))
+        return max(1, available_cores() // max(1, self.workers))
 
 
 @lru_cache(maxsize=1)

@@ -72,7 +72,7 @@ class ModelHost:
         self._loading: dict[str, asyncio.Future[Loaded]] = {}
         self._load_lock = threading.Lock()  # one load at a time keeps RSS deltas honest
         self.infer_pool = ThreadPoolExecutor(
-            max_workers=max(2, os.cpu_count() or 2, self.lanes), thread_name_prefix="argus-infer"
+            max_workers=max(2, self.lanes), thread_name_prefix="argus-infer"
         )
         self.load_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="argus-load")
         self.events: dict[str, int] = {"loads": 0, "unloads": 0}
