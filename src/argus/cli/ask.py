@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,10 @@ def ask(
             source="cli",
             extra={"conf": conf} if conf is not None else {},
         )
-        vision = Vision(settings())
+        s = settings()
+        if "ARGUS_LANES" not in os.environ:  # one image at a time: one lane on every core
+            s = s.model_copy(update={"lanes": 1})
+        vision = Vision(s)
     except ArgusError as exc:
         fail(exc.message, 2)
         return

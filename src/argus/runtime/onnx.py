@@ -74,11 +74,12 @@ def _single_session(path: Path, threads: int, choice: RuntimeChoice, lone: bool)
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Under load, spinning threads would take cores from the other calls; a lone call has
-    # the machine to itself and spins between operators (about 1.5 ms less per image here),
-    # but stops the moment it returns, so the calls that follow get their cores back.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if lone else "0")
-    if lone:
+    # Spinning threads would take cores from calls on other lanes; a call that has its cores
+    # to itself (a lone call, or the only lane) spins between operators (about 1.5 ms less per
+    # image here) and stops the moment it returns, so whatever follows gets the cores back.
+    spin = lone or choice.lanes == 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    if spin:
         options.add_session_config_entry("session.force_spinning_stop", "1")
     return ort.InferenceSession(str(path), sess_options=options, providers=providers())
 
