@@ -146,23 +146,22 @@ class Settings(BaseSettings):
     def questions_dir(self) -> Path:
         return self.home / "questions"
 
-    def decode_thread_count(self) -> int:
-        if self.decode_threads > 0:
-            return self.decode_threads
+    def cores_per_worker(self) -> int:
         return max(1, available_cores() // max(1, self.workers))
 
-    def lone_thread_count(self) -> int:
-        return self.lone_threads if self.lone_threads > 0 else available_cores()
+    def decode_thread_count(self) -> int:
+        return self.decode_threads if self.decode_threads > 0 else self.cores_per_worker()
+
+    def lane_count(self) -> int:
+        return self.lanes if self.lanes > 0 else self.cores_per_worker()
 
     def threads_per_session(self) -> int:
         if self.intra_op_threads > 0:
             return self.intra_op_threads
-        return max(1, available_cores() // (max(1, self.workers) * self.lane_count()))
+        return max(1, self.cores_per_worker() // self.lane_count())
 
-    def lane_count(self) -> int:
-        if self.lanes > 0:
-            return self.lanes
-        return max(1, available_cores() // max(1, self.workers))
+    def lone_thread_count(self) -> int:
+        return self.lone_threads if self.lone_threads > 0 else available_cores()
 
 
 @lru_cache(maxsize=1)

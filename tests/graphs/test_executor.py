@@ -266,17 +266,17 @@ def test_two_steps_on_one_image_size_share_one_decode(
         add_graph(vision, tmp_path, twice)
         single = await vision.ask("labels", photos["coffee"], AskOptions(top_k=3))
         before = await batcher_items(vision, "efficientnet-lite0")
-        original = executor.ImageSource._decode
+        original = executor.ImageSource.decode_now
 
         def counted(self: executor.ImageSource, min_side: int | None) -> Any:
             decodes.append(min_side)
             return original(self, min_side)
 
-        executor.ImageSource._decode = counted  # type: ignore[method-assign]
+        executor.ImageSource.decode_now = counted  # type: ignore[method-assign]
         try:
             answer = await vision.ask("twice", photos["coffee"] + b"another request")
         finally:
-            executor.ImageSource._decode = original  # type: ignore[method-assign]
+            executor.ImageSource.decode_now = original  # type: ignore[method-assign]
         return single, answer, await batcher_items(vision, "efficientnet-lite0") - before
 
     single, answer, items = run(pulled_home, body)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,7 @@ def ask(
             extra={"conf": conf} if conf is not None else {},
         )
         s = settings()
-        if "ARGUS_LANES" not in os.environ:  # one image at a time: one lane on every core
+        if "lanes" not in s.model_fields_set:  # one image at a time: one lane on every core
             s = s.model_copy(update={"lanes": 1})
         vision = Vision(s)
     except ArgusError as exc:

@@ -43,7 +43,9 @@ class ImageSource:
         self._ms_lock = threading.Lock()  # lanes may decode two sizes of one image at once
         self._decoded: dict[int | None, asyncio.Future[DecodedImage]] = {}
 
-    def _decode(self, min_side: int | None) -> DecodedImage:
+    def decode_now(self, min_side: int | None) -> DecodedImage:
+        """Decode on the calling thread (``get`` runs this on a worker thread; a step that
+        claimed this size runs it on its inference lane)."""
         started = time.perf_counter()
         image = decode(self.data, self.limits, min_side, sha256=self.sha256)
         with self._ms_lock:
@@ -53,7 +55,7 @@ class ImageSource:
     async def get(self, min_side: int | None) -> DecodedImage:
         future = self._decoded.get(min_side)
         if future is None:
-            future = asyncio.ensure_future(asyncio.to_thread(self._decode, min_side))
+            future = asyncio.ensure_future(asyncio.to_thread(self.decode_now, min_side))
             self._decoded[min_side] = future
         # Shielded: one step giving up must not cancel a decode other steps wait for.
         return await asyncio.shield(future)
@@ -74,13 +76,9 @@ class ImageSource:
         if self._decoded.get(min_side) is claimed:
             del self._decoded[min_side]
         if not claimed.done():
-            fresh = asyncio.ensure_future(asyncio.to_thread(self._decode, min_side))
-            self._decoded.setdefault(min_side, fresh)
-            fresh.add_done_callback(lambda f: _chain(f, claimed))
-
-    def decode_now(self, min_side: int | None) -> DecodedImage:
-        """Decode on the calling thread (a step that claimed this size)."""
-        return self._decode(min_side)
+            asyncio.ensure_future(self.get(min_side)).add_done_callback(
+                lambda f: _chain(f, claimed)
+            )
 
 
 @dataclass

@@ -22,7 +22,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from argus.auth import Tokens, bearer, http_scope
-from argus.errors import ArgusError, BadInput, Overloaded, TooLarge, Unauthorized
+from argus.errors import ArgusError, BadInput, TooLarge, Unauthorized
 from argus.http import errors
 from argus.http.jobs import router as jobs_router
 from argus.http.kserve import infer_body_limit
@@ -133,6 +133,19 @@ class TokenMiddleware:
         await self.app(scope, receive, send)
 
 
+async def answer_question(
+    core: Vision, metrics: Metrics, question: str, request: Request, max_bytes: int
+) -> JSONResponse:
+    """The image API's one handler: options, the image, the answer, recorded in metrics."""
+
+    async def answer() -> dict[str, Any]:
+        options = options_from(request)
+        data = await read_image(request, max_bytes)
+        return await core.ask(question, data, options)
+
+    return JSONResponse(await metrics.track_ask("http", question, answer()))
+
+
 class AskFastPath:
     """``POST /v1/questions/{question}`` with a raw image body, answered straight from the
     ASGI scope: the same handler code as the documented route below (which still serves
@@ -167,25 +180,12 @@ class AskFastPath:
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
-
-        async def answer() -> dict[str, Any]:
-            options = options_from(request)
-            data = await read_image(request, self.max_bytes)
-            return await self.core.ask(question, data, options)
-
         try:
-            response: Response = JSONResponse(
-                await self.metrics.track_ask("http", question, answer())
+            response = await answer_question(
+                self.core, self.metrics, question, request, self.max_bytes
             )
-        except ArgusError as exc:
-            if exc.status >= 500 and not isinstance(exc, Overloaded):
-                log.error("request failed: %s", exc.message)
-            response = errors.error_response(exc)
-        except Exception as exc:  # the same answer the app's own handler gives
-            log.exception("unexpected error")
-            response = JSONResponse(
-                {"error": f"internal error: {type(exc).__name__}"}, status_code=500
-            )
+        except Exception as exc:  # the same answer the app's own handlers give
+            response = errors.failure_response(exc)
         await response(scope, receive, send)
 
 
@@ -275,12 +275,6 @@ def create_app(
         Query: ``top_k``, ``version``, ``alias``, ``app`` (or header ``X-Argus-App``),
         ``crops=true`` (aligned face crops as base64 PNG), ``record=true``.
         """
-
-        async def answer() -> dict[str, Any]:
-            options = options_from(request)
-            data = await read_image(request, settings.max_image_bytes)
-            return await core.ask(question, data, options)
-
-        return JSONResponse(await metrics.track_ask("http", question, answer()))
+        return await answer_question(core, metrics, question, request, settings.max_image_bytes)
 
     return app

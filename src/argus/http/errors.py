@@ -21,12 +21,21 @@ def error_response(exc: ArgusError) -> JSONResponse:
     return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
 
 
-def install(app: FastAPI) -> None:
-    @app.exception_handler(ArgusError)
-    async def _argus(_req: Request, exc: ArgusError) -> JSONResponse:
+def failure_response(exc: Exception) -> JSONResponse:
+    """The answer to a request that raised: ArgusError in the common shape (server-side ones
+    logged), anything else a logged 500 that names only the exception's type."""
+    if isinstance(exc, ArgusError):
         if exc.status >= 500 and not isinstance(exc, Overloaded):
             log.error("request failed: %s", exc.message)
         return error_response(exc)
+    log.error("unexpected error", exc_info=exc)
+    return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ArgusError)
+    async def _argus(_req: Request, exc: ArgusError) -> JSONResponse:
+        return failure_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
@@ -46,5 +55,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_req: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+        return failure_response(exc)

@@ -110,10 +110,6 @@ class Batcher(Generic[In, Out]):
     def depth(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
 
-    @property
-    def busy_lanes(self) -> int:
-        return len(self._running)
-
     def _ensure_started(self) -> asyncio.Queue[tuple[In | Deferred[In], asyncio.Future[Out]]]:
         loop = asyncio.get_running_loop()
         if self._queue is None or self._loop is not loop or self._task is None or self._task.done():

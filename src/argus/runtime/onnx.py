@@ -93,13 +93,7 @@ class AdaptiveSession:
         self.lone = lone
         self.lone_calls = 0
 
-    def get_inputs(self) -> Any:
-        return self.shared.get_inputs()
-
-    def get_outputs(self) -> Any:
-        return self.shared.get_outputs()
-
-    def __getattr__(self, name: str) -> Any:  # model metadata and the like
+    def __getattr__(self, name: str) -> Any:  # inputs, outputs, model metadata: the shared one's
         return getattr(self.shared, name)
 
     def run(self, output_names: Sequence[str] | None, feeds: dict[str, np.ndarray]) -> Any:
