@@ -18,6 +18,7 @@ import asyncio
 import io
 import shutil
 import statistics
+import sys
 import tempfile
 import textwrap
 import time
@@ -25,14 +26,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper
 from PIL import Image
 
 from argus.pull import pull
 from argus.service import Vision
 from argus.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's tests/
+from tests.built_models import heavy_model
 
 CATS = "['tiger cat', 'tabby', 'Egyptian cat', 'Persian cat', 'Siamese cat']"
 GATED = f"""\
@@ -49,30 +51,6 @@ UNGATED = """\
       heavy: {model: heavy}
     answer: [labels, heavy]
     """
-
-
-def heavy_model(path: Path, side: int = 224, layers: int = 5, channels: int = 64) -> None:
-    """3x3 convolutions at full resolution, then global pooling to 3 scores."""
-    rng = np.random.default_rng(0)
-    x = helper.make_tensor_value_info("pixels", TensorProto.FLOAT, [None, 3, side, side])
-    y = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, 3])
-    nodes, inits = [], []
-    prev, prev_c = "pixels", 3
-    for i in range(layers):
-        w = (rng.standard_normal((channels, prev_c, 3, 3)) * 0.05).astype(np.float32)
-        inits.append(helper.make_tensor(f"w{i}", TensorProto.FLOAT, w.shape, w.ravel()))
-        nodes.append(helper.make_node("Conv", [prev, f"w{i}"], [f"c{i}"], pads=[1, 1, 1, 1]))
-        nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
-        prev, prev_c = f"r{i}", channels
-    nodes.append(helper.make_node("GlobalAveragePool", [prev], ["pooled"]))
-    nodes.append(helper.make_node("Flatten", ["pooled"], ["flat"]))
-    w = (rng.standard_normal((channels, 3)) * 0.05).astype(np.float32)
-    inits.append(helper.make_tensor("fc", TensorProto.FLOAT, w.shape, w.ravel()))
-    nodes.append(helper.make_node("MatMul", ["flat", "fc"], ["scores"]))
-    graph = helper.make_graph(nodes, "heavy", [x], [y], initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    onnx.save(model, str(path))
 
 
 def photos() -> dict[str, bytes]:
@@ -99,7 +77,7 @@ def setup(home: Path, work: Path) -> None:
         pull(vision.registry, settings.cache_dir)
         src = work / "heavy"
         src.mkdir()
-        heavy_model(src / "model.onnx")
+        heavy_model(src / "model.onnx", side=224, layers=5, channels=64)
         (src / "labels.txt").write_text("a\nb\nc\n")
         vision.registry.register(
             "heavy",
