@@ -3,11 +3,16 @@ from __future__ import annotations
 import io
 import os
 import random
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from sqlalchemy import func, select
 
+from argus.db.engine import make_engine
+from argus.db.schema import PredictionRecord
+from argus.ingest.checkpoint import pipeline_id
 from argus.settings import Settings
 from tests.tiny_model import register_tiny
 
@@ -66,3 +71,18 @@ def bad_files(good: list[tuple[str, bytes]], count: int) -> dict[str, tuple[byte
         else:
             out[f"empty{i:03d}.png"] = (b"", "empty")
     return out
+
+
+def records_per_image(settings: Settings, question: str, out: Path) -> Counter[str]:
+    """Prediction records the pipeline ``question`` -> dir sink ``out`` wrote, per image digest."""
+    engine = make_engine(settings.db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(PredictionRecord.image_sha256, func.count())
+                .where(PredictionRecord.job_id == pipeline_id(question, f"dir:{out}"))
+                .group_by(PredictionRecord.image_sha256)
+            ).all()
+    finally:
+        engine.dispose()
+    return Counter(dict(rows))

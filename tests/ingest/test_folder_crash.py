@@ -14,14 +14,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 
-from argus.db.engine import make_engine
-from argus.db.schema import PredictionRecord
-from argus.ingest.checkpoint import pipeline_id
 from argus.settings import Settings
 from tests.cli_commands import argus
-from tests.ingest.conftest import bad_files, env_for, small_photos
+from tests.ingest.conftest import bad_files, env_for, records_per_image, small_photos
 
 
 class Ingest:
@@ -126,18 +122,7 @@ def test_folder_ingest_survives_a_kill(
         meta = json.loads((out / f"{name}.json").read_text())
         assert meta["file"] == name and meta["question"] == "tiny"
         assert meta["models"][0]["name"] == "tiny" and meta["answer"]["labels"]
-    engine = make_engine(ingest_settings.db_url)
-    with engine.connect() as conn:
-        per_digest = Counter(
-            dict(
-                conn.execute(
-                    select(PredictionRecord.image_sha256, func.count())
-                    .where(PredictionRecord.job_id == pipeline_id("tiny", f"dir:{out}"))
-                    .group_by(PredictionRecord.image_sha256)
-                ).all()
-            )
-        )
-    engine.dispose()
+    per_digest = records_per_image(ingest_settings, "tiny", out)
     assert set(per_digest) == {hashlib.sha256(d).hexdigest() for d in good.values()}
     assert set(per_digest.values()) == {1}
     # Every bad file: moved to quarantine with the reason beside it.

@@ -8,18 +8,13 @@ import json
 import os
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 
-from argus.db.engine import make_engine
-from argus.db.schema import PredictionRecord
-from argus.ingest.checkpoint import pipeline_id
 from argus.settings import Settings
-from tests.ingest.conftest import small_photos
+from tests.ingest.conftest import records_per_image, small_photos
 from tests.ingest.test_folder_crash import Ingest
 
 pytestmark = pytest.mark.redis
@@ -106,17 +101,6 @@ def test_two_consumers_one_killed_every_entry_once(
     for name, why in bad.items():
         assert why in (out / "quarantine" / f"{name}.reason.txt").read_text()
     assert not (out / "quarantine" / next(n for n in bad if n.endswith("hostname"))).exists()
-    engine = make_engine(ingest_settings.db_url)
-    with engine.connect() as conn:
-        per_digest = Counter(
-            dict(
-                conn.execute(
-                    select(PredictionRecord.image_sha256, func.count())
-                    .where(PredictionRecord.job_id == pipeline_id("tiny", f"dir:{out}"))
-                    .group_by(PredictionRecord.image_sha256)
-                ).all()
-            )
-        )
-    engine.dispose()
+    per_digest = records_per_image(ingest_settings, "tiny", out)
     assert set(per_digest) == {hashlib.sha256(d).hexdigest() for d in expected.values()}
     assert set(per_digest.values()) == {1}
