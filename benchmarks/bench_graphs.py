@@ -7,7 +7,7 @@
 2. A cached repeat's server-side time (``timings_ms.total`` of a repeated ``describe``), against
    the same question answered uncached in this run. The target is under 1 ms.
 
-Times are the server-side ``timings_ms.total`` of ``Vision.ask`` (no HTTP), medians over
+Times are the server-side ``timings_ms.total`` of ``Core.ask`` (no HTTP), medians over
 repeats. Run: ``.venv/bin/python benchmarks/bench_graphs.py [--repeats N]``.
 """
 
@@ -30,7 +30,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from argus.pull import pull
-from argus.service import Vision
+from argus.server import local_core
 from argus.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's tests/
@@ -72,14 +72,14 @@ def photos() -> dict[str, bytes]:
 
 def setup(home: Path, work: Path) -> None:
     settings = Settings(home=home)
-    vision = Vision(settings)
+    core = local_core(settings)
     try:
-        pull(vision.registry, settings.cache_dir)
+        pull(core.registry, settings.cache_dir)
         src = work / "heavy"
         src.mkdir()
         heavy_model(src / "model.onnx", side=224, layers=5, channels=64)
         (src / "labels.txt").write_text("a\nb\nc\n")
-        vision.registry.register(
+        core.registry.register(
             "heavy",
             src,
             {
@@ -95,9 +95,9 @@ def setup(home: Path, work: Path) -> None:
         for name, text in (("gated", GATED), ("ungated", UNGATED)):
             path = work / f"{name}.yaml"
             path.write_text(textwrap.dedent(text))
-            vision.catalogue.add(path)
+            core.catalogue.add(path)
     finally:
-        vision.engine.dispose()
+        core.engine.dispose()
 
 
 def raw_ort_ms(path: Path, side: int, repeats: int) -> float:
@@ -114,44 +114,44 @@ def raw_ort_ms(path: Path, side: int, repeats: int) -> float:
 
 
 async def measure(home: Path, images: dict[str, bytes], repeats: int) -> dict[str, Any]:
-    vision = Vision(Settings(home=home))
+    core = local_core(Settings(home=home))
     out: dict[str, Any] = {"gate": {}}
     try:
-        vision.cache.max_entries = 0  # the gate comparison must run the models every time
+        core.cache.max_entries = 0  # the gate comparison must run the models every time
         for question in ("gated", "ungated"):
             for data in images.values():
-                await vision.ask(question, data)  # load models, warm the sessions
+                await core.ask(question, data)  # load models, warm the sessions
         for name, data in images.items():
             times: dict[str, list[float]] = {"gated": [], "ungated": []}
             for _ in range(repeats):
                 for question in ("gated", "ungated"):  # interleaved: both see the same load
-                    answer = await vision.ask(question, data)
+                    answer = await core.ask(question, data)
                     if question == "gated" and answer["steps"]["heavy"]["skipped"] is None:
                         raise SystemExit(f"the gate opened on {name}; pick another image")
                     times[question].append(answer["timings_ms"]["total"])
             out["gate"][name] = {q: statistics.median(t) for q, t in times.items()}
 
-        vision.cache.max_entries = 4096
+        core.cache.max_entries = 4096
         astronaut = images["astronaut"]
         uncached = []
         for _ in range(repeats):
-            vision.cache.clear()
-            uncached.append((await vision.ask("describe", astronaut))["timings_ms"]["total"])
+            core.cache.clear()
+            uncached.append((await core.ask("describe", astronaut))["timings_ms"]["total"])
         cached = []
         for _ in range(max(200, repeats)):
-            answer = await vision.ask("describe", astronaut)
+            answer = await core.ask("describe", astronaut)
             if not answer["cached"]:
                 raise SystemExit("a repeated describe was not answered from the cache")
             cached.append(answer["timings_ms"]["total"])
         out["describe_uncached_ms"] = statistics.median(uncached)
         out["describe_cached_ms"] = statistics.median(cached)
         out["describe_cached_p99_ms"] = sorted(cached)[int(len(cached) * 0.99) - 1]
-        heavy = vision.registry.resolve("heavy")
-        labels = vision.registry.resolve("efficientnet-lite0")
+        heavy = core.registry.resolve("heavy")
+        labels = core.registry.resolve("efficientnet-lite0")
         out["heavy_path"] = heavy.path / "model.onnx"
         out["labels_path"] = labels.path / "model.onnx"
     finally:
-        await vision.close()
+        await core.close()
     return out
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 import httpx
 import yaml
 
+from argus.core import AskOptions
 from argus.db.engine import make_engine, migrate
 from argus.packages import PackageStore
 from argus.registry import ModelRegistry
-from argus.service import AskOptions, Vision
+from argus.server import local_core
 from argus.settings import Settings
 from tests.conftest import start_server
 
@@ -110,20 +111,20 @@ def test_memory_budget_unloads_least_recently_used(home_copy: Path,
     async def main() -> None:
         # room for one model at a time; no step cache, so a repeat must reload
         settings = Settings(home=home_copy, model_memory_mb=1, cache_entries=0)
-        vision = Vision(settings)
+        core = local_core(settings)
         try:
-            first = await vision.ask("labels", photos["coffee"], AskOptions())
+            first = await core.ask("labels", photos["coffee"], AskOptions())
             assert first["answer"]["labels"][0]["label"] == "espresso"
-            loaded = {e.version.name: e.memory_bytes for e in vision.host.loaded()}
+            loaded = {e.version.name: e.memory_bytes for e in core.runner.loaded()}
             assert loaded["efficientnet-lite0"] > 5 * 2**20  # measured growth, not a guess
-            faces = await vision.ask("faces", photos["astronaut"], AskOptions())
+            faces = await core.ask("faces", photos["astronaut"], AskOptions())
             assert len(faces["answer"]["faces"]) == 1
-            assert [e.version.name for e in vision.host.loaded()] == ["mtcnn"]
-            again = await vision.ask("labels", photos["coffee"], AskOptions())
+            assert [e.version.name for e in core.runner.loaded()] == ["mtcnn"]
+            again = await core.ask("labels", photos["coffee"], AskOptions())
             assert again["answer"] == first["answer"]  # waited for the reload, did not fail
-            assert vision.host.events == {"loads": 3, "unloads": 2}
+            assert core.runner.events == {"loads": 3, "unloads": 2}
         finally:
-            await vision.close()
+            await core.close()
 
     asyncio.run(main())
 
@@ -131,20 +132,20 @@ def test_memory_budget_unloads_least_recently_used(home_copy: Path,
 def test_loading_one_model_does_not_stall_a_loaded_one(home_copy: Path,
                                                        photos: dict[str, bytes]) -> None:
     async def main() -> None:
-        vision = Vision(Settings(home=home_copy))
+        core = local_core(Settings(home=home_copy))
         try:
-            await vision.ask("faces", photos["coffee"], AskOptions())  # mtcnn loaded
-            labels_version = vision.registry.resolve("efficientnet-lite0")
-            load = asyncio.create_task(vision.host.get(labels_version))
+            await core.ask("faces", photos["coffee"], AskOptions())  # mtcnn loaded
+            labels_version = core.registry.resolve("efficientnet-lite0")
+            load = asyncio.create_task(core.runner.get(labels_version))
             done_during_load = 0
             while not load.done():
-                await vision.ask("faces", photos["coffee"], AskOptions())
+                await core.ask("faces", photos["coffee"], AskOptions())
                 if not load.done():
                     done_during_load += 1
             await load
             assert done_during_load >= 1
         finally:
-            await vision.close()
+            await core.close()
 
     asyncio.run(main())
 

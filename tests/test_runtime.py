@@ -78,15 +78,15 @@ def test_the_runtime_setting_reaches_the_models_a_server_loads(
 ) -> None:
     import asyncio
 
-    from argus.service import Vision
+    from argus.server import local_core
 
     async def ask(settings: Settings) -> tuple[str, str, list[str]]:
-        vision = Vision(settings)
+        core = local_core(settings)
         try:
-            answer = await vision.ask("labels", photos["coffee"])
-            runtimes = [entry.runtime for entry in vision.host.loaded()]
+            answer = await core.ask("labels", photos["coffee"])
+            runtimes = [entry.runtime for entry in core.runner.loaded()]
         finally:
-            await vision.close()
+            await core.close()
         return answer["answer"]["labels"][0]["label"], runtimes[0], runtimes
 
     default = asyncio.run(ask(Settings(home=home_copy)))

@@ -1,5 +1,5 @@
 """Prometheus metrics: request counters and latencies recorded by the transports, and the state
-of the model host (loaded models, memory, queues, batches) read at scrape time.
+of the model runner (loaded models, memory, queues, batches) read at scrape time.
 
 Every server process owns one ``Metrics`` with its own registry, shared by its REST and gRPC
 transports; ``/metrics`` renders it. Nothing here knows about HTTP or gRPC.
@@ -8,8 +8,7 @@ transports; ``/metrics`` renders it. Nothing here knows about HTTP or gRPC.
 from __future__ import annotations
 
 import time
-import weakref
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -22,8 +21,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from argus.errors import ArgusError
-from argus.runtime.batching import Batcher
-from argus.runtime.host import ModelHost
+from argus.runtime.runner import ModelRunner
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -40,69 +38,33 @@ class UpstreamStatus(Protocol):
     def status(self) -> list[dict[str, Any]]: ...
 
 
-class _BatchSizes:
-    """Batch-size histogram of one batcher, fed by its ``on_batch`` hook."""
-
-    def __init__(self, sizes: Iterable[int]) -> None:
-        self.counts = [0] * (len(BATCH_BUCKETS) + 1)
-        self.total = 0
-        self.items = 0
-        for size in sizes:
-            self.add(size)
-
-    def add(self, size: int) -> None:
-        index = next((i for i, b in enumerate(BATCH_BUCKETS) if size <= b), len(BATCH_BUCKETS))
-        self.counts[index] += 1
-        self.total += 1
-        self.items += size
-
-    def buckets(self) -> list[tuple[str, float]]:
-        out: list[tuple[str, float]] = []
-        running = 0
-        for bound, count in zip((*BATCH_BUCKETS, float("inf")), self.counts, strict=True):
-            running += count
-            out.append(("+Inf" if bound == float("inf") else str(bound), running))
-        return out
+def batch_buckets(by_size: Mapping[int, int]) -> list[tuple[str, float]]:
+    """Cumulative Prometheus buckets of a batcher's batch sizes."""
+    out: list[tuple[str, float]] = []
+    for bound in (*BATCH_BUCKETS, float("inf")):
+        count = sum(n for size, n in by_size.items() if size <= bound)
+        out.append(("+Inf" if bound == float("inf") else str(bound), count))
+    return out
 
 
-class HostCollector:
-    """Reads a model host when Prometheus scrapes: no bookkeeping on the request path."""
+class RunnerCollector:
+    """Reads the model runner when Prometheus scrapes: no bookkeeping on the request path."""
 
     def __init__(
         self,
-        host: Callable[[], ModelHost],
+        runner: ModelRunner,
         ready: Callable[[], bool],
         upstreams: UpstreamStatus | None = None,
     ) -> None:
-        self.host = host
+        self.runner = runner
         self.ready = ready
         self.upstreams = upstreams
-        self._sizes: weakref.WeakKeyDictionary[Batcher[Any, Any], _BatchSizes] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def _batch_sizes(self, batcher: Batcher[Any, Any]) -> _BatchSizes:
-        sizes = self._sizes.get(batcher)
-        if sizes is None:
-            # Batches before the first scrape are in the batcher's own stats; later ones
-            # arrive through the hook (scrapes and batches both run on the event loop).
-            sizes = _BatchSizes(batcher.stats.sizes)
-            previous = batcher.on_batch
-
-            def hook(size: int, sizes: _BatchSizes = sizes) -> None:
-                sizes.add(size)
-                if previous is not None:
-                    previous(size)
-
-            batcher.on_batch = hook
-            self._sizes[batcher] = sizes
-        return sizes
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
-        host = self.host()
+        runner = self.runner
         labels = ["model", "version"]
         loaded = GaugeMetricFamily(
             "argus_model_loaded", "Model versions loaded in this process (1 each).",
@@ -119,19 +81,19 @@ class HostCollector:
         batches = HistogramMetricFamily(
             "argus_model_batch_size", "Requests per batch run by each model.", labels=labels
         )
-        for entry in host.loaded():
+        for entry in runner.loaded():
             key = [entry.version.name, str(entry.version.number)]
             loaded.add_metric([*key, entry.version.digest, entry.runtime], 1)
             memory.add_metric(key, entry.memory_bytes)
             depth.add_metric(key, entry.batcher.depth)
-            sizes = self._batch_sizes(entry.batcher)
-            batches.add_metric(key, sizes.buckets(), sum_value=sizes.items)
+            stats = entry.batcher.stats
+            batches.add_metric(key, batch_buckets(stats.by_size), sum_value=stats.items)
         yield from (loaded, memory, depth, batches)
         for event in ("loads", "unloads"):
             counter = CounterMetricFamily(
                 f"argus_model_{event}", f"Model versions {event[:-1]}ed since start."
             )
-            counter.add_metric([], host.events.get(event, 0))
+            counter.add_metric([], runner.events.get(event, 0))
             yield counter
         yield GaugeMetricFamily(
             "argus_ready", "1 when every model this process serves is loaded.",
@@ -174,12 +136,12 @@ class Metrics:
 
     def watch(
         self,
-        host: Callable[[], ModelHost],
+        runner: ModelRunner,
         ready: Callable[[], bool],
         upstreams: UpstreamStatus | None = None,
     ) -> None:
-        """Report the state of ``host()`` (and the gateway's upstreams) on every scrape."""
-        self.registry.register(HostCollector(host, ready, upstreams))
+        """Report the state of ``runner`` (and the gateway's upstreams) on every scrape."""
+        self.registry.register(RunnerCollector(runner, ready, upstreams))
 
     def observe(
         self,
@@ -218,7 +180,7 @@ class Metrics:
     async def track_ask(
         self, transport: str, question: str, call: Awaitable[dict[str, Any]]
     ) -> dict[str, Any]:
-        """Await a ``Vision.ask`` and record it (and its inference time)."""
+        """Await a ``Core.ask`` and record it (and its inference time)."""
         answer = await self.track(transport, question, call, answer_models)
         infer_ms = (answer.get("timings_ms") or {}).get("infer")
         models = answer_models(answer)

@@ -56,7 +56,7 @@ def _strip_images(value: Any) -> Any:
 def record_row(
     answer: dict[str, Any], source: str, app: str | None = None, job_id: str | None = None
 ) -> dict[str, Any]:
-    """The prediction_records row for one answer (as ``Vision.ask`` returns it)."""
+    """The prediction_records row for one answer (as ``Core.ask`` returns it)."""
     timings: dict[str, Any] = dict(answer.get("timings_ms") or {})
     if answer.get("steps"):
         timings["steps"] = {name: step.get("ms") for name, step in answer["steps"].items()}

@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from argus.service import Vision
+from argus.server import local_core
 from argus.settings import Settings
 from tests.graphs.conftest import register_classifier
 from tests.test_detect import candidates, image_bytes, yolo_onnx
@@ -40,23 +40,23 @@ def test_a_detector_gates_and_feeds_crops(tmp_path: Path) -> None:
     home = tmp_path / "home"
 
     async def main() -> tuple[dict[str, Any], dict[str, Any]]:
-        vision = Vision(Settings(home=home))
+        core = local_core(Settings(home=home))
         try:
             work = Path(tempfile.mkdtemp(prefix="argus-yolo-"))
             shutil.copy(model, work / "model.onnx")
             fields = {"task": "detect", "model": "model.onnx", "license": "MIT",
                       "source": {"kind": "test"}}
-            vision.registry.register("yolo", work, fields)
+            core.registry.register("yolo", work, fields)
             shutil.rmtree(work)
-            register_classifier(vision.registry, "tint")
+            register_classifier(core.registry, "tint")
             graph = tmp_path / "people.yaml"
             graph.write_text(textwrap.dedent(PEOPLE))
-            vision.catalogue.add(graph)
-            white = await vision.ask("people", image_bytes(64, 64, (255, 255, 255)))
-            black = await vision.ask("people", image_bytes(64, 64, (0, 0, 0)))
+            core.catalogue.add(graph)
+            white = await core.ask("people", image_bytes(64, 64, (255, 255, 255)))
+            black = await core.ask("people", image_bytes(64, 64, (0, 0, 0)))
             return white, black
         finally:
-            await vision.close()
+            await core.close()
 
     white, black = asyncio.run(main())
     objects = white["answer"]["objects"]["objects"]

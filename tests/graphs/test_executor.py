@@ -11,10 +11,11 @@ from typing import Any, TypeVar
 import numpy as np
 import pytest
 
+from argus.core import AskOptions, Core
 from argus.errors import BadInput, ConfigError
 from argus.graphs.cache import StepCache
 from argus.graphs.ops import StepOutput
-from argus.service import AskOptions, Vision
+from argus.server import local_core
 from argus.settings import Settings
 
 T = TypeVar("T")
@@ -42,37 +43,37 @@ PORTRAIT = """\
     """
 
 
-def run(home: Path, body: Callable[[Vision], Awaitable[T]], **settings: Any) -> T:
+def run(home: Path, body: Callable[[Core], Awaitable[T]], **settings: Any) -> T:
     async def main() -> T:
-        vision = Vision(Settings(home=home, **settings))
+        core = local_core(Settings(home=home, **settings))
         try:
-            return await body(vision)
+            return await body(core)
         finally:
-            await vision.close()
+            await core.close()
 
     return asyncio.run(main())
 
 
-def add_graph(vision: Vision, tmp: Path, text: str) -> None:
+def add_graph(core: Core, tmp: Path, text: str) -> None:
     path = tmp / "graph.yaml"
     path.write_text(textwrap.dedent(text))
-    vision.catalogue.add(path)
+    core.catalogue.add(path)
 
 
-async def batcher_items(vision: Vision, model: str) -> int:
-    entry = await vision.host.get(vision.registry.resolve(model))
+async def batcher_items(core: Core, model: str) -> int:
+    entry = await core.runner.get(core.registry.resolve(model))
     return entry.batcher.stats.items
 
 
 def test_a_false_gate_skips_the_expensive_step_and_everything_after_it(
     tint_home: Path, photos: dict[str, bytes], tmp_path: Path
 ) -> None:
-    async def body(vision: Vision) -> tuple[dict[str, Any], dict[str, Any], bool]:
-        add_graph(vision, tmp_path, CAT_FACES)
-        coffee = await vision.ask("cat-faces", photos["coffee"])
-        mtcnn_digest = vision.registry.resolve("mtcnn").digest
-        loaded_before_cat = vision.host.is_loaded(mtcnn_digest)
-        cat = await vision.ask("cat-faces", photos["chelsea"])
+    async def body(core: Core) -> tuple[dict[str, Any], dict[str, Any], bool]:
+        add_graph(core, tmp_path, CAT_FACES)
+        coffee = await core.ask("cat-faces", photos["coffee"])
+        mtcnn_digest = core.registry.resolve("mtcnn").digest
+        loaded_before_cat = core.runner.is_loaded(mtcnn_digest)
+        cat = await core.ask("cat-faces", photos["chelsea"])
         return coffee, cat, loaded_before_cat
 
     coffee, cat, mtcnn_loaded = run(tint_home, body)
@@ -98,16 +99,16 @@ def test_a_false_gate_skips_the_expensive_step_and_everything_after_it(
 def test_face_gate_ops_and_crops_as_one_batch(
     tint_home: Path, photos: dict[str, bytes], two_faces: bytes, tmp_path: Path
 ) -> None:
-    async def body(vision: Vision) -> tuple[dict[str, Any], dict[str, Any], int, list[int]]:
-        add_graph(vision, tmp_path, PORTRAIT)
-        before = await batcher_items(vision, "tint")
-        both = await vision.ask("portrait", two_faces)
-        after_faces = await batcher_items(vision, "tint")
-        coffee = await vision.ask("portrait", photos["coffee"])
-        after_coffee = await batcher_items(vision, "tint")
+    async def body(core: Core) -> tuple[dict[str, Any], dict[str, Any], int, list[int]]:
+        add_graph(core, tmp_path, PORTRAIT)
+        before = await batcher_items(core, "tint")
+        both = await core.ask("portrait", two_faces)
+        after_faces = await batcher_items(core, "tint")
+        coffee = await core.ask("portrait", photos["coffee"])
+        after_coffee = await batcher_items(core, "tint")
         assert after_coffee == after_faces  # gated: tint never ran on coffee
-        entry = await vision.host.get(vision.registry.resolve("tint"))
-        return both, coffee, after_faces - before, list(entry.batcher.stats.sizes)
+        entry = await core.runner.get(core.registry.resolve("tint"))
+        return both, coffee, after_faces - before, list(entry.batcher.stats.by_size)
 
     both, coffee, tint_items, sizes = run(tint_home, body)
     answer = both["answer"]
@@ -130,8 +131,8 @@ def test_face_gate_ops_and_crops_as_one_batch(
 
 
 def test_independent_steps_run_concurrently(pulled_home: Path, photos: dict[str, bytes]) -> None:
-    async def body(vision: Vision) -> dict[str, Any]:
-        return await vision.ask("describe", photos["astronaut"])
+    async def body(core: Core) -> dict[str, Any]:
+        return await core.ask("describe", photos["astronaut"])
 
     steps = run(pulled_home, body)["steps"]
     labels, faces, aligned = steps["labels"], steps["faces"], steps["aligned"]
@@ -145,13 +146,13 @@ def test_independent_steps_run_concurrently(pulled_home: Path, photos: dict[str,
 def test_a_repeated_image_is_answered_from_the_cache(
     pulled_home: Path, photos: dict[str, bytes]
 ) -> None:
-    async def body(vision: Vision) -> dict[str, Any]:
-        first = await vision.ask("describe", photos["astronaut"])
-        items = {m: await batcher_items(vision, m) for m in ("efficientnet-lite0", "mtcnn")}
-        second = await vision.ask("describe", photos["astronaut"])
-        after = {m: await batcher_items(vision, m) for m in ("efficientnet-lite0", "mtcnn")}
-        labels = await vision.ask("labels", photos["astronaut"])
-        top2 = await vision.ask("labels", photos["astronaut"], AskOptions(top_k=2))
+    async def body(core: Core) -> dict[str, Any]:
+        first = await core.ask("describe", photos["astronaut"])
+        items = {m: await batcher_items(core, m) for m in ("efficientnet-lite0", "mtcnn")}
+        second = await core.ask("describe", photos["astronaut"])
+        after = {m: await batcher_items(core, m) for m in ("efficientnet-lite0", "mtcnn")}
+        labels = await core.ask("labels", photos["astronaut"])
+        top2 = await core.ask("labels", photos["astronaut"], AskOptions(top_k=2))
         return {"first": first, "second": second, "labels": labels, "top2": top2,
                 "items": items, "after": after}
 
@@ -174,8 +175,8 @@ def test_a_repeated_image_is_answered_from_the_cache(
 def test_cached_answers_still_let_other_tasks_run(
     pulled_home: Path, photos: dict[str, bytes]
 ) -> None:
-    async def body(vision: Vision) -> tuple[int, bool]:
-        await vision.ask("labels", photos["coffee"])
+    async def body(core: Core) -> tuple[int, bool]:
+        await core.ask("labels", photos["coffee"])
         ticks = 0
 
         async def ticker() -> None:
@@ -187,7 +188,7 @@ def test_cached_answers_still_let_other_tasks_run(
         task = asyncio.create_task(ticker())
         cached = True
         for _ in range(20):
-            cached = cached and (await vision.ask("labels", photos["coffee"]))["cached"]
+            cached = cached and (await core.ask("labels", photos["coffee"]))["cached"]
         task.cancel()
         return ticks, cached
 
@@ -198,12 +199,12 @@ def test_cached_answers_still_let_other_tasks_run(
 def test_single_model_questions_keep_their_answer_shape(
     pulled_home: Path, photos: dict[str, bytes]
 ) -> None:
-    async def body(vision: Vision) -> list[dict[str, Any]]:
+    async def body(core: Core) -> list[dict[str, Any]]:
         return [
-            await vision.ask("labels", photos["coffee"]),
-            await vision.ask("efficientnet-lite0", photos["coffee"]),
-            await vision.ask("faces", photos["astronaut"], AskOptions(crops=True)),
-            await vision.ask("mtcnn", photos["astronaut"]),
+            await core.ask("labels", photos["coffee"]),
+            await core.ask("efficientnet-lite0", photos["coffee"]),
+            await core.ask("faces", photos["astronaut"], AskOptions(crops=True)),
+            await core.ask("mtcnn", photos["astronaut"]),
         ]
 
     labels, model, faces, mtcnn = run(pulled_home, body)
@@ -217,10 +218,10 @@ def test_single_model_questions_keep_their_answer_shape(
 def test_version_pins_only_single_model_questions(
     pulled_home: Path, photos: dict[str, bytes]
 ) -> None:
-    async def body(vision: Vision) -> dict[str, Any]:
+    async def body(core: Core) -> dict[str, Any]:
         with pytest.raises(BadInput, match=r"uses 2 .*use alias= or app="):
-            await vision.ask("describe", photos["coffee"], AskOptions(version=1))
-        return await vision.ask("labels", photos["coffee"], AskOptions(version=1))
+            await core.ask("describe", photos["coffee"], AskOptions(version=1))
+        return await core.ask("labels", photos["coffee"], AskOptions(version=1))
 
     assert run(pulled_home, body)["models"][0]["version"] == 1
 
@@ -260,24 +261,24 @@ def test_two_steps_on_one_image_size_share_one_decode(
         """
     decodes: list[int | None] = []
 
-    async def body(vision: Vision) -> tuple[dict[str, Any], dict[str, Any], int]:
-        from argus.graphs import executor
+    async def body(core: Core) -> tuple[dict[str, Any], dict[str, Any], int]:
+        from argus import images
 
-        add_graph(vision, tmp_path, twice)
-        single = await vision.ask("labels", photos["coffee"], AskOptions(top_k=3))
-        before = await batcher_items(vision, "efficientnet-lite0")
-        original = executor.ImageSource.decode_now
+        add_graph(core, tmp_path, twice)
+        single = await core.ask("labels", photos["coffee"], AskOptions(top_k=3))
+        before = await batcher_items(core, "efficientnet-lite0")
+        original = images.ImageSource.decode_now
 
-        def counted(self: executor.ImageSource, min_side: int | None) -> Any:
+        def counted(self: images.ImageSource, min_side: int | None) -> Any:
             decodes.append(min_side)
             return original(self, min_side)
 
-        executor.ImageSource.decode_now = counted  # type: ignore[method-assign]
+        images.ImageSource.decode_now = counted  # type: ignore[method-assign]
         try:
-            answer = await vision.ask("twice", photos["coffee"] + b"another request")
+            answer = await core.ask("twice", photos["coffee"] + b"another request")
         finally:
-            executor.ImageSource.decode_now = original  # type: ignore[method-assign]
-        return single, answer, await batcher_items(vision, "efficientnet-lite0") - before
+            images.ImageSource.decode_now = original  # type: ignore[method-assign]
+        return single, answer, await batcher_items(core, "efficientnet-lite0") - before
 
     single, answer, items = run(pulled_home, body)
     assert decodes == [256]  # one decode, at the size both steps need

@@ -14,9 +14,10 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
+from argus.core import AskOptions, Core
 from argus.errors import BadInput
 from argus.records import check_where, find_records, query_records
-from argus.service import AskOptions, Vision
+from argus.server import local_core
 from argus.settings import Settings
 from tests.graphs.conftest import register_tint
 
@@ -41,19 +42,19 @@ def test_records_are_written_and_queried(db_url: str, tmp_path: Path) -> None:
     home = tmp_path / "home"
     register_tint(home, db_url)
 
-    async def main() -> tuple[Vision, list[dict[str, Any]]]:
-        vision = Vision(Settings(home=home, database_url=db_url))
-        vision.registry.add_app("shop")  # an application without pins: production versions
+    async def main() -> tuple[Core, list[dict[str, Any]]]:
+        core = local_core(Settings(home=home, database_url=db_url))
+        core.registry.add_app("shop")  # an application without pins: production versions
         answers = [
-            await vision.ask("tint", GREEN, AskOptions(record=True, source="job", job_id="j-1")),
-            await vision.ask("tint", RED, AskOptions(record=True, source="cli", app="shop")),
-            await vision.ask("tint", RED, AskOptions(record=False)),
+            await core.ask("tint", GREEN, AskOptions(record=True, source="job", job_id="j-1")),
+            await core.ask("tint", RED, AskOptions(record=True, source="cli", app="shop")),
+            await core.ask("tint", RED, AskOptions(record=False)),
         ]
-        await vision.records.flush_async()
-        return vision, answers
+        await core.records.flush_async()
+        return core, answers
 
-    vision, answers = asyncio.run(main())
-    engine = vision.engine
+    core, answers = asyncio.run(main())
+    engine = core.engine
     try:
         rows = find_records(engine, question="tint")
         assert len(rows) == 2  # the third answer was not recorded
@@ -96,7 +97,7 @@ def test_records_are_written_and_queried(db_url: str, tmp_path: Path) -> None:
                          {"i": oldest["id"]})
         assert find_records(engine, app="x")[0]["id"] == oldest["id"]
     finally:
-        asyncio.run(vision.close())
+        asyncio.run(core.close())
 
 
 @pytest.mark.parametrize(
@@ -127,15 +128,15 @@ def test_a_record_that_cannot_be_written_does_not_fail_the_answer(tmp_path: Path
     register_tint(home)
 
     async def main() -> tuple[dict[str, Any], int, int]:
-        vision = Vision(Settings(home=home))
-        with vision.engine.begin() as conn:
+        core = local_core(Settings(home=home))
+        with core.engine.begin() as conn:
             conn.execute(text("DROP TABLE prediction_records"))
         try:
-            answer = await vision.ask("tint", GREEN, AskOptions(record=True))
-            await vision.records.flush_async()
-            return answer, vision.records.failed, vision.records.written
+            answer = await core.ask("tint", GREEN, AskOptions(record=True))
+            await core.records.flush_async()
+            return answer, core.records.failed, core.records.written
         finally:
-            await vision.close()
+            await core.close()
 
     answer, failed, written = asyncio.run(main())
     assert answer["answer"]["labels"][0]["label"] == "green"
@@ -147,14 +148,14 @@ def test_records_over_rest_and_the_cli(tmp_path: Path, monkeypatch: pytest.Monke
     from typer.testing import CliRunner
 
     from argus.cli.records import records_app
-    from argus.http.app import create_app
     from argus.http.records import router
+    from argus.server import in_process_app
 
     home = tmp_path / "home"
     register_tint(home)
-    app = create_app(Settings(home=home, preload=False))
+    app = in_process_app(Settings(home=home, preload=False))
     app.include_router(router)
-    vision: Vision = app.state.vision
+    core: Core = app.state.core
 
     async def main() -> None:
         transport = httpx.ASGITransport(app=app)
@@ -163,7 +164,7 @@ def test_records_over_rest_and_the_cli(tmp_path: Path, monkeypatch: pytest.Monke
                 r = await client.post("/v1/questions/tint?record=true", content=image)
                 assert r.status_code == 200, r.text
             assert (await client.post("/v1/questions/tint", content=RED)).status_code == 200
-            await vision.records.flush_async()
+            await core.records.flush_async()
 
             async def get(**params: Any) -> httpx.Response:
                 return await client.get("/v1/records", params=params)
@@ -178,7 +179,7 @@ def test_records_over_rest_and_the_cli(tmp_path: Path, monkeypatch: pytest.Monke
             bad = await get(since="yesterday")
             assert bad.status_code == 400 and "ISO 8601" in bad.json()["error"]
             assert (await get(limit=0)).status_code == 422
-        await vision.close()
+        await core.close()
 
     asyncio.run(main())
     monkeypatch.setenv("ARGUS_HOME", str(home))

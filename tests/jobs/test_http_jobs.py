@@ -12,13 +12,12 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from argus.http.app import create_app
 from argus.http.jobs import router as jobs_router
 from argus.jobs import open_queue
 from argus.jobs.queue import JobQueue
 from argus.jobs.types import JobPolicy
 from argus.jobs.worker import Worker
-from argus.service import Vision
+from argus.server import in_process_app, local_core
 from argus.settings import Settings
 
 
@@ -26,9 +25,9 @@ class Client:
     """The app in process over httpx's ASGI transport (each call on its own event loop)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.app = create_app(settings.model_copy(update={"preload": False}))
+        self.app = in_process_app(settings.model_copy(update={"preload": False}))
         self.app.include_router(jobs_router)
-        queue = open_queue(settings, self.app.state.vision.engine)
+        queue = open_queue(settings, self.app.state.core.engine)
         queue.policy = JobPolicy(callback_hosts=("127.0.0.1",))
         self.app.state.jobs = queue
 
@@ -56,17 +55,17 @@ def client(tiny_settings: Settings) -> Iterator[Client]:
     try:
         yield c
     finally:
-        asyncio.run(c.app.state.vision.close())
+        asyncio.run(c.app.state.core.close())
 
 
 def drain(settings: Settings, policy: JobPolicy) -> dict[str, Any]:
     """Run a real worker in process until the queue has nothing left to run."""
 
     async def run() -> dict[str, Any]:
-        vision = Vision(settings)
-        queue = open_queue(settings, vision.engine)
+        core = local_core(settings)
+        queue = open_queue(settings, core.engine)
         queue.policy = policy
-        worker = Worker(vision, queue, concurrency=4, lease_seconds=10)
+        worker = Worker(core, queue, concurrency=4, lease_seconds=10)
         task = asyncio.create_task(worker.run())
         try:
             while queue.counts().get("queued", 0) or queue.counts().get("running", 0):
@@ -75,7 +74,7 @@ def drain(settings: Settings, policy: JobPolicy) -> dict[str, Any]:
         finally:
             worker.stop()
             stats = await task
-            await vision.close()
+            await core.close()
         return stats.to_dict()
 
     return asyncio.run(run())

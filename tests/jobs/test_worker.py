@@ -14,7 +14,7 @@ from argus.jobs import open_queue
 from argus.jobs.queue import Wakeup
 from argus.jobs.types import JobPolicy
 from argus.jobs.worker import Worker
-from argus.service import Vision
+from argus.server import local_core
 from argus.settings import Settings
 from tests.jobs.test_http_jobs import drain
 
@@ -72,5 +72,5 @@ def test_sqlite_has_no_listener(tmp_path: Path) -> None:
 def test_worker_refuses_nonsense(tiny_settings: Settings) -> None:
     queue = open_queue(tiny_settings)
     with pytest.raises(ConfigError, match="at least 1"):
-        Worker(Vision(tiny_settings), queue, concurrency=0)
+        Worker(local_core(tiny_settings), queue, concurrency=0)
     queue.engine.dispose()

@@ -31,7 +31,8 @@ def ask(
     conf: float = typer.Option(None, "--conf", help="Detection confidence threshold."),
 ) -> None:
     """Ask a question of one or more images."""
-    from argus.service import AskOptions, Vision, parse_top_k
+    from argus.core import AskOptions, parse_top_k
+    from argus.server import local_core
 
     try:
         options = AskOptions(
@@ -47,7 +48,7 @@ def ask(
         s = settings()
         if "lanes" not in s.model_fields_set:  # one image at a time: one lane on every core
             s = s.model_copy(update={"lanes": 1})
-        vision = Vision(s)
+        core = local_core(s)
     except ArgusError as exc:
         fail(exc.message, 2)
         return
@@ -59,7 +60,7 @@ def ask(
             for path in images:
                 try:
                     data = path.read_bytes()
-                    answer = await vision.ask(question, data, options)
+                    answer = await core.ask(question, data, options)
                 except OSError as exc:
                     failures += 1
                     err_console.print(f"[red]{path}[/]: cannot read: {exc.strerror}")
@@ -76,7 +77,7 @@ def ask(
                 else:
                     _print_answer(path, answer)
         finally:
-            await vision.close()
+            await core.close()
 
     try:
         asyncio.run(run())

@@ -57,6 +57,7 @@ def ingest(
     log_level: str = typer.Option("warning", help="debug, info, warning or error."),
 ) -> None:
     """Ask QUESTION of every image from SOURCE and store image + answer in SINK."""
+    from argus.core import parse_top_k
     from argus.db.engine import make_engine, migrate
     from argus.ingest import SourceOptions, ask_options, open_source
     from argus.ingest.askers import GatewayAsker, LocalAsker
@@ -65,7 +66,6 @@ def ingest(
     from argus.ingest.progress import Display, JsonLog
     from argus.ingest.sinks import open_sink
     from argus.ingest.sources import RedisSource
-    from argus.service import parse_top_k
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -91,11 +91,11 @@ def ingest(
             engine = make_engine(s.db_url)
             migrate(engine)
         else:
-            from argus.service import Vision
+            from argus.server import local_core
 
-            vision = Vision(s)
-            asker = LocalAsker(vision, question, options)
-            engine = vision.engine
+            core = local_core(s)
+            asker = LocalAsker(core, question, options)
+            engine = core.engine
         try:
             await asker.start()
             checkpoint = Checkpoint(engine, pipeline_id(question, out.url))

@@ -45,9 +45,10 @@ def submit(
     json_out: bool = JSON,
 ) -> None:
     """Queue QUESTION for each IMAGE; prints the job ids (202-style, answered later)."""
+    from argus.core import parse_top_k
     from argus.jobs import open_queue
     from argus.jobs.submit import submit_job
-    from argus.service import Vision, parse_top_k
+    from argus.server import local_core
 
     if idempotency_key and len(images) > 1:
         raise BadInput("--idempotency-key names one job, so give one image with it")
@@ -55,8 +56,8 @@ def submit(
     options = {"top_k": parse_top_k(top_k), "app": app_name, "version": version, "alias": alias}
 
     async def run() -> list[dict[str, Any]]:
-        vision = Vision(s)
-        queue = open_queue(s, vision.engine)
+        core = local_core(s)
+        queue = open_queue(s, core.engine)
         out: list[dict[str, Any]] = []
         try:
             for path in images:
@@ -65,7 +66,7 @@ def submit(
                 except OSError as exc:
                     raise BadInput(f"cannot read {path}: {exc.strerror}") from None
                 job, created = await submit_job(
-                    vision, queue, question, data, options=options, priority=priority,
+                    core, queue, question, data, options=options, priority=priority,
                     idempotency_key=idempotency_key, callback_url=callback_url,
                     max_attempts=max_attempts,
                 )
@@ -73,7 +74,7 @@ def submit(
             if wait:
                 out = [{**o, **_wait(queue, o["id"]).to_dict()} for o in out]
         finally:
-            await vision.close()
+            await core.close()
         return out
 
     results = asyncio.run(run())

@@ -12,26 +12,26 @@ from argus.cli.common import console, handles_errors, print_json, settings
 from argus.errors import NotFound
 
 if TYPE_CHECKING:
-    from argus.service import Vision
+    from argus.core import Core
 
 questions_app = typer.Typer(help="List, show and register questions.", no_args_is_help=True)
 app = questions_app
 
 
-def _vision() -> Vision:
-    from argus.service import Vision
+def _core() -> Core:
+    from argus.server import local_core
 
-    return Vision(settings())
+    return local_core(settings())
 
 
 @questions_app.command("list")
 @handles_errors
 def list_questions(json_out: bool = typer.Option(False, "--json")) -> None:
     """The questions this installation can answer."""
-    vision = _vision()
-    items = vision.questions()
-    problems = vision.catalogue.problems
-    vision.engine.dispose()
+    core = _core()
+    items = core.questions()
+    problems = core.catalogue.problems
+    core.engine.dispose()
     if json_out:
         print_json(items)
         return
@@ -54,12 +54,12 @@ def list_questions(json_out: bool = typer.Option(False, "--json")) -> None:
 @handles_errors
 def show(name: str, json_out: bool = typer.Option(False, "--json")) -> None:
     """A question's graph: its steps, what each needs, and its YAML."""
-    vision = _vision()
+    core = _core()
     try:
-        question = vision.question(name)
-        path = vision.catalogue.path_of(name) if question.kind == "user" else None
+        question = core.question(name)
+        path = core.catalogue.path_of(name) if question.kind == "user" else None
     finally:
-        vision.engine.dispose()
+        core.engine.dispose()
     graph = question.graph
     if json_out:
         print_json(
@@ -102,12 +102,12 @@ def add(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Validate a graph and register it (copied into ARGUS_HOME/questions)."""
-    vision = _vision()
+    core = _core()
     try:
-        spec, created = vision.catalogue.add(path, replace=replace)
-        target = vision.catalogue.path_of(spec.name)
+        spec, created = core.catalogue.add(path, replace=replace)
+        target = core.catalogue.path_of(spec.name)
     finally:
-        vision.engine.dispose()
+        core.engine.dispose()
     what = "registered" if created else "identical graph already registered"
     if json_out:
         print_json({**spec.to_dict(), "path": str(target), "result": what})
@@ -123,11 +123,11 @@ def add(
 @handles_errors
 def check(path: Path = typer.Argument(..., help="A graph in YAML.")) -> None:
     """Validate a graph against the registry without registering it."""
-    vision = _vision()
+    core = _core()
     try:
-        spec = vision.catalogue.validate(path)
+        spec = core.catalogue.validate(path)
     finally:
-        vision.engine.dispose()
+        core.engine.dispose()
     console.print(f"{path}: question {spec.name} is valid ({len(spec.steps)} steps)")
 
 
@@ -135,11 +135,11 @@ def check(path: Path = typer.Argument(..., help="A graph in YAML.")) -> None:
 @handles_errors
 def remove(name: str) -> None:
     """Remove a user question (built-in ones and model questions cannot be removed)."""
-    vision = _vision()
+    core = _core()
     try:
-        if vision.catalogue.get(name) is None:
+        if core.catalogue.get(name) is None:
             raise NotFound(f"no user question named {name!r}")
-        path = vision.catalogue.remove(name)
+        path = core.catalogue.remove(name)
     finally:
-        vision.engine.dispose()
+        core.engine.dispose()
     console.print(f"removed question {name} ({path})", highlight=False)

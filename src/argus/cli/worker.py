@@ -37,7 +37,7 @@ def worker(
     """Take jobs from the queue and answer them until stopped (SIGTERM or Ctrl-C)."""
     from argus.jobs import open_queue
     from argus.jobs.worker import Worker
-    from argus.service import Vision
+    from argus.server import local_core
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -46,15 +46,15 @@ def worker(
     wanted = [q.strip() for q in (questions or "").split(",") if q.strip()]
 
     async def run() -> None:
-        vision = Vision(s)
+        core = local_core(s)
         try:
             for name in wanted:
-                vision.question(name)  # unknown names fail here, not on every job
+                core.question(name)  # unknown names fail here, not on every job
             if preload:
-                await vision.preload()
-            queue = open_queue(s, vision.engine)
+                await core.preload()
+            queue = open_queue(s, core.engine)
             runner = Worker(
-                vision,
+                core,
                 queue,
                 concurrency=concurrency,
                 lease_seconds=lease_seconds,
@@ -72,7 +72,7 @@ def worker(
             stats = await runner.run()
             log.info("worker stopped: %s", json.dumps(stats.to_dict()))
         finally:
-            await vision.close()
+            await core.close()
 
     asyncio.run(run())
 

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+from argus.core import Core
 from argus.errors import Unavailable
 from argus.grpc.generated import inference_pb2 as pb
 from argus.kserve.grpc import decode_grpc_response, encode_grpc_request, metadata_from_grpc
 from argus.kserve.tensors import InferRequest, InferResponse, ModelMetadata
-from argus.service import Vision
 
 from .upstream import UpstreamPool
 
 
 class ProxyPlane:
-    def __init__(self, vision: Vision, pool: UpstreamPool) -> None:
-        self.vision = vision
+    def __init__(self, core: Core, pool: UpstreamPool) -> None:
+        self.core = core
         self.pool = pool
 
     def ready(self) -> bool:
-        return bool(self.vision.ready)
+        return bool(self.core.ready)
 
     async def model_metadata(self, name: str, version: str) -> ModelMetadata:
         request = pb.ModelMetadataRequest(name=name, version=version)

@@ -4,7 +4,8 @@ Every step is an asyncio task that waits for the steps it needs, so independent 
 concurrently. A step whose ``when:`` is false is skipped, and so is every step that needs it.
 A model step on crops submits all crops to the model's batcher at once and gathers them, so
 they run as one batch. Each step's output is cached (see :mod:`argus.graphs.cache`), and the
-image is decoded lazily, once per size a model asks for, only if some step has to run.
+image is decoded lazily, once per size a model asks for, only if some step has to run (the
+model runner decides how; ops decode full size).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,63 +22,13 @@ from argus.graphs import ops
 from argus.graphs.cache import StepCache, step_key
 from argus.graphs.ops import StepOutput
 from argus.graphs.spec import GraphSpec, ModelRef, Step
-from argus.images import DecodedImage, Limits, decode
-from argus.registry import VersionInfo
-from argus.runtime.batching import Deferred
-from argus.runtime.host import ModelHost
+from argus.images import DecodedImage, ImageSource
+from argus.runtime.runner import ModelRunner
+from argus.versions import VersionInfo
 
 log = logging.getLogger(__name__)
 
 Resolver = Callable[[ModelRef], VersionInfo]
-
-
-class ImageSource:
-    """The request's image, decoded at most once per ``min_side`` and only when needed."""
-
-    def __init__(self, data: bytes, sha256: str, limits: Limits) -> None:
-        self.data = data
-        self.sha256 = sha256
-        self.limits = limits
-        self.decode_ms = 0.0
-        self._ms_lock = threading.Lock()  # lanes may decode two sizes of one image at once
-        self._decoded: dict[int | None, asyncio.Future[DecodedImage]] = {}
-
-    def decode_now(self, min_side: int | None) -> DecodedImage:
-        """Decode on the calling thread (``get`` runs this on a worker thread; a step that
-        claimed this size runs it on its inference lane)."""
-        started = time.perf_counter()
-        image = decode(self.data, self.limits, min_side, sha256=self.sha256)
-        with self._ms_lock:
-            self.decode_ms += (time.perf_counter() - started) * 1000
-        return image
-
-    async def get(self, min_side: int | None) -> DecodedImage:
-        future = self._decoded.get(min_side)
-        if future is None:
-            future = asyncio.ensure_future(asyncio.to_thread(self.decode_now, min_side))
-            self._decoded[min_side] = future
-        # Shielded: one step giving up must not cancel a decode other steps wait for.
-        return await asyncio.shield(future)
-
-    def decoding(self, min_side: int | None) -> asyncio.Future[DecodedImage] | None:
-        """The decode of this size, done or under way, if any step asked for it."""
-        return self._decoded.get(min_side)
-
-    def claim(self, min_side: int | None) -> asyncio.Future[DecodedImage]:
-        """Promise the decode of this size: the caller decodes it (on whatever thread suits)
-        and settles the future on the event loop; other steps wait for it meanwhile."""
-        future: asyncio.Future[DecodedImage] = asyncio.get_running_loop().create_future()
-        self._decoded[min_side] = future
-        return future
-
-    def unclaim(self, min_side: int | None, claimed: asyncio.Future[DecodedImage]) -> None:
-        """Give a claimed size back undecoded: steps waiting for it decode it themselves."""
-        if self._decoded.get(min_side) is claimed:
-            del self._decoded[min_side]
-        if not claimed.done():
-            asyncio.ensure_future(self.get(min_side)).add_done_callback(
-                lambda f: _chain(f, claimed)
-            )
 
 
 @dataclass
@@ -145,9 +95,12 @@ class GraphResult:
         return bool(ran) and all(run.cached for run in ran)
 
 
-class GraphRunner:
-    def __init__(self, host: ModelHost, cache: StepCache) -> None:
-        self.host = host
+class GraphExecutor:
+    """Runs graphs: the order of steps, ``when:``, ops and the step cache. Model steps go to
+    the :class:`~argus.runtime.runner.ModelRunner` the role was built with."""
+
+    def __init__(self, runner: ModelRunner, cache: StepCache) -> None:
+        self.runner = runner
         self.cache = cache
 
     async def run(
@@ -243,64 +196,11 @@ class GraphRunner:
             crops = source.crops if source is not None and source.crops is not None else []
             output = await self._on_crops(version, crops, image.sha256, params, run)
         else:
-            output = await self._on_image(version, image, params, run)
+            answer = await self.runner.answer(version, image, params)
+            run.infer_ms = answer.infer_ms
+            output = StepOutput(answer.result)
         run.output = output
         self.cache.put(run.key, output)
-
-    async def _on_image(
-        self, version: VersionInfo, source: ImageSource, params: dict[str, Any], run: StepRun
-    ) -> StepOutput:
-        entry = await self.host.get(version)
-        model, batcher = entry.model, entry.batcher
-        pending = source.decoding(model.min_side)
-        started = time.perf_counter()
-        if pending is not None:  # another step decodes (or decoded) this size: share it
-            image = await asyncio.shield(pending)
-            raw = await batcher.submit(Deferred(lambda: model.prepare(image, params)))
-        else:
-            # Decode and preprocess on the inference lane, just before the batch runs: one
-            # thread hand-off in, one out. The decoded image is shared with later steps.
-            claimed = source.claim(model.min_side)
-            loop = asyncio.get_running_loop()
-            made: list[DecodedImage] = []
-            decode_error: list[Exception] = []
-            making = [0.0]  # seconds the lane spent decoding and preprocessing
-
-            def make() -> Any:
-                t0 = time.perf_counter()
-                try:
-                    try:
-                        made.append(source.decode_now(model.min_side))
-                    except Exception as exc:
-                        decode_error.append(exc)
-                        raise
-                    # Steps waiting for this size go on now, not after this model's batch.
-                    loop.call_soon_threadsafe(_settle, claimed, made[0])
-                    return model.prepare(made[0], params)
-                finally:
-                    making[0] = time.perf_counter() - t0
-
-            try:
-                raw = await batcher.submit(Deferred(make))
-            except BaseException as exc:
-                if made:
-                    _settle(claimed, made[0])
-                elif decode_error:  # the image itself is bad: every step fails alike
-                    _settle(claimed, error=decode_error[0])
-                elif isinstance(exc, Exception):  # e.g. this model is overloaded: steps
-                    source.unclaim(model.min_side, claimed)  # waiting decode it themselves
-                else:  # cancelled with the request
-                    claimed.cancel()
-                raise
-            image = made[0]
-            _settle(claimed, image)
-            started += making[0]  # infer_ms is the wait and the model, not the decode
-        run.infer_ms = (time.perf_counter() - started) * 1000
-        if params.get("crops"):  # encoding crops is real work: keep it off the event loop
-            result = await asyncio.to_thread(model.finish, raw, image, params)
-        else:
-            result = model.finish(raw, image, params)
-        return StepOutput(result)
 
     async def _on_crops(
         self,
@@ -310,10 +210,6 @@ class GraphRunner:
         params: dict[str, Any],
         run: StepRun,
     ) -> StepOutput:
-        if not crops:
-            return StepOutput({"count": 0, "results": []})
-        entry = await self.host.get(version)
-        model, batcher = entry.model, entry.batcher
         images = [
             DecodedImage(
                 rgb=crop,
@@ -324,29 +220,9 @@ class GraphRunner:
             )
             for i, crop in enumerate(crops)
         ]
-
-        def prepare_all() -> list[Any]:
-            return [model.prepare(one, params) for one in images]
-
-        for _ in images:
-            batcher.expect()
-        try:
-            prepared = await asyncio.to_thread(prepare_all)
-        except BaseException:
-            for _ in images:
-                batcher.unexpect()
-            raise
-        started = time.perf_counter()
-        # Every crop is announced and queued before any is awaited: the batcher takes them
-        # together, in batches of its max_batch_size.
-        raws = await asyncio.gather(*(batcher.submit(p, expected=True) for p in prepared))
-        run.infer_ms = (time.perf_counter() - started) * 1000
-
-        def finish_all() -> list[dict[str, Any]]:
-            return [model.finish(r, one, params) for r, one in zip(raws, images, strict=True)]
-
-        results = await asyncio.to_thread(finish_all)
-        return StepOutput({"count": len(results), "results": results})
+        answers = await self.runner.answer_crops(version, images, params)
+        run.infer_ms = answers[0].infer_ms if answers else 0.0
+        return StepOutput({"count": len(answers), "results": [a.result for a in answers]})
 
     async def _op_step(
         self,
@@ -399,25 +275,3 @@ class GraphRunner:
         run.output = output
         self.cache.put(run.key, output)
 
-
-def _settle(
-    future: asyncio.Future[DecodedImage],
-    image: DecodedImage | None = None,
-    error: BaseException | None = None,
-) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-        future.exception()  # retrieved: no other step may be waiting for it
-    elif image is not None:
-        future.set_result(image)
-
-
-def _chain(source: asyncio.Future[DecodedImage], target: asyncio.Future[DecodedImage]) -> None:
-    if source.cancelled():
-        target.cancel()
-    elif source.exception() is not None:
-        _settle(target, error=source.exception())
-    else:
-        _settle(target, source.result())

@@ -1,5 +1,5 @@
-"""The gRPC server of a role: v2 inference always, ``argus.v1.Vision`` where questions are
-answered (all-in-one, gateway). Runs on the caller's event loop (grpc.aio)."""
+"""The gRPC server of a role: v2 inference always; with a core, ``argus.v1.Vision`` (the image
+API) too. Runs on the caller's event loop (grpc.aio)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import grpc.aio
 
 from argus.auth import Tokens
+from argus.core import Core
 from argus.errors import ConfigError
 from argus.grpc.auth import TokenInterceptor
 from argus.grpc.generated import inference_pb2_grpc
@@ -16,7 +17,6 @@ from argus.grpc.inference import InferenceServicer
 from argus.grpc.vision import VisionServicer
 from argus.kserve.dataplane import ModelPlane
 from argus.metrics import Metrics
-from argus.service import Vision
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def build_server(
     metrics: Metrics,
     tokens: Tokens,
     max_image_bytes: int,
-    vision: Vision | None = None,
+    core: Core | None = None,
     reuse_port: bool = False,
 ) -> tuple[grpc.aio.Server, int]:
     """A server listening on ``address`` (``host:port``; port 0 picks one); returns it with the
@@ -55,9 +55,9 @@ def build_server(
     inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
         InferenceServicer(plane, metrics), server
     )
-    if vision is not None:
+    if core is not None:
         vision_pb2_grpc.add_VisionServicer_to_server(
-            VisionServicer(vision, metrics, max_image_bytes), server
+            VisionServicer(core, metrics, max_image_bytes), server
         )
     try:
         port = server.add_insecure_port(address)

@@ -15,12 +15,12 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
+from argus.core import AskOptions, Core
 from argus.errors import ArgusError, BadInput, TooLarge
 from argus.grpc.errors import handles_errors
 from argus.grpc.generated.v1 import vision_pb2 as v1
 from argus.grpc.generated.v1 import vision_pb2_grpc
 from argus.metrics import Metrics
-from argus.service import AskOptions, Vision
 
 log = logging.getLogger(__name__)
 #: grpc.aio.ServicerContext (grpcio ships no type hints).
@@ -70,7 +70,7 @@ def answer_error(request_id: str, exc: ArgusError) -> v1.Answer:
 
 
 class VisionServicer(vision_pb2_grpc.VisionServicer):
-    def __init__(self, core: Vision, metrics: Metrics, max_bytes: int) -> None:
+    def __init__(self, core: Core, metrics: Metrics, max_bytes: int) -> None:
         self.core = core
         self.metrics = metrics
         self.max_bytes = max_bytes

@@ -1,19 +1,14 @@
-"""The FastAPI application: questions, models, KServe v2, health, metrics; tokens checked once
-in front of them all. Handlers only convert and delegate.
-
-What a role serves over REST:
-
-* ``all`` (all-in-one) and ``gateway``: the image API (``/v1/questions``), the registry
-  (``/v1/models``), KServe v2, health and ``/metrics``;
-* ``model``: KServe v2, health and ``/metrics`` (its callers are gateways, over gRPC).
-"""
+"""The FastAPI application: KServe v2, health and metrics always; with a core, also the image
+API (``/v1/questions``), the registry (``/v1/models``), jobs and records. Tokens are checked
+once in front of them all. Handlers only convert and delegate; which parts a role serves is
+decided where the role is built (:mod:`argus.server`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,21 +17,19 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from argus.auth import Tokens, bearer, http_scope
-from argus.errors import ArgusError, BadInput, TooLarge, Unauthorized
+from argus.core import AskOptions, Core, parse_top_k
+from argus.errors import ArgusError, BadInput, Unauthorized
 from argus.http import errors
+from argus.http.body import read_image
 from argus.http.jobs import router as jobs_router
 from argus.http.kserve import infer_body_limit
 from argus.http.kserve import router as kserve_router
 from argus.http.models import router as models_router
 from argus.http.records import router as records_router
-from argus.kserve.dataplane import LocalPlane, ModelPlane
+from argus.kserve.dataplane import ModelPlane
 from argus.metrics import Metrics
-from argus.service import AskOptions, Vision, parse_top_k
-from argus.settings import Settings
 
 log = logging.getLogger(__name__)
-
-ROLES = ("all", "model", "gateway")
 
 IMAGE_BODY = {
     "requestBody": {
@@ -54,32 +47,6 @@ IMAGE_BODY = {
         },
     }
 }
-
-
-async def read_image(request: Request, max_bytes: int) -> bytes:
-    """The image from a raw body or a multipart ``image`` field, never more than the limit."""
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > max_bytes + 64 * 1024:
-        raise TooLarge(
-            f"the request is {int(length):,} bytes, over the image limit of {max_bytes:,} bytes"
-        )
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=20, max_part_size=max_bytes + 1)
-        part = form.get("image")
-        if part is None or isinstance(part, str):
-            raise BadInput("the multipart form needs a file field named 'image'")
-        data = await part.read()
-    else:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_bytes:
-                raise TooLarge(f"the image is over the limit of {max_bytes:,} bytes")
-            chunks.append(chunk)
-        data = b"".join(chunks)
-    return data
 
 
 def options_from(request: Request, source: str = "http") -> AskOptions:
@@ -134,7 +101,7 @@ class TokenMiddleware:
 
 
 async def answer_question(
-    core: Vision, metrics: Metrics, question: str, request: Request, max_bytes: int
+    core: Core, metrics: Metrics, question: str, request: Request, max_bytes: int
 ) -> JSONResponse:
     """The image API's one handler: options, the image, the answer, recorded in metrics."""
 
@@ -154,7 +121,7 @@ class AskFastPath:
 
     PREFIX = "/v1/questions/"
 
-    def __init__(self, app: ASGIApp, core: Vision, metrics: Metrics, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, core: Core, metrics: Metrics, max_bytes: int) -> None:
         self.app = app
         self.core = core
         self.metrics = metrics
@@ -190,63 +157,30 @@ class AskFastPath:
 
 
 def create_app(
-    settings: Settings,
-    vision: Vision | None = None,
+    plane: ModelPlane,
+    metrics: Metrics,
+    tokens: Tokens,
     *,
-    plane: ModelPlane | None = None,
-    metrics: Metrics | None = None,
-    tokens: Tokens | None = None,
-    role: str = "all",
-    manage: bool = True,
+    max_image_bytes: int,
+    core: Core | None = None,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
 ) -> FastAPI:
-    """The REST application of a role.
-
-    With ``manage`` (the default) the app's lifespan loads the models (``settings.preload``)
-    and closes a core it created; ``argus serve`` passes ``manage=False`` because it runs the
-    core for REST and gRPC together.
-    """
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-    owned = vision is None
-    core = vision or Vision(settings)
-    model_plane: ModelPlane = plane or LocalPlane(core)
-    if metrics is None:
-        metrics = Metrics()
-        metrics.watch(lambda: core.host, model_plane.ready)
-    tokens = tokens or Tokens.from_settings(settings)
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if not manage:
-            yield
-            return
-        task = asyncio.create_task(core.preload()) if settings.preload else None
-        if task is None:
-            core.ready = True
-        try:
-            yield
-        finally:
-            if task is not None and not task.done():
-                task.cancel()
-            if owned:
-                await core.close()
-
+    """The REST application: KServe v2 over ``plane``, health and ``/metrics``; with ``core``
+    the image API, registry, jobs and records too. ``lifespan`` runs around serving (the
+    caller's start-up and shutdown)."""
     app = FastAPI(
         title="Argus",
         version="0.1.0",
         description="Answers questions about images with versioned ONNX models.",
         lifespan=lifespan,
     )
-    app.state.vision = core
-    app.state.plane = model_plane
+    app.state.core = core
+    app.state.plane = plane
     app.state.metrics = metrics
-    app.state.infer_body_limit = infer_body_limit(settings.max_image_bytes)
-    app.state.role = role
+    app.state.infer_body_limit = infer_body_limit(max_image_bytes)
     errors.install(app)
-    if role != "model":  # added first, so it runs inside the token check
-        app.add_middleware(
-            AskFastPath, core=core, metrics=metrics, max_bytes=settings.max_image_bytes
-        )
+    if core is not None:  # added first, so it runs inside the token check
+        app.add_middleware(AskFastPath, core=core, metrics=metrics, max_bytes=max_image_bytes)
     app.add_middleware(TokenMiddleware, tokens=tokens)
     app.include_router(kserve_router)
 
@@ -256,7 +190,7 @@ def create_app(
         content, media_type = metrics.render()
         return Response(content, media_type=media_type)
 
-    if role == "model":
+    if core is None:
         return app
 
     app.include_router(models_router)
@@ -275,6 +209,6 @@ def create_app(
         Query: ``top_k``, ``version``, ``alias``, ``app`` (or header ``X-Argus-App``),
         ``crops=true`` (aligned face crops as base64 PNG), ``record=true``.
         """
-        return await answer_question(core, metrics, question, request, settings.max_image_bytes)
+        return await answer_question(core, metrics, question, request, max_image_bytes)
 
     return app

@@ -8,11 +8,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from argus.core import Core, parse_top_k
 from argus.errors import BadInput
+from argus.http.body import read_image
 from argus.jobs import JobQueue, open_queue
 from argus.jobs.submit import submit_job
 from argus.jobs.types import STATUSES
-from argus.service import Vision, parse_top_k
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -44,8 +45,8 @@ def _queue(request: Request) -> JobQueue:
     state = request.app.state
     queue: JobQueue | None = getattr(state, "jobs", None)
     if queue is None:
-        vision: Vision = state.vision
-        queue = open_queue(vision.settings, vision.engine)
+        core: Core = state.core
+        queue = open_queue(core.settings, core.engine)
         state.jobs = queue
     return queue
 
@@ -68,11 +69,8 @@ async def submit(request: Request) -> JSONResponse:
     ``idempotency_key`` (or header ``Idempotency-Key``), ``callback_url`` (a configured host),
     ``max_attempts``. Answers 202 with the job; poll ``GET /v1/jobs/{id}``.
     """
-    # Imported here: argus.http.app includes this router, so a top-level import would cycle.
-    from argus.http.app import read_image
-
-    vision: Vision = request.app.state.vision
-    data = await read_image(request, vision.settings.max_image_bytes)
+    core: Core = request.app.state.core
+    data = await read_image(request, core.settings.max_image_bytes)
     fields: dict[str, Any] = dict(request.query_params)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         form = await request.form()  # parsed once by read_image and cached by Starlette
@@ -87,7 +85,7 @@ async def submit(request: Request) -> JSONResponse:
         "app": request.headers.get("x-argus-app") or fields.get("app") or None,
     }
     job, created = await submit_job(
-        vision,
+        core,
         _queue(request),
         question,
         data,

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from argus.errors import TooLarge
+from argus.http.body import read_body
 from argus.kserve.dataplane import ModelPlane, server_metadata
 from argus.kserve.rest import decode_rest_request, encode_rest_response
 from argus.kserve.tensors import InferRequest, InferResponse
@@ -28,20 +28,6 @@ def _plane(request: Request) -> ModelPlane:
 
 def infer_body_limit(max_image_bytes: int) -> int:
     return max(max_image_bytes + 1024 * 1024, MIN_INFER_BODY)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit:
-        raise TooLarge(f"the request is {int(length):,} bytes, over the limit of {limit:,} bytes")
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"the request is over the limit of {limit:,} bytes")
-        parts.append(chunk)
-    return b"".join(parts)
 
 
 @router.get("/v2/health/live", tags=["health"])

@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
 def _registry(request: Request) -> ModelRegistry:
-    return request.app.state.vision.registry
+    return request.app.state.core.registry
 
 
 class AliasMove(BaseModel):

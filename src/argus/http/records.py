@@ -24,7 +24,7 @@ async def list_records(
     limit: int = Query(100, ge=1, le=MAX_LIMIT),
 ) -> list[dict[str, Any]]:
     """Prediction records, newest first."""
-    engine = request.app.state.vision.engine
+    engine = request.app.state.core.engine
     return await asyncio.to_thread(
         find_records,
         engine,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from argus.core import AskOptions, Core
 from argus.errors import ArgusError, ConfigError
 
 
@@ -28,21 +29,19 @@ class Asker(Protocol):
 
 
 class LocalAsker:
-    def __init__(self, vision: Any, question: str, options: dict[str, Any]) -> None:
-        from argus.service import AskOptions
-
-        self.vision = vision
+    def __init__(self, core: Core, question: str, options: dict[str, Any]) -> None:
+        self.core = core
         self.question = question
         # record=False: the pipeline writes its own record as its checkpoint (exactly once).
         self.options = AskOptions(**options, record=False, source="ingest")
 
     async def start(self) -> None:
-        self.vision.question(self.question)  # unknown question: fail now, not per file
-        await self.vision.preload()
+        self.core.question(self.question)  # unknown question: fail now, not per file
+        await self.core.preload()
 
     async def ask(self, data: bytes) -> dict[str, Any]:
         try:
-            answer: dict[str, Any] = await self.vision.ask(self.question, data, self.options)
+            answer: dict[str, Any] = await self.core.ask(self.question, data, self.options)
             return answer
         except ArgusError as exc:
             if exc.status == 404:
@@ -52,7 +51,7 @@ class LocalAsker:
             raise TryLater(exc.message) from exc
 
     async def close(self) -> None:
-        await self.vision.close()
+        await self.core.close()
 
 
 class GatewayAsker:

@@ -6,20 +6,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from argus.core import Core
 from argus.errors import BadInput
 from argus.images import open_image
 from argus.jobs.queue import JobQueue
 from argus.jobs.types import JobInfo
-from argus.service import Vision
 
 
-def check_request(vision: Vision, question: str, data: bytes) -> None:
-    vision.question(question)
-    open_image(data, vision.limits)
+def check_request(core: Core, question: str, data: bytes) -> None:
+    core.question(question)
+    open_image(data, core.limits)
 
 
 async def submit_job(
-    vision: Vision,
+    core: Core,
     queue: JobQueue,
     question: str,
     data: bytes,
@@ -32,7 +32,7 @@ async def submit_job(
 ) -> tuple[JobInfo, bool]:
     if not -1000 <= priority <= 1000:
         raise BadInput(f"priority must be between -1000 and 1000, not {priority}")
-    await asyncio.to_thread(check_request, vision, question, data)
+    await asyncio.to_thread(check_request, core, question, data)
     return await asyncio.to_thread(
         lambda: queue.submit(
             question,

@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from argus.core import AskOptions, Core
 from argus.errors import ArgusError, ConfigError
 from argus.jobs.queue import JobQueue, Wakeup
 from argus.jobs.types import Claimed
-from argus.service import AskOptions, Vision
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class WorkerStats:
 class Worker:
     def __init__(
         self,
-        vision: Vision,
+        core: Core,
         queue: JobQueue,
         *,
         concurrency: int = 16,
@@ -62,7 +62,7 @@ class Worker:
     ) -> None:
         if concurrency < 1:
             raise ConfigError(f"a worker needs a concurrency of at least 1, not {concurrency}")
-        self.vision = vision
+        self.core = core
         self.queue = queue
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds or queue.policy.lease_seconds
@@ -186,7 +186,7 @@ class Worker:
             data = await asyncio.to_thread(self.queue.images.get, job.image_sha256)
             options = AskOptions(**job.options, source="job", record=False)
             answer = await asyncio.wait_for(
-                self.vision.ask(job.question, data, options), self.job_timeout
+                self.core.ask(job.question, data, options), self.job_timeout
             )
         except TimeoutError:
             await self._fail(job, f"no answer within {self.job_timeout:.0f}s", retryable=True)

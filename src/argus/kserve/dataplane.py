@@ -36,8 +36,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from argus.core import Core, parse_top_k
 from argus.errors import ArgusError, BadInput, Conflict, NotFound
-from argus.images import DecodedImage, decode
+from argus.images import DecodedImage, ImageSource, sha256_bytes
 from argus.kserve.tensors import (
     InferRequest,
     InferResponse,
@@ -47,9 +48,9 @@ from argus.kserve.tensors import (
     select_outputs,
 )
 from argus.packages import read_manifest
-from argus.registry import VersionInfo
-from argus.runtime.host import Loaded
-from argus.service import Vision, parse_top_k
+from argus.runtime.host import Loaded, ModelHost
+from argus.runtime.runner import ModelAnswer
+from argus.versions import VersionInfo
 
 log = logging.getLogger(__name__)
 
@@ -129,12 +130,10 @@ class LocalPlane:
     registered model.
     """
 
-    def __init__(self, vision: Vision, models: Sequence[str] | None = None) -> None:
-        self.vision = vision
+    def __init__(self, core: Core, host: ModelHost, models: Sequence[str] | None = None) -> None:
+        self.core = core
+        self.host = host
         self.models = frozenset(models) if models else None
-        self._resolved: dict[tuple[str, str], VersionInfo] = {}
-        self._generation = -1
-        self._checked = 0.0
 
     # -- which version -------------------------------------------------------------------
 
@@ -144,41 +143,31 @@ class LocalPlane:
             raise NotFound(f"this model service serves only {served}, not {name!r}")
 
     def _resolve_sync(self, name: str, version: str) -> VersionInfo:
-        now = time.monotonic()
-        if now - self._checked > 0.25:
-            self._checked = now
-            generation = self.vision.registry.generation()
-            if generation != self._generation:
-                self._generation = generation
-                self._resolved.clear()
-        hit = self._resolved.get((name, version))
-        if hit is not None:
-            return hit
-        registry = self.vision.registry
         if not version:
-            info = registry.resolve(name)
-        elif version.isdigit():
-            info = registry.resolve(name, version=int(version))
-        else:
-            info = registry.resolve(name, alias=version)
-        self._resolved[(name, version)] = info
-        return info
+            return self.core.resolutions.resolve(name)
+        if version.isdigit():
+            return self.core.resolutions.resolve(name, version=int(version))
+        return self.core.resolutions.resolve(name, alias=version)
 
     async def resolve(self, name: str, version: str) -> VersionInfo:
         self._check_served(name)
-        key = (name, version)
-        hit = self._resolved.get(key)
-        if hit is not None and time.monotonic() - self._checked <= 0.25:
-            return hit
+        resolutions = self.core.resolutions
+        if resolutions.fresh():  # answered from memory: no thread hop on the hot path
+            number = int(version) if version.isdigit() else None
+            alias = version if version and number is None else None
+            hit = resolutions.peek(name, number, alias)
+            if hit is not None:
+                return hit
         return await asyncio.to_thread(self._resolve_sync, name, version)
 
     def served_versions(self) -> list[VersionInfo]:
         """The default version of every model this process serves (what readiness waits for)."""
-        names = sorted(self.models) if self.models is not None else self.vision.registry.names()
+        registry = self.core.registry
+        names = sorted(self.models) if self.models is not None else registry.names()
         out = []
         for name in names:
             try:
-                out.append(self.vision.registry.resolve(name))
+                out.append(registry.resolve(name))
             except NotFound:
                 continue
         return out
@@ -186,7 +175,7 @@ class LocalPlane:
     # -- protocol calls -------------------------------------------------------------------
 
     def ready(self) -> bool:
-        return bool(self.vision.ready)
+        return bool(self.core.ready)
 
     async def model_metadata(self, name: str, version: str) -> ModelMetadata:
         info = await self.resolve(name, version)
@@ -199,12 +188,12 @@ class LocalPlane:
         return ModelMetadata(info.name, versions, PLATFORM, inputs, outputs)
 
     def _manifest_and_versions(self, info: VersionInfo) -> tuple[dict[str, Any], list[str]]:
-        shown = self.vision.registry.show(info.name)
+        shown = self.core.registry.show(info.name)
         return read_manifest(info.path), [str(v.number) for v in shown.versions]
 
     async def model_ready(self, name: str, version: str) -> bool:
         info = await self.resolve(name, version)
-        return bool(self.vision.host.is_loaded(info.digest))
+        return self.host.is_loaded(info.digest)
 
     async def infer(self, name: str, version: str, request: InferRequest) -> InferResponse:
         info = await self.resolve(name, version)
@@ -215,7 +204,7 @@ class LocalPlane:
                 f"expected {expected}; the gateway and this model service read different "
                 "registries"
             )
-        entry = await self.vision.host.get(info)
+        entry = await self.host.get(info)
         by_name = {t.name: t for t in request.inputs}
         declared = _specs(entry.model.metadata().get("inputs") or [])
         parameters: dict[str, Any] = {"argus_digest": info.digest}
@@ -256,56 +245,39 @@ class LocalPlane:
             raise BadInput(f"input {IMAGE_INPUT!r} holds no image")
         if tensor.parameters.get("content_type") == "base64":
             items = [_unbase64(item, index) for index, item in enumerate(items)]
-        results = await asyncio.gather(*(self._one_image(entry, item, params) for item in items))
+        version, limits = entry.version, self.core.limits
+        # The image API's own model step, one image source per file: the same decode,
+        # batching and answer.
+        results = await asyncio.gather(
+            *(
+                self.host.answer(version, ImageSource(item, sha256_bytes(item), limits), params)
+                for item in items
+            )
+        )
         return self._image_outputs(results)
 
-    async def _one_image(
-        self, entry: Loaded, data: bytes, params: dict[str, Any]
-    ) -> tuple[dict[str, Any], Any, float]:
-        model, limits = entry.model, self.vision.limits
-
-        def decode_and_prepare() -> tuple[DecodedImage, Any]:
-            image = decode(data, limits, model.min_side)
-            return image, model.prepare(image, params)
-
-        # Announced while it decodes, so a batch about to leave waits for it (as in the core).
-        entry.batcher.expect()
-        try:
-            image, prepared = await asyncio.to_thread(decode_and_prepare)
-        except BaseException:
-            entry.batcher.unexpect()
-            raise
-        return await self._run(entry, image, prepared, params, expected=True)
-
     async def _run(
-        self,
-        entry: Loaded,
-        image: DecodedImage,
-        prepared: Any,
-        params: dict[str, Any],
-        expected: bool = False,
-    ) -> tuple[dict[str, Any], Any, float]:
+        self, entry: Loaded, image: DecodedImage, prepared: Any, params: dict[str, Any]
+    ) -> ModelAnswer:
         started = time.perf_counter()
-        raw = await entry.batcher.submit(prepared, expected=expected)
+        raw = await entry.batcher.submit(prepared)
         infer_ms = (time.perf_counter() - started) * 1000
         answer = await asyncio.to_thread(entry.model.finish, raw, image, params)
-        return answer, raw, infer_ms
+        return ModelAnswer(answer, raw, infer_ms)
 
     @staticmethod
-    def _image_outputs(
-        results: Sequence[tuple[dict[str, Any], Any, float]],
-    ) -> tuple[list[InferTensor], float]:
+    def _image_outputs(results: Sequence[ModelAnswer]) -> tuple[list[InferTensor], float]:
         answers = np.empty(len(results), dtype=np.object_)
         answers[:] = [
-            json.dumps(answer, separators=(",", ":")).encode("utf-8") for answer, _, _ in results
+            json.dumps(one.result, separators=(",", ":")).encode("utf-8") for one in results
         ]
         outputs = [InferTensor(ANSWER_OUTPUT, "BYTES", answers.shape, answers)]
-        raws = [raw for _, raw, _ in results]
+        raws = [one.raw for one in results]
         if all(isinstance(r, np.ndarray) and r.dtype.kind in "biuf" for r in raws) and (
             len({r.shape for r in raws}) == 1
         ):
             outputs.append(InferTensor.from_numpy(SCORES_OUTPUT, np.stack(raws)))
-        infer_ms = sum(ms for _, _, ms in results) / len(results)
+        infer_ms = sum(one.infer_ms for one in results) / len(results)
         return outputs, infer_ms
 
     # -- tensors the caller preprocessed ---------------------------------------------------
@@ -383,7 +355,7 @@ class LocalPlane:
         loop = asyncio.get_running_loop()
         try:
             raw = await loop.run_in_executor(
-                self.vision.host.infer_pool, entry.model.infer_tensors, feed
+                self.host.infer_pool, entry.model.infer_tensors, feed
             )
         except ArgusError:
             raise

@@ -21,12 +21,14 @@ import contextlib
 import functools
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from argus.errors import Overloaded, Unavailable
+from argus.futures import settle
 from argus.runtime.occupancy import OCCUPANCY
 
 log = logging.getLogger(__name__)
@@ -58,13 +60,13 @@ class _BatchFailed(Exception):
 class BatchStats:
     batches: int = 0
     items: int = 0
-    sizes: list[int] = field(default_factory=list)
+    by_size: Counter[int] = field(default_factory=Counter)
+    """Batches run, by their size (at most ``max_batch_size`` keys)."""
 
     def record(self, size: int) -> None:
         self.batches += 1
         self.items += size
-        if len(self.sizes) < 10_000:
-            self.sizes.append(size)
+        self.by_size[size] += 1
 
 
 class Batcher(Generic[In, Out]):
@@ -79,7 +81,6 @@ class Batcher(Generic[In, Out]):
         lanes: int = 1,
         announced: bool = False,
         name: str = "model",
-        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, not {max_batch_size}")
@@ -94,7 +95,6 @@ class Batcher(Generic[In, Out]):
         self.executor = executor
         self.lanes = lanes
         self.name = name
-        self.on_batch = on_batch
         self.stats = BatchStats()
         self._queue: asyncio.Queue[tuple[In | Deferred[In], asyncio.Future[Out]]] | None = None
         self._free: asyncio.Semaphore | None = None
@@ -226,35 +226,33 @@ class Batcher(Generic[In, Out]):
         loop = asyncio.get_running_loop()
         items = [item for item, _ in batch]
         self.stats.record(len(items))
-        if self.on_batch is not None:
-            self.on_batch(len(items))
         try:
             futures = [fut for _, fut in batch]
             results = await loop.run_in_executor(self.executor, self._execute, items, futures)
         except _BatchFailed as failure:
             for i, exc in failure.failed.items():
-                _settle(batch[i][1], error=exc)
+                settle(batch[i][1], error=exc)
             if len(failure.made) == 1:
-                _settle(batch[failure.made[0][0]][1], error=failure.cause)
+                settle(batch[failure.made[0][0]][1], error=failure.cause)
                 return
             log.warning("batch of %d failed on %s (%s); retrying one by one",
                         len(failure.made), self.name, failure.cause)
             for i, made in failure.made:
                 try:
                     single = await loop.run_in_executor(self.executor, self.run_batch, [made])
-                    _settle(batch[i][1], value=single[0])
+                    settle(batch[i][1], value=single[0])
                 except Exception as one_exc:
-                    _settle(batch[i][1], error=one_exc)
+                    settle(batch[i][1], error=one_exc)
             return
         except Exception as exc:  # the executor itself failed (e.g. shut down)
             for _, fut in batch:
-                _settle(fut, error=exc)
+                settle(fut, error=exc)
             return
         for (_, fut), (ok, value) in zip(batch, results, strict=True):
             if ok:
-                _settle(fut, value=value)
+                settle(fut, value=value)
             else:
-                _settle(fut, error=value)
+                settle(fut, error=value)
 
     async def close(self) -> None:
         """Stop taking batches: requests still queued get 503 (retry: the model is being
@@ -267,17 +265,7 @@ class Batcher(Generic[In, Out]):
         queue, self._queue = self._queue, None
         while queue is not None and not queue.empty():
             _, fut = queue.get_nowait()
-            _settle(fut, error=Unavailable(f"model {self.name} was unloaded; retry"))
+            settle(fut, error=Unavailable(f"model {self.name} was unloaded; retry"))
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
 
-
-def _settle(
-    fut: asyncio.Future[Any], value: Any = None, error: BaseException | None = None
-) -> None:
-    if fut.done():
-        return
-    if error is not None:
-        fut.set_exception(error)
-    else:
-        fut.set_result(value)

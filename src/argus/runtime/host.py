@@ -1,5 +1,11 @@
-"""The model host: loads model versions on demand, one shared instance per package digest,
-each behind its own batcher. Loading one model never blocks answers from loaded ones."""
+"""The model host, the in-process :class:`~argus.runtime.runner.ModelRunner`: loads model
+versions on demand, one shared instance per package digest, each behind its own batcher, and
+answers a model step: decode → prepare → batch → finish. Loading one model never blocks answers
+from loaded ones.
+
+A step on the request's image decodes and preprocesses on the inference lane, just before its
+batch runs (one thread hand-off in, one out); the decoded image is shared with later steps of
+the same graph through the :class:`~argus.images.ImageSource`."""
 
 from __future__ import annotations
 
@@ -9,16 +15,21 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
+from argus.futures import settle
+from argus.images import DecodedImage, ImageSource
 from argus.packages import PackageStore
-from argus.registry import VersionInfo
-from argus.runtime.batching import Batcher
+from argus.runtime.batching import Batcher, Deferred
 from argus.runtime.onnx import RuntimeChoice
+from argus.runtime.runner import ModelAnswer
+from argus.settings import Settings
 from argus.tasks import load_task_model
 from argus.tasks.base import TaskModel
+from argus.versions import VersionInfo
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +55,8 @@ class Loaded:
 
 
 class ModelHost:
+    """Models in this process (see the module docstring)."""
+
     def __init__(
         self,
         store: PackageStore,
@@ -77,11 +90,121 @@ class ModelHost:
         self.load_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="argus-load")
         self.events: dict[str, int] = {"loads": 0, "unloads": 0}
 
+    @classmethod
+    def from_settings(cls, store: PackageStore, settings: Settings) -> ModelHost:
+        return cls(
+            store,
+            threads=settings.threads_per_session(),
+            max_batch_size=settings.max_batch_size,
+            max_wait_ms=settings.max_wait_ms,
+            max_queue=settings.max_queue,
+            memory_budget_mb=settings.model_memory_mb,
+            runtime=settings.runtime,
+            precision=settings.precision,
+            lanes=settings.lane_count(),
+            lone_threads=settings.lone_thread_count(),
+        )
+
     def loaded(self) -> list[Loaded]:
         return list(self._loaded.values())
 
     def is_loaded(self, digest: str) -> bool:
         return digest in self._loaded
+
+    async def load(self, version: VersionInfo) -> None:
+        await self.get(version)
+
+    # -- answering -----------------------------------------------------------------------
+
+    async def answer(
+        self, version: VersionInfo, source: ImageSource, params: dict[str, Any]
+    ) -> ModelAnswer:
+        entry = await self.get(version)
+        model, batcher = entry.model, entry.batcher
+        pending = source.decoding(model.min_side)
+        started = time.perf_counter()
+        if pending is not None:  # another step decodes (or decoded) this size: share it
+            image = await asyncio.shield(pending)
+            raw = await batcher.submit(Deferred(lambda: model.prepare(image, params)))
+        else:
+            # Decode and preprocess on the inference lane, just before the batch runs. The
+            # decoded image is shared with later steps.
+            claimed = source.claim(model.min_side)
+            loop = asyncio.get_running_loop()
+            made: list[DecodedImage] = []
+            decode_error: list[Exception] = []
+            making = [0.0]  # seconds the lane spent decoding and preprocessing
+
+            def make() -> Any:
+                t0 = time.perf_counter()
+                try:
+                    try:
+                        made.append(source.decode_now(model.min_side))
+                    except Exception as exc:
+                        decode_error.append(exc)
+                        raise
+                    # Steps waiting for this size go on now, not after this model's batch.
+                    loop.call_soon_threadsafe(settle, claimed, made[0])
+                    return model.prepare(made[0], params)
+                finally:
+                    making[0] = time.perf_counter() - t0
+
+            try:
+                raw = await batcher.submit(Deferred(make))
+            except BaseException as exc:
+                if made:
+                    settle(claimed, made[0])
+                elif decode_error:  # the image itself is bad: every step fails alike
+                    settle(claimed, error=decode_error[0])
+                elif isinstance(exc, Exception):  # e.g. this model is overloaded: steps
+                    source.unclaim(model.min_side, claimed)  # waiting decode it themselves
+                else:  # cancelled with the request
+                    claimed.cancel()
+                raise
+            image = made[0]
+            settle(claimed, image)
+            started += making[0]  # infer_ms is the wait and the model, not the decode
+        infer_ms = (time.perf_counter() - started) * 1000
+        if params.get("crops"):  # encoding crops is real work: keep it off the event loop
+            result = await asyncio.to_thread(model.finish, raw, image, params)
+        else:
+            result = model.finish(raw, image, params)
+        return ModelAnswer(result, raw, infer_ms)
+
+    async def answer_crops(
+        self, version: VersionInfo, crops: Sequence[DecodedImage], params: dict[str, Any]
+    ) -> list[ModelAnswer]:
+        if not crops:
+            return []
+        entry = await self.get(version)
+        model, batcher = entry.model, entry.batcher
+
+        def prepare_all() -> list[Any]:
+            return [model.prepare(one, params) for one in crops]
+
+        for _ in crops:
+            batcher.expect()
+        try:
+            prepared = await asyncio.to_thread(prepare_all)
+        except BaseException:
+            for _ in crops:
+                batcher.unexpect()
+            raise
+        started = time.perf_counter()
+        # Every crop is announced and queued before any is awaited: the batcher takes them
+        # together, in batches of its max_batch_size.
+        raws = await asyncio.gather(*(batcher.submit(p, expected=True) for p in prepared))
+        infer_ms = (time.perf_counter() - started) * 1000
+
+        def finish_all() -> list[ModelAnswer]:
+            return [
+                ModelAnswer(model.finish(raw, one, params), raw, infer_ms)
+                for raw, one in zip(raws, crops, strict=True)
+            ]
+
+        return await asyncio.to_thread(finish_all)
+
+    # -- loading -------------------------------------------------------------------------
 
     async def get(self, version: VersionInfo) -> Loaded:
         entry = self._loaded.get(version.digest)

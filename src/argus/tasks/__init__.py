@@ -6,6 +6,23 @@ from argus.errors import BadPackage
 from argus.packages import ModelPackage
 from argus.runtime.onnx import RuntimeChoice
 from argus.tasks.base import TaskModel
+from argus.tasks.prepared import InputPreparer
+
+
+def task_class(name: str) -> type[TaskModel]:
+    from argus.tasks.classify import ClassifyModel
+    from argus.tasks.detect import DetectModel
+    from argus.tasks.faces import FacesModel
+
+    tasks: dict[str, type[TaskModel]] = {
+        c.task: c for c in (ClassifyModel, FacesModel, DetectModel)
+    }
+    if name not in tasks:
+        raise BadPackage(f"task {name!r} has no implementation")
+    return tasks[name]
+
+
+__all__ = ["InputPreparer", "TaskModel", "load_task_model", "task_class"]
 
 
 def load_task_model(

@@ -10,6 +10,7 @@ from typing import Any
 from argus.images import DecodedImage
 from argus.packages import ModelPackage
 from argus.runtime.onnx import RuntimeChoice, make_session
+from argus.tasks.prepared import InputPreparer
 
 
 class TaskModel(ABC):
@@ -17,6 +18,12 @@ class TaskModel(ABC):
     ``infer`` on batches in the model's batcher. Nothing here knows about HTTP or gRPC."""
 
     task: str = ""
+    takes_prepared_input: bool = False
+
+    @classmethod
+    def input_preparer(cls, package: ModelPackage) -> InputPreparer | None:
+        """How a caller holding ``package`` may prepare inputs itself (None: it may not)."""
+        return None
 
     def __init__(
         self, package: ModelPackage, threads: int, choice: RuntimeChoice | None = None

@@ -13,6 +13,7 @@ from argus.images import DecodedImage
 from argus.packages import ModelPackage, Preprocess
 from argus.runtime.onnx import RuntimeChoice
 from argus.tasks.base import TaskModel
+from argus.tasks.prepared import InputPreparer
 
 
 def preprocess(rgb: np.ndarray, pre: Preprocess) -> np.ndarray:
@@ -60,6 +61,17 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 class ClassifyModel(TaskModel):
     task = "classify"
+    takes_prepared_input = True
+
+    @classmethod
+    def input_preparer(cls, package: ModelPackage) -> InputPreparer | None:
+        inputs = package.manifest.get("inputs") or []
+        if len(inputs) != 1:
+            return None
+        pre = package.preprocess
+        row = (3, pre.crop, pre.crop) if pre.layout == "NCHW" else (pre.crop, pre.crop, 3)
+        name = str(inputs[0]["name"])
+        return InputPreparer(name, row, pre.resize_shorter, lambda img: preprocess(img.rgb, pre))
 
     def __init__(
         self, package: ModelPackage, threads: int, choice: RuntimeChoice | None = None

@@ -1,5 +1,7 @@
 """The transport-neutral core: questions in, answers out. REST, gRPC, the CLI, workers and
-ingest all call ``Vision.ask``; none of this module knows about FastAPI or grpcio.
+ingest all call ``Core.ask``; none of this module knows about FastAPI or grpcio, nor where the
+models run: that is the :class:`~argus.runtime.runner.ModelRunner` it is built with
+(:mod:`argus.server` builds each role).
 
 Every question is a graph (:mod:`argus.graphs`): built-in ones ship as YAML in
 ``argus/questions``, the user's live in ``ARGUS_HOME/questions``, and every registered model is
@@ -11,7 +13,6 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,15 +20,17 @@ from argus.db.engine import make_engine, migrate
 from argus.errors import BadInput, NotFound
 from argus.graphs.cache import StepCache
 from argus.graphs.catalogue import Catalogue
-from argus.graphs.executor import GraphRunner, ImageSource
+from argus.graphs.executor import GraphExecutor
 from argus.graphs.parse import model_graph
 from argus.graphs.spec import GraphSpec, ModelFacts, ModelRef
-from argus.images import Limits, open_image, oriented_size
+from argus.images import ImageSource, Limits, open_image, oriented_size
 from argus.packages import PackageStore
 from argus.records import RecordWriter, record_row
-from argus.registry import ModelRegistry, VersionInfo, canary_bucket
-from argus.runtime.host import ModelHost
+from argus.registry import ModelRegistry
+from argus.resolutions import Resolutions
+from argus.runtime.runner import ModelRunner
 from argus.settings import Settings
+from argus.versions import VersionInfo
 
 log = logging.getLogger(__name__)
 
@@ -89,34 +92,23 @@ class AskOptions:
         return out
 
 
-class Vision:
-    """Owns the registry, the model host, the question catalogue, the step cache and the
-    prediction-record writer."""
+class Core:
+    """Owns the registry, the question catalogue, the step cache and the prediction-record
+    writer; model steps go to ``runner``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, runner: ModelRunner, store: PackageStore | None = None
+    ) -> None:
         self.settings = settings
+        self.runner = runner
         self.engine = make_engine(settings.db_url)
         migrate(self.engine)
-        self.store = PackageStore(settings.packages_dir)
+        self.store = store or PackageStore(settings.packages_dir)
         self.registry = ModelRegistry(self.engine, self.store)
+        self.resolutions = Resolutions(self.registry)
         self.limits = Limits(settings.max_image_bytes, settings.max_image_pixels)
-        self.host = ModelHost(
-            self.store,
-            threads=settings.threads_per_session(),
-            max_batch_size=settings.max_batch_size,
-            max_wait_ms=settings.max_wait_ms,
-            max_queue=settings.max_queue,
-            memory_budget_mb=settings.model_memory_mb,
-            runtime=settings.runtime,
-            precision=settings.precision,
-            lanes=settings.lane_count(),
-            lone_threads=settings.lone_thread_count(),
-        )
-        self.cache = StepCache(
-            int(getattr(settings, "cache_entries", 4096)),
-            int(getattr(settings, "cache_mb", 256)) * 1024 * 1024,
-        )
-        self.runner = GraphRunner(self.host, self.cache)
+        self.cache = StepCache(settings.cache_entries, settings.cache_mb * 1024 * 1024)
+        self.executor = GraphExecutor(runner, self.cache)
         self.records = RecordWriter(self.engine)
         self.catalogue = Catalogue(settings.questions_dir, self.model_facts)
         self._builtin = {
@@ -124,10 +116,6 @@ class Vision:
             for name, spec in self.catalogue.builtins.items()
         }
         self.ready = False
-        self._resolved: OrderedDict[tuple[Any, ...], VersionInfo] = OrderedDict()
-        self._model_questions: dict[str, Question] = {}
-        self._generation = -1
-        self._generation_checked = 0.0
 
     # -- catalogue ---------------------------------------------------------------------
 
@@ -150,16 +138,17 @@ class Vision:
         spec = self.catalogue.user().get(name)
         if spec is not None:
             return Question(name, spec.description, spec, False, "user")
-        self.refresh()
-        known = self._model_questions.get(name)
-        if known is not None:
-            return known
-        if name in self.registry.names():
-            task = self.registry.show(name).task
-            q = Question(name, f"{task} with model {name}", model_graph(name, task), False, "model")
-            self._model_questions[name] = q
-            return q
-        raise NotFound(f"no question named {name!r}; GET /v1/questions lists them")
+        asked = self.resolutions.derived(("question", name), lambda: self._model_question(name))
+        if asked is None:
+            raise NotFound(f"no question named {name!r}; GET /v1/questions lists them")
+        return asked
+
+    def _model_question(self, name: str) -> Question | None:
+        """A registered model asked as a question of its own (None: no such model)."""
+        if name not in self.registry.names():
+            return None
+        task = self.registry.show(name).task
+        return Question(name, f"{task} with model {name}", model_graph(name, task), False, "model")
 
     def questions(self) -> list[dict[str, Any]]:
         models = set(self.registry.names())
@@ -170,36 +159,16 @@ class Vision:
             q = Question(name, spec.description, spec, False, "user")
             out.append(q.to_dict(set(q.models) <= models))
         for name in sorted(models - set(self._builtin) - set(user)):
-            task = self.registry.show(name).task
-            q = Question(name, f"{task} with model {name}", model_graph(name, task), False, "model")
-            out.append(q.to_dict(True))
+            own = self._model_question(name)
+            if own is not None:
+                out.append(own.to_dict(True))
         return out
 
     # -- resolution (cached until the registry changes) -------------------------------
 
-    def refresh(self, force: bool = False) -> bool:
-        """Drop cached resolutions if the registry moved; returns True when it did."""
-        now = time.monotonic()
-        if not force and now - self._generation_checked < 0.25:
-            return False
-        self._generation_checked = now
-        generation = self.registry.generation()
-        if generation != self._generation:
-            self._generation = generation
-            self._resolved.clear()
-            self._model_questions.clear()
-            return True
-        return False
-
     def resolve(self, model: str, options: AskOptions, image_sha: str) -> VersionInfo:
-        self.refresh()
-        # The canary share depends on the image only through its bucket: cache by bucket.
-        key = (model, options.version, options.alias, options.app, canary_bucket(image_sha))
-        hit = self._resolved.get(key)
-        if hit is not None:
-            return hit
         try:
-            version = self.registry.resolve(
+            return self.resolutions.resolve(
                 model,
                 version=options.version,
                 alias=options.alias,
@@ -214,10 +183,6 @@ class Vision:
                     f"model {model!r} is not installed; run `argus models pull`"
                 ) from exc
             raise
-        self._resolved[key] = version
-        if len(self._resolved) > 4096:
-            self._resolved.popitem(last=False)
-        return version
 
     def _resolve_step(self, ref: ModelRef, options: AskOptions, image_sha: str) -> VersionInfo:
         if ref.version is None and ref.alias is None:
@@ -242,7 +207,7 @@ class Vision:
                 f"version={options.version} pins one model, but question {q.name!r} uses "
                 f"{len(models)} ({', '.join(models)}); use alias= or app= instead"
             )
-        result = await self.runner.run(
+        result = await self.executor.run(
             q.graph,
             ImageSource(data, image_sha, self.limits),
             options.params(),
@@ -270,17 +235,17 @@ class Vision:
 
     async def preload(self) -> None:
         """Load the production version of every registered model, then report ready."""
-        for name in self.registry.names():
+        for name in await asyncio.to_thread(self.registry.names):
             try:
-                version = self.registry.resolve(name)
+                version = await asyncio.to_thread(self.registry.resolve, name)
             except NotFound:
                 continue
-            await self.host.get(version)
+            await self.runner.load(version)
         self.ready = True
 
     async def close(self) -> None:
         await asyncio.to_thread(self.records.close)
-        await self.host.close()
+        await self.runner.close()
         self.engine.dispose()
 
 

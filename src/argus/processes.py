@@ -1,4 +1,4 @@
-"""Worker processes for ``argus serve --workers N``: N copies of the server, each with its own
+"""Server processes for ``argus serve --workers N``: N copies of the server, each with its own
 models and event loop, sharing the port through SO_REUSEPORT (the kernel spreads connections).
 
 Listening sockets are created with ``IPPROTO_TCP`` explicitly: asyncio only sets TCP_NODELAY on

@@ -14,9 +14,8 @@ from PIL import Image
 
 from argus.db.engine import make_engine
 from argus.errors import ConfigError, Unavailable
-from argus.gateway import RemoteModel, UpstreamPool, parse_upstreams
-from argus.gateway.remote import request_image
-from argus.images import DecodedImage, Limits, decode
+from argus.gateway import RemoteRunner, UpstreamPool, parse_upstreams
+from argus.images import DecodedImage, ImageSource, Limits, decode, sha256_bytes
 from argus.kserve.tensors import InferRequest
 from argus.packages import PackageStore
 from argus.registry import ModelRegistry, VersionInfo
@@ -40,19 +39,21 @@ def png(photo: bytes, size: tuple[int, int]) -> bytes:
     return buf.getvalue()
 
 
-def prepared(model: RemoteModel, data: bytes, image: DecodedImage | None = None) -> InferRequest:
-    with request_image(data):
-        image = image or decode(data, Limits(), model.min_side)
-        return model.prepare(image, {"top_k": 3})
+def runner(store: PackageStore) -> RemoteRunner:
+    # The pool is never called here: these tests look at what would be sent.
+    return RemoteRunner(UpstreamPool({"efficientnet-lite0": ["127.0.0.1:1"]}), store)
+
+
+def request_for(runner: RemoteRunner, version: VersionInfo, data: bytes) -> InferRequest:
+    source = ImageSource(data, sha256_bytes(data), Limits())
+    return asyncio.run(runner.request(version, source, {"top_k": 3}))
 
 
 def test_the_file_goes_when_it_is_smaller_than_the_tensor(
     labels: tuple[VersionInfo, PackageStore], photos: dict[str, bytes]
 ) -> None:
     version, store = labels
-    model = RemoteModel(version, store.load(version.digest))
-    assert model.min_side == 256
-    request = prepared(model, photos["coffee"])
+    request = request_for(runner(store), version, photos["coffee"])
     (tensor,) = request.inputs
     assert (tensor.name, tensor.datatype, tensor.shape) == ("image", "BYTES", (1,))
     assert tensor.data[0] == photos["coffee"]
@@ -67,9 +68,8 @@ def test_the_tensor_goes_when_it_is_smaller_than_the_file(
 ) -> None:
     version, store = labels
     package = store.load(version.digest)
-    model = RemoteModel(version, package)
     data = png(photos["chelsea"], (1200, 900))
-    request = prepared(model, data)
+    request = request_for(runner(store), version, data)
     (tensor,) = request.inputs
     assert (tensor.name, tensor.datatype, tensor.shape) == ("input", "FP32", (1, 3, 224, 224))
     expected = preprocess(decode(data, Limits(), 256).rgb, package.preprocess)
@@ -79,15 +79,23 @@ def test_the_tensor_goes_when_it_is_smaller_than_the_file(
     assert (facts["width"], facts["height"], facts["format"]) == (1200, 900, "PNG")
 
 
+def test_the_file_goes_when_the_gateway_lacks_the_package(
+    labels: tuple[VersionInfo, PackageStore], photos: dict[str, bytes], tmp_path: Path
+) -> None:
+    version, _ = labels
+    data = png(photos["chelsea"], (1200, 900))  # the tensor would be smaller
+    request = request_for(runner(PackageStore(tmp_path)), version, data)
+    (tensor,) = request.inputs
+    assert tensor.name == "image" and tensor.data[0] == data
+
+
 def test_other_images_go_as_lossless_pixels(
     labels: tuple[VersionInfo, PackageStore], photos: dict[str, bytes]
 ) -> None:
-    version, _ = labels
-    model = RemoteModel(version, None)  # no local package: never preprocesses
-    assert model.min_side == 1
+    version, store = labels
     crop = np.asarray(Image.open(io.BytesIO(photos["astronaut"])))[40:200, 100:220].copy()
     image = DecodedImage(rgb=crop, width=120, height=160, sha256="abc#0", format="crop")
-    request = prepared(model, photos["astronaut"], image)
+    request = runner(store).crop_request(version, image, {"top_k": 3})
     (tensor,) = request.inputs
     assert tensor.name == "image"
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(tensor.data[0]))), crop)

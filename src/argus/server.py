@@ -1,0 +1,368 @@
+"""The composition root: builds each role from its parts and owns its life.
+
+* ``all`` (the default): every question, models in process (:class:`ModelHost`);
+* ``model``: only ``--models``, KServe v2 over gRPC (REST: v2, health, metrics), its own
+  batching; ready once they are loaded;
+* ``gateway``: the public REST + gRPC API; the core's model runner sends every model step to a
+  model service (:class:`~argus.gateway.RemoteRunner`).
+
+:class:`Server` owns the REST and gRPC servers, the core, the data plane, metrics, model
+loading, signals and shutdown: SIGTERM (or Ctrl-C) stops accepting, lets in-flight requests
+finish for up to ``grace`` seconds, closes the models and returns. ``local_core`` is the one way
+to build a core with its models in this process (the CLI commands, workers, ingest, tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+
+from argus.auth import Tokens
+from argus.core import Core
+from argus.errors import ArgusError, ConfigError, NotFound
+from argus.kserve.dataplane import LocalPlane, ModelPlane
+from argus.metrics import Metrics, UpstreamStatus
+from argus.packages import PackageStore
+from argus.runtime.host import ModelHost
+from argus.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ROLES = ("all", "model", "gateway")
+DEFAULT_GRPC_PORT = 8001
+
+
+@dataclass
+class ServeOptions:
+    """What ``argus serve`` was asked for besides the settings."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    grpc_port: int | None = None
+    """None: the default port, given up with a warning when it is taken; 0: no gRPC."""
+    role: str = "all"
+    models: list[str] = field(default_factory=list)
+    upstreams: list[str] = field(default_factory=list)
+    upstream_timeout: float = 30.0
+    grace: float = 10.0
+    preload: bool = True
+    log_level: str = "info"
+
+    def check(self) -> None:
+        """Refuse contradictory flags with a sentence, before anything starts."""
+        if self.role not in ROLES:
+            raise ConfigError(f"--role must be all, model or gateway, not {self.role!r}")
+        if self.role == "model" and not self.models:
+            raise ConfigError("--role model needs --models NAME[,NAME…]: the models to serve")
+        if self.role != "model" and self.models:
+            raise ConfigError("--models is for --role model; all-in-one serves every model")
+        if self.role == "gateway" and not self.upstreams:
+            raise ConfigError("--role gateway needs at least one --upstream MODEL=HOST:PORT")
+        if self.role != "gateway" and self.upstreams:
+            raise ConfigError("--upstream is for --role gateway")
+        if self.grace < 0:
+            raise ConfigError(f"--grace must not be negative, not {self.grace}")
+
+
+def local_core(settings: Settings) -> Core:
+    """A core whose models run in this process."""
+    return _local(settings)[0]
+
+
+def _local(settings: Settings) -> tuple[Core, ModelHost]:
+    store = PackageStore(settings.packages_dir)
+    host = ModelHost.from_settings(store, settings)
+    return Core(settings, host, store), host
+
+
+@dataclass
+class Parts:
+    """What a role is made of: the core (which answers questions where ``questions``), the
+    KServe data plane, metrics, tokens, and how the role loads its models."""
+
+    core: Core
+    plane: ModelPlane
+    metrics: Metrics
+    tokens: Tokens
+    questions: bool
+    upstreams: UpstreamStatus | None = None
+
+    async def load(self, opts: ServeOptions) -> None:
+        """Load what the role serves, then report ready."""
+        core = self.core
+        if not opts.preload:
+            core.ready = True
+        elif isinstance(self.plane, LocalPlane) and self.plane.models is not None:
+            for info in await asyncio.to_thread(self.plane.served_versions):
+                await core.runner.load(info)
+            core.ready = True
+        else:
+            await core.preload()
+
+
+def build_parts(opts: ServeOptions, settings: Settings) -> Parts:
+    """The parts of ``opts.role`` (refuses, with the reason, what cannot work)."""
+    opts.check()
+    tokens = Tokens.from_settings(settings)
+    metrics = Metrics()
+    if opts.role == "gateway":
+        from argus.gateway import ProxyPlane, RemoteRunner, UpstreamPool, parse_upstreams
+        from argus.grpc.server import message_limit
+
+        pool = UpstreamPool(
+            parse_upstreams(opts.upstreams),
+            token=tokens.client_token(),
+            timeout_s=opts.upstream_timeout,
+            max_message_bytes=message_limit(settings.max_image_bytes),
+        )
+        store = PackageStore(settings.packages_dir)
+        core = Core(settings, RemoteRunner(pool, store), store)
+        missing = sorted(set(core.registry.names()) - set(pool.models()))
+        if missing:
+            log.warning(
+                "no --upstream for %s: questions on these models will answer 503",
+                ", ".join(missing),
+            )
+        metrics.watch(core.runner, lambda: core.ready, pool)
+        return Parts(core, ProxyPlane(core, pool), metrics, tokens, True, pool)
+    core, host = _local(settings)
+    plane = LocalPlane(core, host, opts.models or None)
+    for name in opts.models:
+        try:
+            core.registry.resolve(name)
+        except NotFound as exc:
+            core.engine.dispose()
+            raise ConfigError(
+                f"cannot serve model {name!r}: {exc.message}; register it first "
+                "(argus models pull / argus models add)"
+            ) from None
+    metrics.watch(host, plane.ready)
+    return Parts(core, plane, metrics, tokens, opts.role == "all")
+
+
+def grpc_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class _RestServer:
+    """uvicorn without its own signal handling: the server handles SIGTERM for REST and gRPC
+    together."""
+
+    def __init__(self, app: Any, opts: ServeOptions) -> None:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        config = uvicorn.Config(
+            app,
+            log_level=opts.log_level,
+            access_log=False,
+            timeout_graceful_shutdown=max(1, round(opts.grace)),
+            lifespan="on",
+        )
+        self.server = Server(config)
+
+    async def serve(self, sock: socket.socket) -> None:
+        await self.server.serve(sockets=[sock])
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+
+
+class Server:
+    """One role's REST and gRPC servers on one event loop (see the module docstring)."""
+
+    def __init__(self, opts: ServeOptions, settings: Settings, reuse_port: bool = False) -> None:
+        self.opts = opts
+        self.settings = settings
+        self.reuse_port = reuse_port
+        self.parts = build_parts(opts, settings)
+        self.stopping = asyncio.Event()
+        self.failed = False
+
+    def rest_app(self) -> FastAPI:
+        from argus.http.app import create_app
+
+        parts = self.parts
+        return create_app(
+            parts.plane,
+            parts.metrics,
+            parts.tokens,
+            max_image_bytes=self.settings.max_image_bytes,
+            core=parts.core if parts.questions else None,
+        )
+
+    def _grpc_server(self) -> tuple[Any, int] | None:
+        from argus.grpc.server import build_server
+
+        opts, parts = self.opts, self.parts
+        port = DEFAULT_GRPC_PORT if opts.grpc_port is None else opts.grpc_port
+        if not port:
+            return None
+        try:
+            server, _ = build_server(
+                grpc_address(opts.host, port),
+                plane=parts.plane,
+                metrics=parts.metrics,
+                tokens=parts.tokens,
+                max_image_bytes=self.settings.max_image_bytes,
+                core=parts.core if parts.questions else None,
+                reuse_port=self.reuse_port,
+            )
+        except ConfigError:
+            if opts.grpc_port is not None:
+                raise
+            # Only the default port: another server here has it; REST still serves.
+            log.warning("gRPC port %d is in use; serving REST only", port)
+            return None
+        return server, port
+
+    async def _load(self) -> None:
+        try:
+            await self.parts.load(self.opts)
+        except ArgusError as exc:
+            log.error("could not load the models: %s", exc.message)
+            self.failed = True
+            self.stopping.set()
+
+    async def run(self) -> int:
+        """Serve until SIGTERM/SIGINT (or the models fail to load); the exit code."""
+        from argus.processes import make_listener
+
+        opts, core = self.opts, self.parts.core
+        try:
+            sock = make_listener(opts.host, opts.port, reuse_port=self.reuse_port)
+        except OSError as exc:
+            await core.close()
+            raise ConfigError(f"cannot listen on {opts.host}:{opts.port}: {exc.strerror}"
+                              ) from None
+        try:
+            grpc = self._grpc_server()
+        except ConfigError:
+            sock.close()
+            await core.close()
+            raise
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        rest = _RestServer(self.rest_app(), opts)
+        if grpc is not None:
+            await grpc[0].start()
+        rest_task = asyncio.create_task(rest.serve(sock), name="rest")
+        load_task = asyncio.create_task(self._load(), name="preload")
+        log.info(
+            "argus %s serving REST on %s:%d%s", opts.role, opts.host, opts.port,
+            f" and gRPC on port {grpc[1]}" if grpc is not None else "",
+        )
+        stop_task = asyncio.create_task(self.stopping.wait())
+        await asyncio.wait({rest_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+
+        log.info("stopping: refusing new requests, finishing those in flight (up to %gs)",
+                 opts.grace)
+        core.ready = False
+        rest.stop()
+        stops: list[Any] = [rest_task]
+        if grpc is not None:
+            stops.append(grpc[0].stop(opts.grace))
+        results = await asyncio.gather(*stops, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, SystemExit):
+                log.error("error while stopping: %r", result)
+        for task in (load_task, stop_task):
+            task.cancel()
+        await asyncio.gather(load_task, stop_task, return_exceptions=True)
+        await core.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        return 1 if isinstance(results[0], SystemExit) or self.failed else 0
+
+
+def in_process_app(settings: Settings) -> FastAPI:
+    """The all-in-one REST app, managing its own life: its lifespan loads the models (where
+    ``settings.preload``) and closes the core at shutdown. For embedding and tests; ``argus
+    serve`` runs :class:`Server`."""
+    from argus.http.app import create_app
+
+    core, host = _local(settings)
+    metrics = Metrics()
+    plane = LocalPlane(core, host)
+    metrics.watch(host, plane.ready)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(core.preload()) if settings.preload else None
+        if task is None:
+            core.ready = True
+        try:
+            yield
+        finally:
+            if task is not None and not task.done():
+                task.cancel()
+            await core.close()
+
+    return create_app(
+        plane,
+        metrics,
+        Tokens.from_settings(settings),
+        max_image_bytes=settings.max_image_bytes,
+        core=core,
+        lifespan=lifespan,
+    )
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _run_loop(main: Coroutine[Any, Any, int]) -> int:
+    """Run on uvloop where it is installed (less per-request overhead in the event loop;
+    grpc.aio supports it), else on the standard asyncio loop."""
+    try:
+        import uvloop
+    except ModuleNotFoundError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
+async def _serve(opts: ServeOptions, settings: Settings, reuse_port: bool) -> int:
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(
+            max_workers=settings.decode_thread_count(), thread_name_prefix="argus-decode"
+        )
+    )
+    return await Server(opts, settings, reuse_port).run()
+
+
+def _worker(index: int, occupancy: Any, opts: ServeOptions, settings: Settings) -> None:
+    from argus.runtime.occupancy import OCCUPANCY
+
+    OCCUPANCY.share(occupancy, index)
+    _configure_logging(opts.log_level)
+    raise SystemExit(_run_loop(_serve(opts, settings, reuse_port=True)))
+
+
+def serve(opts: ServeOptions, settings: Settings) -> int:
+    """Run the role in this process, or in ``settings.workers`` processes sharing the ports;
+    returns the exit code."""
+    opts.check()
+    _configure_logging(opts.log_level)
+    if settings.workers > 1:
+        from argus.processes import run_workers
+
+        return run_workers(settings.workers, _worker, (opts, settings))
+    return _run_loop(_serve(opts, settings, reuse_port=False))
