@@ -34,6 +34,7 @@ from argus.server import local_core
 from argus.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's tests/
+from tests.asking import ask_json
 from tests.built_models import heavy_model
 
 CATS = "['tiger cat', 'tabby', 'Egyptian cat', 'Persian cat', 'Siamese cat']"
@@ -120,12 +121,12 @@ async def measure(home: Path, images: dict[str, bytes], repeats: int) -> dict[st
         core.cache.max_entries = 0  # the gate comparison must run the models every time
         for question in ("gated", "ungated"):
             for data in images.values():
-                await core.ask(question, data)  # load models, warm the sessions
+                await ask_json(core, question, data)  # load models, warm the sessions
         for name, data in images.items():
             times: dict[str, list[float]] = {"gated": [], "ungated": []}
             for _ in range(repeats):
                 for question in ("gated", "ungated"):  # interleaved: both see the same load
-                    answer = await core.ask(question, data)
+                    answer = await ask_json(core, question, data)
                     if question == "gated" and answer["steps"]["heavy"]["skipped"] is None:
                         raise SystemExit(f"the gate opened on {name}; pick another image")
                     times[question].append(answer["timings_ms"]["total"])
@@ -136,10 +137,10 @@ async def measure(home: Path, images: dict[str, bytes], repeats: int) -> dict[st
         uncached = []
         for _ in range(repeats):
             core.cache.clear()
-            uncached.append((await core.ask("describe", astronaut))["timings_ms"]["total"])
+            uncached.append((await ask_json(core, "describe", astronaut))["timings_ms"]["total"])
         cached = []
         for _ in range(max(200, repeats)):
-            answer = await core.ask("describe", astronaut)
+            answer = await ask_json(core, "describe", astronaut)
             if not answer["cached"]:
                 raise SystemExit("a repeated describe was not answered from the cache")
             cached.append(answer["timings_ms"]["total"])

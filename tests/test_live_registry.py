@@ -18,6 +18,7 @@ from argus.packages import PackageStore
 from argus.registry import ModelRegistry
 from argus.server import local_core
 from argus.settings import Settings
+from tests.asking import ask_json
 from tests.conftest import start_server
 
 
@@ -113,14 +114,14 @@ def test_memory_budget_unloads_least_recently_used(home_copy: Path,
         settings = Settings(home=home_copy, model_memory_mb=1, cache_entries=0)
         core = local_core(settings)
         try:
-            first = await core.ask("labels", photos["coffee"], AskOptions())
+            first = await ask_json(core, "labels", photos["coffee"], AskOptions())
             assert first["answer"]["labels"][0]["label"] == "espresso"
             loaded = {e.version.name: e.memory_bytes for e in core.runner.loaded()}
             assert loaded["efficientnet-lite0"] > 5 * 2**20  # measured growth, not a guess
-            faces = await core.ask("faces", photos["astronaut"], AskOptions())
+            faces = await ask_json(core, "faces", photos["astronaut"], AskOptions())
             assert len(faces["answer"]["faces"]) == 1
             assert [e.version.name for e in core.runner.loaded()] == ["mtcnn"]
-            again = await core.ask("labels", photos["coffee"], AskOptions())
+            again = await ask_json(core, "labels", photos["coffee"], AskOptions())
             assert again["answer"] == first["answer"]  # waited for the reload, did not fail
             assert core.runner.events == {"loads": 3, "unloads": 2}
         finally:
@@ -134,12 +135,12 @@ def test_loading_one_model_does_not_stall_a_loaded_one(home_copy: Path,
     async def main() -> None:
         core = local_core(Settings(home=home_copy))
         try:
-            await core.ask("faces", photos["coffee"], AskOptions())  # mtcnn loaded
+            await ask_json(core, "faces", photos["coffee"], AskOptions())  # mtcnn loaded
             labels_version = core.registry.resolve("efficientnet-lite0")
             load = asyncio.create_task(core.runner.get(labels_version))
             done_during_load = 0
             while not load.done():
-                await core.ask("faces", photos["coffee"], AskOptions())
+                await ask_json(core, "faces", photos["coffee"], AskOptions())
                 if not load.done():
                     done_during_load += 1
             await load

@@ -15,6 +15,7 @@ from argus.registry import ModelRegistry
 from argus.runtime.onnx import OpenVINOSession, RuntimeChoice
 from argus.settings import Settings
 from argus.tasks import load_task_model
+from tests.asking import ask_json
 
 
 def _package(home: Path, name: str) -> ModelPackage:
@@ -83,7 +84,7 @@ def test_the_runtime_setting_reaches_the_models_a_server_loads(
     async def ask(settings: Settings) -> tuple[str, str, list[str]]:
         core = local_core(settings)
         try:
-            answer = await core.ask("labels", photos["coffee"])
+            answer = await ask_json(core, "labels", photos["coffee"])
             runtimes = [entry.runtime for entry in core.runner.loaded()]
         finally:
             await core.close()

@@ -13,9 +13,10 @@ import asyncio
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from argus.contracts import Answer, AskOptions, ImageFacts, Timings
 from argus.db.engine import make_engine, migrate
 from argus.errors import BadInput, NotFound
 from argus.graphs.cache import StepCache
@@ -66,30 +67,6 @@ class Question:
             "kind": self.kind,
             "steps": list(self.graph.steps),
         }
-
-
-@dataclass
-class AskOptions:
-    """What a caller may say besides the image."""
-
-    top_k: int | None = None
-    app: str | None = None
-    version: int | None = None
-    alias: str | None = None
-    crops: bool = False
-    record: bool = False
-    source: str = "http"
-    """Where the question came from, for prediction records: http, grpc, cli, job, ingest."""
-    job_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def params(self) -> dict[str, Any]:
-        out: dict[str, Any] = dict(self.extra)
-        if self.top_k is not None:
-            out["top_k"] = self.top_k
-        if self.crops:
-            out["crops"] = True
-        return out
 
 
 class Core:
@@ -194,7 +171,7 @@ class Core:
 
     async def ask(
         self, question: str, data: bytes, options: AskOptions | None = None
-    ) -> dict[str, Any]:
+    ) -> Answer:
         options = options or AskOptions()
         started = time.perf_counter()
         q = self.question(question)
@@ -213,19 +190,19 @@ class Core:
             options.params(),
             lambda ref: self._resolve_step(ref, options, image_sha),
         )
-        answer = {
-            "question": q.name,
-            "image": {"sha256": image_sha, "width": width, "height": height},
-            "models": result.models(),
-            "answer": result.answer(),
-            "timings_ms": {
-                "decode": round(result.decode_ms, 3),
-                "infer": round(result.infer_ms, 3),
-                "total": round((time.perf_counter() - started) * 1000, 3),
-            },
-            "steps": result.steps(),
-            "cached": result.cached,
-        }
+        answer = Answer(
+            question=q.name,
+            image=ImageFacts(sha256=image_sha, width=width, height=height),
+            models=result.models(),
+            answer=result.answer(),
+            timings_ms=Timings(
+                decode=round(result.decode_ms, 3),
+                infer=round(result.infer_ms, 3),
+                total=round((time.perf_counter() - started) * 1000, 3),
+            ),
+            steps=result.steps(),
+            cached=result.cached,
+        )
         if options.record:
             try:
                 self.records.submit(record_row(answer, options.source, options.app, options.job_id))
@@ -248,14 +225,3 @@ class Core:
         await self.runner.close()
         self.engine.dispose()
 
-
-def parse_top_k(value: Any) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        top_k = int(value)
-    except (TypeError, ValueError) as exc:
-        raise BadInput(f"top_k must be a whole number, not {value!r}") from exc
-    if top_k < 1 or top_k > 1000:
-        raise BadInput(f"top_k must be between 1 and 1000, not {top_k}")
-    return top_k

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageOps
@@ -10,13 +11,13 @@ from PIL import Image, ImageDraw, ImageOps
 LANDMARK_COLOURS = [(0, 200, 255), (0, 120, 255), (255, 220, 0), (255, 60, 160), (200, 0, 255)]
 
 
-def draw_answer(data: bytes, answer: dict[str, Any]) -> Image.Image:
-    """The image (EXIF-oriented, RGB) with every box, face and top label of ``answer`` drawn."""
+def draw_answer(data: bytes, body: Mapping[str, Any]) -> Image.Image:
+    """The image (EXIF-oriented, RGB) with every box, face and top label of ``body`` (an
+    answer's task results: ``faces``, ``objects``, ``labels``) drawn."""
     img = ImageOps.exif_transpose(Image.open(io.BytesIO(data))) or Image.open(io.BytesIO(data))
     img = img.convert("RGB")
     draw = ImageDraw.Draw(img)
     width = max(2, round(min(img.size) / 200))
-    body = answer.get("answer", {})
     for face in body.get("faces", []) or []:
         x1, y1, x2, y2 = face["box"]
         draw.rectangle((x1, y1, x2, y2), outline=(0, 255, 0), width=width)

@@ -20,16 +20,13 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from argus.contracts import Answer
 from argus.errors import ArgusError
 from argus.runtime.runner import ModelRunner
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 T = TypeVar("T")
-
-
-def answer_models(answer: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(str(m.get("name", "")), str(m.get("version", ""))) for m in answer.get("models", [])]
 
 
 class UpstreamStatus(Protocol):
@@ -177,15 +174,12 @@ class Metrics:
         self.observe(transport, question, models(result), 200, time.perf_counter() - started)
         return result
 
-    async def track_ask(
-        self, transport: str, question: str, call: Awaitable[dict[str, Any]]
-    ) -> dict[str, Any]:
+    async def track_ask(self, transport: str, question: str, call: Awaitable[Answer]) -> Answer:
         """Await a ``Core.ask`` and record it (and its inference time)."""
-        answer = await self.track(transport, question, call, answer_models)
-        infer_ms = (answer.get("timings_ms") or {}).get("infer")
-        models = answer_models(answer)
-        if isinstance(infer_ms, int | float) and len(models) == 1:
-            self.infer_latency.labels(*models[0]).observe(infer_ms / 1000)
+        answer = await self.track(transport, question, call, Answer.model_pairs)
+        models = answer.model_pairs()
+        if len(models) == 1:
+            self.infer_latency.labels(*models[0]).observe(answer.timings_ms.infer / 1000)
         return answer
 
     def render(self) -> tuple[bytes, str]:

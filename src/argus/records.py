@@ -22,12 +22,12 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.orm import Session
 
+from argus.contracts import Answer
 from argus.db.schema import PredictionRecord
 from argus.errors import BadInput
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("http", "grpc", "cli", "job", "ingest")
 MAX_PENDING = 10_000
 MAX_BATCH = 256
 MAX_LIMIT = 10_000
@@ -54,19 +54,19 @@ def _strip_images(value: Any) -> Any:
 
 
 def record_row(
-    answer: dict[str, Any], source: str, app: str | None = None, job_id: str | None = None
+    answer: Answer, source: str, app: str | None = None, job_id: str | None = None
 ) -> dict[str, Any]:
-    """The prediction_records row for one answer (as ``Core.ask`` returns it)."""
-    timings: dict[str, Any] = dict(answer.get("timings_ms") or {})
-    if answer.get("steps"):
-        timings["steps"] = {name: step.get("ms") for name, step in answer["steps"].items()}
+    """The prediction_records row for one answer."""
+    timings: dict[str, Any] = answer.timings_ms.model_dump()
+    if answer.steps:
+        timings["steps"] = {name: step.ms for name, step in answer.steps.items()}
     return {
-        "question": str(answer["question"])[:200],
-        "image_sha256": answer["image"]["sha256"],
-        "width": int(answer["image"]["width"]),
-        "height": int(answer["image"]["height"]),
-        "models": list(answer.get("models") or []),
-        "answer": _strip_images(answer.get("answer") or {}),
+        "question": answer.question[:200],
+        "image_sha256": answer.image.sha256,
+        "width": answer.image.width,
+        "height": answer.image.height,
+        "models": [m.model_dump() for m in answer.models],
+        "answer": _strip_images(answer.answer),
         "timings": timings,
         "source": source[:20],
         "app": app[:200] if app else None,

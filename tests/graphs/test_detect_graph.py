@@ -12,6 +12,7 @@ from typing import Any
 
 from argus.server import local_core
 from argus.settings import Settings
+from tests.asking import ask_json
 from tests.graphs.conftest import register_classifier
 from tests.test_detect import candidates, image_bytes, yolo_onnx
 
@@ -52,8 +53,8 @@ def test_a_detector_gates_and_feeds_crops(tmp_path: Path) -> None:
             graph = tmp_path / "people.yaml"
             graph.write_text(textwrap.dedent(PEOPLE))
             core.catalogue.add(graph)
-            white = await core.ask("people", image_bytes(64, 64, (255, 255, 255)))
-            black = await core.ask("people", image_bytes(64, 64, (0, 0, 0)))
+            white = await ask_json(core, "people", image_bytes(64, 64, (255, 255, 255)))
+            black = await ask_json(core, "people", image_bytes(64, 64, (0, 0, 0)))
             return white, black
         finally:
             await core.close()

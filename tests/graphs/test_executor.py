@@ -11,12 +11,14 @@ from typing import Any, TypeVar
 import numpy as np
 import pytest
 
-from argus.core import AskOptions, Core
+from argus.contracts import AskOptions
+from argus.core import Core
 from argus.errors import BadInput, ConfigError
 from argus.graphs.cache import StepCache
 from argus.graphs.ops import StepOutput
 from argus.server import local_core
 from argus.settings import Settings
+from tests.asking import ask_json
 
 T = TypeVar("T")
 
@@ -70,10 +72,10 @@ def test_a_false_gate_skips_the_expensive_step_and_everything_after_it(
 ) -> None:
     async def body(core: Core) -> tuple[dict[str, Any], dict[str, Any], bool]:
         add_graph(core, tmp_path, CAT_FACES)
-        coffee = await core.ask("cat-faces", photos["coffee"])
+        coffee = await ask_json(core, "cat-faces", photos["coffee"])
         mtcnn_digest = core.registry.resolve("mtcnn").digest
         loaded_before_cat = core.runner.is_loaded(mtcnn_digest)
-        cat = await core.ask("cat-faces", photos["chelsea"])
+        cat = await ask_json(core, "cat-faces", photos["chelsea"])
         return coffee, cat, loaded_before_cat
 
     coffee, cat, mtcnn_loaded = run(tint_home, body)
@@ -102,9 +104,9 @@ def test_face_gate_ops_and_crops_as_one_batch(
     async def body(core: Core) -> tuple[dict[str, Any], dict[str, Any], int, list[int]]:
         add_graph(core, tmp_path, PORTRAIT)
         before = await batcher_items(core, "tint")
-        both = await core.ask("portrait", two_faces)
+        both = await ask_json(core, "portrait", two_faces)
         after_faces = await batcher_items(core, "tint")
-        coffee = await core.ask("portrait", photos["coffee"])
+        coffee = await ask_json(core, "portrait", photos["coffee"])
         after_coffee = await batcher_items(core, "tint")
         assert after_coffee == after_faces  # gated: tint never ran on coffee
         entry = await core.runner.get(core.registry.resolve("tint"))
@@ -132,7 +134,7 @@ def test_face_gate_ops_and_crops_as_one_batch(
 
 def test_independent_steps_run_concurrently(pulled_home: Path, photos: dict[str, bytes]) -> None:
     async def body(core: Core) -> dict[str, Any]:
-        return await core.ask("describe", photos["astronaut"])
+        return await ask_json(core, "describe", photos["astronaut"])
 
     steps = run(pulled_home, body)["steps"]
     labels, faces, aligned = steps["labels"], steps["faces"], steps["aligned"]
@@ -147,12 +149,12 @@ def test_a_repeated_image_is_answered_from_the_cache(
     pulled_home: Path, photos: dict[str, bytes]
 ) -> None:
     async def body(core: Core) -> dict[str, Any]:
-        first = await core.ask("describe", photos["astronaut"])
+        first = await ask_json(core, "describe", photos["astronaut"])
         items = {m: await batcher_items(core, m) for m in ("efficientnet-lite0", "mtcnn")}
-        second = await core.ask("describe", photos["astronaut"])
+        second = await ask_json(core, "describe", photos["astronaut"])
         after = {m: await batcher_items(core, m) for m in ("efficientnet-lite0", "mtcnn")}
-        labels = await core.ask("labels", photos["astronaut"])
-        top2 = await core.ask("labels", photos["astronaut"], AskOptions(top_k=2))
+        labels = await ask_json(core, "labels", photos["astronaut"])
+        top2 = await ask_json(core, "labels", photos["astronaut"], AskOptions(top_k=2))
         return {"first": first, "second": second, "labels": labels, "top2": top2,
                 "items": items, "after": after}
 
@@ -176,7 +178,7 @@ def test_cached_answers_still_let_other_tasks_run(
     pulled_home: Path, photos: dict[str, bytes]
 ) -> None:
     async def body(core: Core) -> tuple[int, bool]:
-        await core.ask("labels", photos["coffee"])
+        await ask_json(core, "labels", photos["coffee"])
         ticks = 0
 
         async def ticker() -> None:
@@ -188,7 +190,7 @@ def test_cached_answers_still_let_other_tasks_run(
         task = asyncio.create_task(ticker())
         cached = True
         for _ in range(20):
-            cached = cached and (await core.ask("labels", photos["coffee"]))["cached"]
+            cached = cached and (await ask_json(core, "labels", photos["coffee"]))["cached"]
         task.cancel()
         return ticks, cached
 
@@ -201,10 +203,10 @@ def test_single_model_questions_keep_their_answer_shape(
 ) -> None:
     async def body(core: Core) -> list[dict[str, Any]]:
         return [
-            await core.ask("labels", photos["coffee"]),
-            await core.ask("efficientnet-lite0", photos["coffee"]),
-            await core.ask("faces", photos["astronaut"], AskOptions(crops=True)),
-            await core.ask("mtcnn", photos["astronaut"]),
+            await ask_json(core, "labels", photos["coffee"]),
+            await ask_json(core, "efficientnet-lite0", photos["coffee"]),
+            await ask_json(core, "faces", photos["astronaut"], AskOptions(crops=True)),
+            await ask_json(core, "mtcnn", photos["astronaut"]),
         ]
 
     labels, model, faces, mtcnn = run(pulled_home, body)
@@ -220,8 +222,8 @@ def test_version_pins_only_single_model_questions(
 ) -> None:
     async def body(core: Core) -> dict[str, Any]:
         with pytest.raises(BadInput, match=r"uses 2 .*use alias= or app="):
-            await core.ask("describe", photos["coffee"], AskOptions(version=1))
-        return await core.ask("labels", photos["coffee"], AskOptions(version=1))
+            await ask_json(core, "describe", photos["coffee"], AskOptions(version=1))
+        return await ask_json(core, "labels", photos["coffee"], AskOptions(version=1))
 
     assert run(pulled_home, body)["models"][0]["version"] == 1
 
@@ -265,7 +267,7 @@ def test_two_steps_on_one_image_size_share_one_decode(
         from argus import images
 
         add_graph(core, tmp_path, twice)
-        single = await core.ask("labels", photos["coffee"], AskOptions(top_k=3))
+        single = await ask_json(core, "labels", photos["coffee"], AskOptions(top_k=3))
         before = await batcher_items(core, "efficientnet-lite0")
         original = images.ImageSource.decode_now
 
@@ -275,7 +277,7 @@ def test_two_steps_on_one_image_size_share_one_decode(
 
         images.ImageSource.decode_now = counted  # type: ignore[method-assign]
         try:
-            answer = await core.ask("twice", photos["coffee"] + b"another request")
+            answer = await ask_json(core, "twice", photos["coffee"] + b"another request")
         finally:
             images.ImageSource.decode_now = original  # type: ignore[method-assign]
         return single, answer, await batcher_items(core, "efficientnet-lite0") - before

@@ -14,11 +14,13 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
-from argus.core import AskOptions, Core
+from argus.contracts import AskOptions
+from argus.core import Core
 from argus.errors import BadInput
 from argus.records import check_where, find_records, query_records
 from argus.server import local_core
 from argus.settings import Settings
+from tests.asking import ask_json
 from tests.graphs.conftest import register_tint
 
 
@@ -46,9 +48,11 @@ def test_records_are_written_and_queried(db_url: str, tmp_path: Path) -> None:
         core = local_core(Settings(home=home, database_url=db_url))
         core.registry.add_app("shop")  # an application without pins: production versions
         answers = [
-            await core.ask("tint", GREEN, AskOptions(record=True, source="job", job_id="j-1")),
-            await core.ask("tint", RED, AskOptions(record=True, source="cli", app="shop")),
-            await core.ask("tint", RED, AskOptions(record=False)),
+            await ask_json(
+                core, "tint", GREEN, AskOptions(record=True, source="job", job_id="j-1")
+            ),
+            await ask_json(core, "tint", RED, AskOptions(record=True, source="cli", app="shop")),
+            await ask_json(core, "tint", RED, AskOptions(record=False)),
         ]
         await core.records.flush_async()
         return core, answers
@@ -132,7 +136,7 @@ def test_a_record_that_cannot_be_written_does_not_fail_the_answer(tmp_path: Path
         with core.engine.begin() as conn:
             conn.execute(text("DROP TABLE prediction_records"))
         try:
-            answer = await core.ask("tint", GREEN, AskOptions(record=True))
+            answer = await ask_json(core, "tint", GREEN, AskOptions(record=True))
             await core.records.flush_async()
             return answer, core.records.failed, core.records.written
         finally:

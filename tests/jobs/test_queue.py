@@ -10,18 +10,21 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from argus.contracts import Answer
 from argus.db.schema import PredictionRecord
 from argus.errors import BadInput, Conflict, Forbidden, NotFound
 from argus.jobs.queue import JobQueue
 from argus.jobs.types import JobPolicy
 
-ANSWER = {
+ANSWER = Answer.from_json({
     "question": "tiny",
     "image": {"sha256": "ab" * 32, "width": 4, "height": 3},
     "models": [{"name": "tiny", "version": 1, "digest": "sha256:00"}],
     "answer": {"labels": [{"label": "red", "index": 0, "score": 0.9}]},
-    "timings_ms": {"total": 1.0},
-}
+    "timings_ms": {"decode": 0.1, "infer": 0.5, "total": 1.0},
+    "steps": {},
+    "cached": False,
+})
 
 
 def image(n: int) -> bytes:
@@ -78,7 +81,7 @@ def test_expired_lease_is_reclaimed_and_only_the_new_holder_completes(queue: Job
     assert queue.complete(job.id, second.token, ANSWER) is True
     assert queue.complete(job.id, second.token, ANSWER) is False
     done = queue.get(job.id)
-    assert done.status == "done" and done.answer == ANSWER and done.lease_owner is None
+    assert done.status == "done" and done.answer == ANSWER.to_json() and done.lease_owner is None
     assert records(queue, job.id) == 1
 
 

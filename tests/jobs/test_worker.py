@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from argus.contracts import AskOptions
 from argus.errors import ConfigError
 from argus.jobs import open_queue
 from argus.jobs.queue import Wakeup
@@ -28,7 +29,7 @@ def test_hopeless_jobs_die_with_their_reason(
     garbage, _ = queue.submit("tiny", b"GIF89a but not really")
     lost, _ = queue.submit("tiny", photos["rocket"])
     queue.images.path(lost.image_sha256).unlink()
-    good, _ = queue.submit("tiny", photos["china"], options={"top_k": 1})
+    good, _ = queue.submit("tiny", photos["china"], options=AskOptions(top_k=1))
 
     stats = drain(tiny_settings, JobPolicy())
     assert (stats["done"], stats["dead"]) == (1, 3)

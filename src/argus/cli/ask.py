@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from argus.cli.common import console, err_console, fail, print_json, settings
-from argus.cli.questions import questions_app  # noqa: F401 - cli/app.py still takes it from here
+from argus.contracts import Answer
 from argus.errors import ArgusError
 
 
@@ -31,20 +31,13 @@ def ask(
     conf: float = typer.Option(None, "--conf", help="Detection confidence threshold."),
 ) -> None:
     """Ask a question of one or more images."""
-    from argus.core import AskOptions, parse_top_k
+    from argus.contracts import AskOptions
     from argus.server import local_core
 
     try:
-        options = AskOptions(
-            top_k=parse_top_k(top_k),
-            app=app,
-            version=version,
-            alias=alias,
-            crops=crops is not None,
-            record=record,
-            source="cli",
-            extra={"conf": conf} if conf is not None else {},
-        )
+        fields = {"top_k": top_k, "app": app, "version": version, "alias": alias, "conf": conf,
+                  "crops": crops is not None, "record": record}
+        options = AskOptions.parse(fields, source="cli")
         s = settings()
         if "lanes" not in s.model_fields_set:  # one image at a time: one lane on every core
             s = s.model_copy(update={"lanes": 1})
@@ -71,11 +64,12 @@ def ask(
                     if exc.status == 404:
                         raise
                     continue
-                _outputs(path, data, answer, crops, draw, len(images) > 1)
+                doc = answer.to_json()
+                _outputs(path, data, doc, crops, draw, len(images) > 1)
                 if json_out:
-                    print_json({"file": str(path), **answer})
+                    print_json({"file": str(path), **doc})
                 else:
-                    _print_answer(path, answer)
+                    _print_answer(path, answer, doc)
         finally:
             await core.close()
 
@@ -87,10 +81,11 @@ def ask(
         raise typer.Exit(2)
 
 
-def _step_results(answer: dict[str, Any]) -> list[tuple[str | None, dict[str, Any]]]:
-    """(step, result) pairs: one unnamed pair for a single-step question, else one per step."""
-    body = answer.get("answer") or {}
-    steps = answer.get("steps") or {}
+def _step_results(doc: dict[str, Any]) -> list[tuple[str | None, dict[str, Any]]]:
+    """(step, result) pairs of an answer's JSON: one unnamed pair for a single-step question,
+    else one per answer step."""
+    body: dict[str, Any] = doc["answer"]
+    steps = doc["steps"]
     if len(steps) > 1 and set(body) <= set(steps):
         return [(name, result) for name, result in body.items() if isinstance(result, dict)]
     return [(None, body)]
@@ -109,9 +104,8 @@ def _outputs(
     if draw is not None:
         from argus.draw import draw_answer
 
-        drawable = {**answer, "answer": _drawable(answer)}
         target = draw if not many else draw.with_name(f"{draw.stem}-{path.stem}{draw.suffix}")
-        draw_answer(data, drawable).save(target)
+        draw_answer(data, _drawable(answer)).save(target)
 
 
 def _write_crops(path: Path, answer: dict[str, Any], crops: Path) -> None:
@@ -143,25 +137,24 @@ def _drawable(answer: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _print_answer(path: Path, answer: dict[str, Any]) -> None:
-    models = ", ".join(f"{m['name']}:{m['version']}" for m in answer["models"])
-    cached = ", cached" if answer.get("cached") else ""
+def _print_answer(path: Path, answer: Answer, doc: dict[str, Any]) -> None:
+    models = ", ".join(f"{m.name}:{m.version}" for m in answer.models)
+    cached = ", cached" if answer.cached else ""
     console.print(
-        f"[bold]{path}[/] ({answer['image']['width']}x{answer['image']['height']}, "
-        f"{models}, {answer['timings_ms']['total']:.1f} ms{cached})",
+        f"[bold]{path}[/] ({answer.image.width}x{answer.image.height}, "
+        f"{models}, {answer.timings_ms.total:.1f} ms{cached})",
         highlight=False,
     )
-    results = _step_results(answer)
-    for step, result in results:
+    for step, result in _step_results(doc):
         if step is not None:
-            info = answer["steps"][step]
-            state = f"skipped: {info['skipped']}" if info["skipped"] else f"{info['ms']:.1f} ms"
+            info = answer.steps[step]
+            state = f"skipped: {info.skipped}" if info.skipped else f"{info.ms:.1f} ms"
             console.print(f"[bold]{step}[/] ({state})", highlight=False)
         _print_result(result)
-    if len(answer.get("steps") or {}) > 1:
-        for step, info in answer["steps"].items():
-            if info["skipped"]:
-                console.print(f"[bold]{step}[/] (skipped: {info['skipped']})", highlight=False)
+    if len(answer.steps) > 1:
+        for step, info in answer.steps.items():
+            if info.skipped:
+                console.print(f"[bold]{step}[/] (skipped: {info.skipped})", highlight=False)
 
 
 def _print_result(body: dict[str, Any]) -> None:

@@ -29,6 +29,8 @@ def ingest(
     app_name: str = typer.Option(None, "--app", help="Use this application's pinned versions."),
     version: int = typer.Option(None, "--version", help="Use this exact model version."),
     alias: str = typer.Option(None, "--alias", help="Use the version this alias points at."),
+    conf: float = typer.Option(None, "--conf", help="Detection confidence threshold."),
+    crops: bool = typer.Option(False, "--crops", help="Keep aligned face crops in answers."),
     once: bool = typer.Option(
         False, "--once", help="Handle what is there now, then exit (no watching)."
     ),
@@ -57,9 +59,9 @@ def ingest(
     log_level: str = typer.Option("warning", help="debug, info, warning or error."),
 ) -> None:
     """Ask QUESTION of every image from SOURCE and store image + answer in SINK."""
-    from argus.core import parse_top_k
+    from argus.contracts import AskOptions
     from argus.db.engine import make_engine, migrate
-    from argus.ingest import SourceOptions, ask_options, open_source
+    from argus.ingest import SourceOptions, open_source
     from argus.ingest.askers import GatewayAsker, LocalAsker
     from argus.ingest.checkpoint import Checkpoint, pipeline_id
     from argus.ingest.pipeline import Pipeline
@@ -71,7 +73,9 @@ def ingest(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     s = settings()
-    options = ask_options(parse_top_k(top_k), app_name, version, alias)
+    fields = {"top_k": top_k, "app": app_name, "version": version, "alias": alias, "conf": conf,
+              "crops": crops}
+    options = AskOptions.parse(fields, source="ingest")
     src = open_source(
         source,
         SourceOptions(
@@ -127,6 +131,3 @@ def ingest(
     if not json_log:  # one machine-readable summary line after the live display
         sys.stdout.write(json.dumps(result) + "\n")
 
-
-if __name__ == "__main__":
-    typer.run(ingest)

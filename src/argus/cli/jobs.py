@@ -41,11 +41,13 @@ def submit(
     app_name: str = typer.Option(None, "--app", help="Use this application's pinned versions."),
     version: int = typer.Option(None, "--version", help="Use this exact model version."),
     alias: str = typer.Option(None, "--alias", help="Use the version this alias points at."),
+    conf: float = typer.Option(None, "--conf", help="Detection confidence threshold."),
+    crops: bool = typer.Option(False, "--crops", help="Aligned face crops in face answers."),
     wait: bool = typer.Option(False, "--wait", help="Wait for the answers."),
     json_out: bool = JSON,
 ) -> None:
     """Queue QUESTION for each IMAGE; prints the job ids (202-style, answered later)."""
-    from argus.core import parse_top_k
+    from argus.contracts import AskOptions
     from argus.jobs import open_queue
     from argus.jobs.submit import submit_job
     from argus.server import local_core
@@ -53,7 +55,9 @@ def submit(
     if idempotency_key and len(images) > 1:
         raise BadInput("--idempotency-key names one job, so give one image with it")
     s = settings()
-    options = {"top_k": parse_top_k(top_k), "app": app_name, "version": version, "alias": alias}
+    fields = {"top_k": top_k, "app": app_name, "version": version, "alias": alias, "conf": conf,
+              "crops": crops}
+    options = AskOptions.parse(fields, source="job")
 
     async def run() -> list[dict[str, Any]]:
         core = local_core(s)

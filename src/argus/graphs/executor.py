@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from argus.contracts import ModelUsed, StepReport
 from argus.graphs import ops
 from argus.graphs.cache import StepCache, step_key
 from argus.graphs.ops import StepOutput
@@ -29,6 +30,10 @@ from argus.versions import VersionInfo
 log = logging.getLogger(__name__)
 
 Resolver = Callable[[ModelRef], VersionInfo]
+
+
+def used(version: VersionInfo) -> ModelUsed:
+    return ModelUsed(name=version.name, version=version.number, digest=version.digest)
 
 
 @dataclass
@@ -45,18 +50,17 @@ class StepRun:
     version: VersionInfo | None = None
     infer_ms: float = 0.0
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> StepReport:
         ms = (self.ended - self.started) * 1000 if self.started is not None and self.ended else 0.0
-        out: dict[str, Any] = {
-            "ms": round(ms, 3),
-            "cached": self.cached,
-            "skipped": self.skipped,
-            "start_ms": round(self.started * 1000, 3) if self.started is not None else None,
-            "end_ms": round(self.ended * 1000, 3) if self.ended is not None else None,
-        }
-        if self.version is not None and self.skipped is None:
-            out["model"] = self.version.ref()
-        return out
+        return StepReport(
+            ms=round(ms, 3),
+            cached=self.cached,
+            skipped=self.skipped,
+            start_ms=round(self.started * 1000, 3) if self.started is not None else None,
+            end_ms=round(self.ended * 1000, 3) if self.ended is not None else None,
+            model=used(self.version) if self.version is not None and self.skipped is None
+            else None,
+        )
 
 
 @dataclass
@@ -79,14 +83,14 @@ class GraphResult:
             for name in self.spec.answer
         }
 
-    def models(self) -> list[dict[str, Any]]:
-        seen: dict[str, dict[str, Any]] = {}
+    def models(self) -> list[ModelUsed]:
+        seen: dict[str, ModelUsed] = {}
         for run in self.runs.values():
             if run.version is not None and run.skipped is None:
-                seen.setdefault(run.version.digest, run.version.ref())
+                seen.setdefault(run.version.digest, used(run.version))
         return list(seen.values())
 
-    def steps(self) -> dict[str, dict[str, Any]]:
+    def steps(self) -> dict[str, StepReport]:
         return {name: run.report() for name, run in self.runs.items()}
 
     @property

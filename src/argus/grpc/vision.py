@@ -15,7 +15,8 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
-from argus.core import AskOptions, Core
+from argus.contracts import Answer, AskOptions
+from argus.core import Core
 from argus.errors import ArgusError, BadInput, TooLarge
 from argus.grpc.errors import handles_errors
 from argus.grpc.generated.v1 import vision_pb2 as v1
@@ -32,8 +33,13 @@ SESSION_CONCURRENCY = 8
 def ask_options(message: v1.AskOptions, models: list[str]) -> AskOptions:
     """The core's options from the protobuf ones. A pin names one of the question's ``models``
     and a version number or an alias; one pin per request."""
-    version: int | None = None
-    alias: str | None = None
+    fields: dict[str, Any] = {
+        "top_k": message.top_k or None,
+        "app": message.app,
+        "crops": message.crops,
+        "conf": round(message.conf, 6) if message.HasField("conf") else None,
+        "record": message.record,
+    }
     if len(message.pins) > 1:
         raise BadInput("pin at most one model per request")
     for model, target in message.pins.items():
@@ -42,24 +48,12 @@ def ask_options(message: v1.AskOptions, models: list[str]) -> AskOptions:
                 f"the pin names model {model!r}, which this question does not use "
                 f"(it uses {', '.join(models) or 'no model'})"
             )
-        if target.isdigit():
-            version = int(target)
-        elif target:
-            alias = target
-    if message.top_k > 1000:
-        raise BadInput(f"top_k must be between 1 and 1000, not {message.top_k}")
-    return AskOptions(
-        top_k=message.top_k or None,
-        app=message.app or None,
-        version=version,
-        alias=alias,
-        record=message.record,
-        source="grpc",
-    )
+        fields["version" if target.isdigit() else "alias"] = target
+    return AskOptions.parse(fields, source="grpc")
 
 
-def answer_json(answer: dict[str, Any]) -> str:
-    return json.dumps(answer, separators=(",", ":"))
+def answer_json(answer: Answer) -> str:
+    return json.dumps(answer.to_json(), separators=(",", ":"))
 
 
 def answer_error(request_id: str, exc: ArgusError) -> v1.Answer:

@@ -17,8 +17,9 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from argus.auth import Tokens, bearer, http_scope
-from argus.core import AskOptions, Core, parse_top_k
-from argus.errors import ArgusError, BadInput, Unauthorized
+from argus.contracts import Answer, AskOptions
+from argus.core import Core
+from argus.errors import ArgusError, Unauthorized
 from argus.http import errors
 from argus.http.body import read_image
 from argus.http.jobs import router as jobs_router
@@ -50,30 +51,10 @@ IMAGE_BODY = {
 
 
 def options_from(request: Request, source: str = "http") -> AskOptions:
-    q = request.query_params
-    version = q.get("version")
-    if version is not None and not version.isdigit():
-        raise BadInput(f"version must be a whole number, not {version!r}")
-    return AskOptions(
-        top_k=parse_top_k(q.get("top_k")),
-        app=request.headers.get("x-argus-app") or q.get("app"),
-        version=int(version) if version else None,
-        alias=q.get("alias"),
-        crops=q.get("crops", "").lower() in ("1", "true", "yes"),
-        record=q.get("record", "").lower() in ("1", "true", "yes"),
-        source=source,
-        extra={"conf": parse_conf(q["conf"])} if q.get("conf") else {},
+    """The options of an image API request: its query, and the app from ``X-Argus-App``."""
+    return AskOptions.parse(
+        request.query_params, source=source, app=request.headers.get("x-argus-app")
     )
-
-
-def parse_conf(value: str) -> float:
-    try:
-        conf = float(value)
-    except ValueError as exc:
-        raise BadInput(f"conf must be a number between 0 and 1, not {value!r}") from exc
-    if not 0.0 <= conf <= 1.0:
-        raise BadInput(f"conf must be between 0 and 1, not {conf}")
-    return conf
 
 
 class TokenMiddleware:
@@ -105,12 +86,12 @@ async def answer_question(
 ) -> JSONResponse:
     """The image API's one handler: options, the image, the answer, recorded in metrics."""
 
-    async def answer() -> dict[str, Any]:
+    async def answer() -> Answer:
         options = options_from(request)
         data = await read_image(request, max_bytes)
         return await core.ask(question, data, options)
 
-    return JSONResponse(await metrics.track_ask("http", question, answer()))
+    return JSONResponse((await metrics.track_ask("http", question, answer())).to_json())
 
 
 class AskFastPath:

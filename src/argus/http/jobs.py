@@ -8,9 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from argus.core import Core, parse_top_k
+from argus.contracts import AskOptions, parse_int
+from argus.core import Core
 from argus.errors import BadInput
-from argus.http.body import read_image
+from argus.http.body import is_multipart, read_image
 from argus.jobs import JobQueue, open_queue
 from argus.jobs.submit import submit_job
 from argus.jobs.types import STATUSES
@@ -29,6 +30,12 @@ JOB_BODY = {
                     "properties": {
                         "image": {"type": "string", "format": "binary"},
                         "question": {"type": "string"},
+                        "top_k": {"type": "integer"},
+                        "conf": {"type": "number"},
+                        "crops": {"type": "boolean"},
+                        "version": {"type": "integer"},
+                        "alias": {"type": "string"},
+                        "app": {"type": "string"},
                         "priority": {"type": "integer"},
                         "idempotency_key": {"type": "string"},
                         "callback_url": {"type": "string"},
@@ -51,49 +58,36 @@ def _queue(request: Request) -> JobQueue:
     return queue
 
 
-def _int(name: str, value: str | None) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise BadInput(f"{name} must be a whole number, not {value!r}") from None
-
-
 @router.post("", status_code=202, openapi_extra=JOB_BODY)
 async def submit(request: Request) -> JSONResponse:
     """Queue a question about the image (raw body, or multipart field ``image``).
 
     Parameters in the query or as multipart fields: ``question`` (required), ``top_k``,
-    ``version``, ``alias``, ``app`` (or header ``X-Argus-App``), ``priority`` (higher first),
-    ``idempotency_key`` (or header ``Idempotency-Key``), ``callback_url`` (a configured host),
-    ``max_attempts``. Answers 202 with the job; poll ``GET /v1/jobs/{id}``.
+    ``conf``, ``crops``, ``version``, ``alias``, ``app`` (or header ``X-Argus-App``),
+    ``priority`` (higher first), ``idempotency_key`` (or header ``Idempotency-Key``),
+    ``callback_url`` (a configured host), ``max_attempts``. Answers 202 with the job; poll
+    ``GET /v1/jobs/{id}``.
     """
     core: Core = request.app.state.core
     data = await read_image(request, core.settings.max_image_bytes)
     fields: dict[str, Any] = dict(request.query_params)
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+    if is_multipart(request):
         form = await request.form()  # parsed once by read_image and cached by Starlette
         fields.update({k: v for k, v in form.items() if isinstance(v, str)})
     question = fields.get("question")
     if not question:
         raise BadInput("say which question to ask: the 'question' field or query parameter")
-    options = {
-        "top_k": parse_top_k(fields.get("top_k")),
-        "version": _int("version", fields.get("version")),
-        "alias": fields.get("alias") or None,
-        "app": request.headers.get("x-argus-app") or fields.get("app") or None,
-    }
+    options = AskOptions.parse(fields, app=request.headers.get("x-argus-app"))
     job, created = await submit_job(
         core,
         _queue(request),
         question,
         data,
         options=options,
-        priority=_int("priority", fields.get("priority")) or 0,
+        priority=parse_int("priority", fields.get("priority"), -1000, 1000) or 0,
         idempotency_key=request.headers.get("idempotency-key") or fields.get("idempotency_key"),
         callback_url=fields.get("callback_url") or None,
-        max_attempts=_int("max_attempts", fields.get("max_attempts")),
+        max_attempts=parse_int("max_attempts", fields.get("max_attempts"), 1, 100),
     )
     body = {**job.to_dict(), "created": created, "url": f"/v1/jobs/{job.id}"}
     return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from argus.errors import ConfigError
 from argus.ingest.sources import FolderSource, RedisSource
@@ -49,8 +48,3 @@ def open_source(spec: str, options: SourceOptions) -> FolderSource | RedisSource
         )
     raise ConfigError(f"unknown source {spec!r}: use dir:PATH or redis:STREAM")
 
-
-def ask_options(
-    top_k: int | None, app: str | None, version: int | None, alias: str | None
-) -> dict[str, Any]:
-    return {"top_k": top_k, "app": app, "version": version, "alias": alias}

@@ -4,9 +4,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
-from argus.core import AskOptions, Core
+from argus.contracts import Answer, AskOptions
+from argus.core import Core
 from argus.errors import ArgusError, ConfigError
 
 
@@ -23,26 +24,25 @@ class TryLater(Exception):
 
 
 class Asker(Protocol):
-    async def ask(self, data: bytes) -> dict[str, Any]: ...
+    async def ask(self, data: bytes) -> Answer: ...
 
     async def close(self) -> None: ...
 
 
 class LocalAsker:
-    def __init__(self, core: Core, question: str, options: dict[str, Any]) -> None:
+    def __init__(self, core: Core, question: str, options: AskOptions) -> None:
         self.core = core
         self.question = question
         # record=False: the pipeline writes its own record as its checkpoint (exactly once).
-        self.options = AskOptions(**options, record=False, source="ingest")
+        self.options = options.model_copy(update={"record": False, "source": "ingest"})
 
     async def start(self) -> None:
         self.core.question(self.question)  # unknown question: fail now, not per file
         await self.core.preload()
 
-    async def ask(self, data: bytes) -> dict[str, Any]:
+    async def ask(self, data: bytes) -> Answer:
         try:
-            answer: dict[str, Any] = await self.core.ask(self.question, data, self.options)
-            return answer
+            return await self.core.ask(self.question, data, self.options)
         except ArgusError as exc:
             if exc.status == 404:
                 raise ConfigError(exc.message) from exc
@@ -56,15 +56,15 @@ class LocalAsker:
 
 class GatewayAsker:
     def __init__(
-        self, base_url: str, question: str, options: dict[str, Any], token: str | None = None
+        self, base_url: str, question: str, options: AskOptions, token: str | None = None
     ) -> None:
         import httpx
 
         self.url = f"{base_url.rstrip('/')}/v1/questions/{question}"
-        self.params = {k: str(v) for k, v in options.items() if v is not None and k != "app"}
+        self.params = {k: v for k, v in options.query().items() if k != "record"}
         headers = {"Content-Type": "application/octet-stream"}
-        if options.get("app"):
-            headers["X-Argus-App"] = str(options["app"])
+        if options.app:
+            headers["X-Argus-App"] = options.app
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.client = httpx.AsyncClient(timeout=60.0, headers=headers)
@@ -72,7 +72,7 @@ class GatewayAsker:
     async def start(self) -> None:
         return None
 
-    async def ask(self, data: bytes) -> dict[str, Any]:
+    async def ask(self, data: bytes) -> Answer:
         import httpx
 
         try:
@@ -84,8 +84,10 @@ class GatewayAsker:
         except ValueError:
             body = {"error": response.text[:300]}
         if response.status_code == 200:
-            answer: dict[str, Any] = body
-            return answer
+            try:
+                return Answer.from_json(body)
+            except ValueError as exc:
+                raise TryLater(f"the gateway's answer is not an Argus answer: {exc}") from exc
         reason = str(body.get("error") if isinstance(body, dict) else body)
         if response.status_code in (401, 403, 404):
             raise ConfigError(f"the gateway refused {self.url}: {reason}")

@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, text
 
+from argus.contracts import Answer
 from argus.db.schema import PredictionRecord
 from argus.records import record_row
 
@@ -61,7 +61,7 @@ class Checkpoint:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
                 yield conn
 
-    def commit(self, digest: str, answer: dict[str, Any], app: str | None = None) -> bool:
+    def commit(self, digest: str, answer: Answer, app: str | None = None) -> bool:
         """Write the record unless one exists; True when this call wrote it."""
         with self._locked(digest) as conn:
             if self._done(conn, digest):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from argus.contracts import Answer
 from argus.errors import ConfigError
 from argus.ingest.askers import Asker, BadImage, TryLater
 from argus.ingest.checkpoint import Checkpoint
@@ -172,16 +173,14 @@ class Pipeline:
             return "retry"
         if isinstance(answer, BadImage):
             return await self._quarantine(item, data, answer.reason)
+        answered = answer.to_json()
         sidecar = {
             "file": item.name,
             "origin": item.origin,
             "sha256": digest,
             "bytes": len(data),
-            "question": answer.get("question", self.question),
-            "image": answer.get("image"),
-            "models": answer.get("models"),
-            "answer": answer.get("answer"),
-            "timings_ms": answer.get("timings_ms"),
+            **{key: answered[key] for key in ("question", "image", "models", "answer")},
+            "timings_ms": answered["timings_ms"],
             "ingested_at": datetime.now(UTC).isoformat(),
         }
         await asyncio.to_thread(self.sink.write, item.name, data, sidecar)
@@ -191,7 +190,7 @@ class Pipeline:
         self._event("done", item, sha256=digest, ms=ms)
         return "done"
 
-    async def _ask(self, item: Item, data: bytes) -> dict[str, Any] | BadImage | None:
+    async def _ask(self, item: Item, data: bytes) -> Answer | BadImage | None:
         delay = 1.0
         for attempt in range(self.retries + 1):
             try:

@@ -23,11 +23,11 @@ from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
+from argus.contracts import Answer, AskOptions
 from argus.db.schema import Job, PredictionRecord
 from argus.errors import BadInput, Conflict, NotFound
 from argus.jobs.images import ImageStore
 from argus.jobs.types import (
-    OPTION_KEYS,
     STATUSES,
     WAITING,
     Claimed,
@@ -68,7 +68,7 @@ class JobQueue:
         question: str,
         data: bytes,
         *,
-        options: dict[str, Any] | None = None,
+        options: AskOptions | None = None,
         priority: int = 0,
         idempotency_key: str | None = None,
         callback_url: str | None = None,
@@ -76,7 +76,7 @@ class JobQueue:
     ) -> tuple[JobInfo, bool]:
         """Store the image and queue a job; returns (job, created). The same
         ``idempotency_key`` answers the job it first created instead of a second one."""
-        opts = {k: v for k, v in (options or {}).items() if k in OPTION_KEYS and v is not None}
+        opts = options.stored() if options is not None else {}
         if callback_url:
             self.policy.check_callback(callback_url)
         attempts = self.policy.max_attempts if max_attempts is None else max_attempts
@@ -301,7 +301,7 @@ class JobQueue:
     # -- finishing -----------------------------------------------------------------------
 
     def complete(
-        self, job_id: str, token: str, answer: dict[str, Any], record: bool = True
+        self, job_id: str, token: str, answer: Answer, record: bool = True
     ) -> bool:
         """Mark the job done with its answer (and its prediction record) in one transaction,
         only if ``token`` still holds it. False means someone else took the job over."""
@@ -312,7 +312,7 @@ class JobQueue:
                 .where(Job.id == job_id, Job.lease_owner == token, Job.status == "running")
                 .values(
                     status="done",
-                    answer=answer,
+                    answer=answer.to_json(),
                     error=None,
                     lease_owner=None,
                     lease_expires_at=None,

@@ -4,8 +4,8 @@ so a caller hears about a bad request now rather than from a dead job later."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
+from argus.contracts import AskOptions
 from argus.core import Core
 from argus.errors import BadInput
 from argus.images import open_image
@@ -24,7 +24,7 @@ async def submit_job(
     question: str,
     data: bytes,
     *,
-    options: dict[str, Any] | None = None,
+    options: AskOptions | None = None,
     priority: int = 0,
     idempotency_key: str | None = None,
     callback_url: str | None = None,

@@ -13,7 +13,6 @@ from argus.errors import BadInput, Forbidden
 
 STATUSES = ("queued", "running", "done", "failed", "dead", "cancelled")
 WAITING = ("queued", "failed")  # failed = will run again after its backoff
-OPTION_KEYS = ("top_k", "app", "version", "alias", "crops")
 
 
 def utcnow() -> datetime:

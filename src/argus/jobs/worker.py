@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from argus.core import AskOptions, Core
+from argus.contracts import Answer, AskOptions
+from argus.core import Core
 from argus.errors import ArgusError, ConfigError
 from argus.jobs.queue import JobQueue, Wakeup
 from argus.jobs.types import Claimed
@@ -184,7 +185,7 @@ class Worker:
     async def _answer(self, job: Claimed) -> None:
         try:
             data = await asyncio.to_thread(self.queue.images.get, job.image_sha256)
-            options = AskOptions(**job.options, source="job", record=False)
+            options = AskOptions.parse(job.options, source="job", record=False)
             answer = await asyncio.wait_for(
                 self.core.ask(job.question, data, options), self.job_timeout
             )
@@ -225,7 +226,7 @@ class Worker:
         else:
             self.stats.lost += 1
 
-    async def _callback(self, job: Claimed, answer: dict[str, Any]) -> None:
+    async def _callback(self, job: Claimed, answer: Answer) -> None:
         import httpx
 
         url = job.callback_url or ""
@@ -234,7 +235,8 @@ class Worker:
         except ArgusError as exc:
             log.warning("callback for job %s not sent: %s", job.id, exc.message)
             return
-        body = {"id": job.id, "status": "done", "question": job.question, "answer": answer}
+        body = {"id": job.id, "status": "done", "question": job.question,
+                "answer": answer.to_json()}
         async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as client:
             for attempt in range(3):
                 try:

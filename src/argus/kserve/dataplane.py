@@ -13,11 +13,11 @@ A model is called in one of two ways:
 JSON cannot carry binary BYTES elements: send images as binary data, or as base64 strings with
 the input parameter ``content_type: "base64"`` (MLServer's convention).
 
-Request parameters for image inputs: ``top_k`` and ``crops`` as on REST, or ``argus_params`` (a
-JSON object: the exact task parameters, as the gateway sends them). The gateway also sends
-``argus_digest`` (the package digest it resolved, checked here so that both sides answer with
-the same package) and, for tensors it preprocessed itself, ``argus_prepared`` and
-``argus_image`` (see ``PREPARED_INPUT_TASKS``).
+Request parameters for image inputs: ``top_k``, ``conf`` and ``crops`` as on REST, or
+``argus_params`` (a JSON object: the exact task parameters, as the gateway sends them). The
+gateway also sends ``argus_digest`` (the package digest it resolved, checked here so that both
+sides answer with the same package) and, for tensors it preprocessed itself, ``argus_prepared``
+and ``argus_image`` (tasks that declare ``takes_prepared_input``).
 
 A model name is a registered model; the version is a number, an alias, or empty for the version
 the registry serves by default (``production``, else the newest).
@@ -36,7 +36,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from argus.core import Core, parse_top_k
+from argus.contracts import AskOptions
+from argus.core import Core
 from argus.errors import ArgusError, BadInput, Conflict, NotFound
 from argus.images import DecodedImage, ImageSource, sha256_bytes
 from argus.kserve.tensors import (
@@ -61,9 +62,6 @@ PLATFORM = "onnxruntime_onnx"
 IMAGE_INPUT = "image"
 ANSWER_OUTPUT = "answer"
 SCORES_OUTPUT = "scores"
-#: Tasks whose ``prepare`` output is exactly one row of the model's single input tensor, so a
-#: client that preprocessed an image itself (the gateway) can still get the task's answer.
-PREPARED_INPUT_TASKS = frozenset({"classify"})
 
 
 def server_metadata() -> dict[str, Any]:
@@ -102,15 +100,7 @@ def task_params(parameters: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(given, dict):
             raise BadInput("the parameter argus_params must be a JSON object")
         return given
-    params: dict[str, Any] = {}
-    if "top_k" in parameters:
-        params["top_k"] = parse_top_k(parameters["top_k"])
-    crops = parameters.get("crops")
-    if crops is not None:
-        if isinstance(crops, str):
-            crops = crops.lower() in ("1", "true", "yes")
-        params["crops"] = bool(crops)
-    return params
+    return AskOptions.parse(parameters).params()
 
 
 def _unbase64(item: bytes, index: int) -> bytes:
@@ -287,7 +277,7 @@ class LocalPlane:
     ) -> tuple[list[InferTensor], float]:
         """Rows of the model's input, preprocessed by the caller, answered through the batcher."""
         task = entry.model.task
-        if task not in PREPARED_INPUT_TASKS or len(declared) != 1 or len(request.inputs) != 1:
+        if not entry.model.takes_prepared_input or len(declared) != 1 or len(request.inputs) != 1:
             raise BadInput(
                 f"{task} models take encoded images or their own tensors, not prepared inputs"
             )
