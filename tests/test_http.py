@@ -49,6 +49,16 @@ def test_sample_photos(server: ServerProcess, photos: dict[str, bytes], name: st
     assert body["answer"]["labels"][0]["label"] in expected
 
 
+def test_out_of_range_numbers_are_bad_requests(
+    server: ServerProcess, photos: dict[str, bytes]
+) -> None:
+    for params in ({"version": "99999999999999999999999"}, {"top_k": "1e9"}, {"conf": "-1"}):
+        response = ask(server, photos["coffee"], **params)
+        assert response.status_code == 400, (params, response.text)
+        assert next(iter(params)) in response.json()["error"]
+    assert ask(server, photos["coffee"]).status_code == 200  # and it goes on serving
+
+
 def test_questions_health_and_docs(server: ServerProcess) -> None:
     questions = httpx.get(f"{server.url}/v1/questions").json()
     names = {q["name"]: q for q in questions}

@@ -156,6 +156,20 @@ def test_bad_requests_get_reasons(client: Client, photos: dict[str, bytes]) -> N
     assert client.get("/v1/jobs", params={"status": "asleep"}).status_code == 400
 
 
+def test_jobs_carry_every_option_the_image_api_takes(
+    client: Client, photos: dict[str, bytes]
+) -> None:
+    raw = client.post("/v1/jobs", params={"question": "tiny", "top_k": "2", "conf": "0.4",
+                                          "crops": "true", "alias": "production"},
+                      content=photos["coffee"])
+    assert raw.status_code == 202, raw.text
+    assert raw.json()["options"] == {"top_k": 2, "conf": 0.4, "crops": True,
+                                     "alias": "production"}
+    form = client.post("/v1/jobs", files={"image": ("c.jpg", photos["chelsea"], "image/jpeg")},
+                       data={"question": "tiny", "conf": "2"})
+    assert form.status_code == 400 and "conf must be between 0 and 1" in form.json()["error"]
+
+
 def test_cancel_a_queued_job(client: Client, photos: dict[str, bytes]) -> None:
     job = client.post("/v1/jobs", params={"question": "tiny"}, content=photos["rocket"]).json()
     cancelled = client.delete(f"/v1/jobs/{job['id']}")

@@ -183,7 +183,12 @@ def create_app(
         """Every question this server answers."""
         return await asyncio.to_thread(core.questions)
 
-    @app.post("/v1/questions/{question}", tags=["questions"], openapi_extra=IMAGE_BODY)
+    @app.post(
+        "/v1/questions/{question}",
+        tags=["questions"],
+        openapi_extra=IMAGE_BODY,
+        responses={200: {"model": Answer, "description": "The answer, the same on every path."}},
+    )
     async def ask(question: str, request: Request) -> JSONResponse:
         """Ask QUESTION of the image in the body (raw bytes or multipart field ``image``).
 
