@@ -1,4 +1,4 @@
-"""Files written whole or not at all."""
+"""Files written whole or not at all, and where content-addressed files live."""
 
 from __future__ import annotations
 
@@ -23,3 +23,10 @@ def atomic_write(target: Path, data: bytes, tmp_dir: Path | None = None,
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def addressed(root: Path, digest: str) -> Path:
+    """Where the content with ``digest`` (``sha256:HEX`` or bare hex) lives under ``root``:
+    ``<root>/sha256/ab/cdef…``. One layout for model packages and job images."""
+    algo, _, hexd = digest.rpartition(":")
+    return root / (algo or "sha256") / hexd[:2] / hexd[2:]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
@@ -163,7 +162,3 @@ class Settings(BaseSettings):
     def lone_thread_count(self) -> int:
         return self.lone_threads if self.lone_threads > 0 else available_cores()
 
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -47,8 +45,3 @@ def handles_errors(fn: F) -> F:
 
     return wrapper  # type: ignore[return-value]
 
-
-@contextmanager
-def quiet_logs() -> Iterator[None]:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    yield

@@ -160,6 +160,3 @@ def cancel(job_id: str, json_out: bool = JSON) -> None:
     else:
         console.print(f"{job.id}: {job.status}")
 
-
-if __name__ == "__main__":
-    app()

@@ -76,6 +76,3 @@ def worker(
 
     asyncio.run(run())
 
-
-if __name__ == "__main__":
-    typer.run(worker)

@@ -21,7 +21,7 @@ from argus.contracts import Answer
 from argus.errors import ConfigError
 from argus.ingest.askers import Asker, BadImage, TryLater
 from argus.ingest.checkpoint import Checkpoint
-from argus.ingest.sinks import DirSink, S3Sink
+from argus.ingest.sinks import Sink
 from argus.ingest.sources import Item
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class Pipeline:
         self,
         source: Source,
         asker: Asker,
-        sink: DirSink | S3Sink,
+        sink: Sink,
         checkpoint: Checkpoint,
         question: str,
         *,

@@ -152,7 +152,7 @@ class S3Sink:
             self._put(name, data, "application/octet-stream")
 
 
-def open_sink(spec: str, s3_endpoint: str | None = None) -> DirSink | S3Sink:
+def open_sink(spec: str, s3_endpoint: str | None = None) -> Sink:
     """``dir:PATH`` or ``s3://bucket/prefix``."""
     if spec.startswith("dir:") and len(spec) > 4:
         return DirSink(Path(spec[4:]).expanduser())

@@ -162,9 +162,6 @@ class FolderSource:
                 stop.set()
                 await asyncio.gather(watcher, return_exceptions=True)
 
-    def pending_items(self) -> int:
-        return self._ready.qsize()
-
 
 class RedisSource:
     """Entries carry ``path`` (under an allowed folder), ``url`` (under an allowed prefix) or

@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 
 from argus.errors import NotFound
-from argus.fsutil import atomic_write
+from argus.fsutil import addressed, atomic_write
 
 
 class ImageStore:
@@ -19,7 +19,7 @@ class ImageStore:
         self.root = root
 
     def path(self, sha256: str) -> Path:
-        return self.root / "sha256" / sha256[:2] / sha256[2:]
+        return addressed(self.root, sha256)
 
     def put(self, data: bytes) -> str:
         """Store ``data`` (once) and return its sha256."""
@@ -43,6 +43,3 @@ class ImageStore:
                 f"the stored image sha256:{sha256[:12]}… is damaged (its content changed on disk)"
             )
         return data
-
-    def has(self, sha256: str) -> bool:
-        return self.path(sha256).exists()

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from argus.errors import BadInput, Forbidden
+from argus.settings import Settings
 
 STATUSES = ("queued", "running", "done", "failed", "dead", "cancelled")
 WAITING = ("queued", "failed")  # failed = will run again after its backoff
@@ -42,15 +43,12 @@ class JobPolicy:
     callback_hosts: tuple[str, ...] = ()
 
     @classmethod
-    def from_settings(cls, settings: Any) -> JobPolicy:
-        # Read with defaults so the queue works before every field exists in Settings.
-        hosts = getattr(settings, "callback_hosts", "") or ""
-        if isinstance(hosts, str):
-            hosts = [h for h in hosts.split(",")]
+    def from_settings(cls, settings: Settings) -> JobPolicy:
+        hosts = settings.callback_hosts.split(",")
         return cls(
-            lease_seconds=float(getattr(settings, "job_lease_seconds", cls.lease_seconds)),
-            max_attempts=int(getattr(settings, "job_max_attempts", cls.max_attempts)),
-            backoff_seconds=float(getattr(settings, "job_backoff_seconds", cls.backoff_seconds)),
+            lease_seconds=settings.job_lease_seconds,
+            max_attempts=settings.job_max_attempts,
+            backoff_seconds=settings.job_backoff_seconds,
             callback_hosts=tuple(h.strip().lower() for h in hosts if h.strip()),
         )
 
