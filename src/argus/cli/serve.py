@@ -245,7 +245,7 @@ def _run_loop(main: Coroutine[Any, Any, int]) -> int:
 
 
 def _worker(index: int, occupancy: Any, opts: ServeOptions, s: Settings) -> None:
-    from argus.runtime.occupancy import OCCUPANCY
+    from argus.engines.occupancy import OCCUPANCY
 
     OCCUPANCY.share(occupancy, index)
     _configure_logging(opts.log_level)

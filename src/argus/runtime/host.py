@@ -13,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
+from argus.engines.onnxruntime import RuntimeChoice
 from argus.packages import PackageStore
 from argus.registry import VersionInfo
 from argus.runtime.batching import Batcher
-from argus.runtime.onnx import RuntimeChoice
 from argus.tasks import load_task_model
 from argus.tasks.base import TaskModel
 

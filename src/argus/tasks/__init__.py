@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from argus.engines.onnxruntime import RuntimeChoice
 from argus.errors import BadPackage
 from argus.packages import ModelPackage
-from argus.runtime.onnx import RuntimeChoice
 from argus.tasks.base import TaskModel
 
 

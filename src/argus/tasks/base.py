@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from argus.engines.onnxruntime import RuntimeChoice, make_session
 from argus.images import DecodedImage
 from argus.packages import ModelPackage
-from argus.runtime.onnx import RuntimeChoice, make_session
 
 
 class TaskModel(ABC):

@@ -8,10 +8,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from argus.engines.onnxruntime import RuntimeChoice
 from argus.errors import BadInput
 from argus.images import DecodedImage
 from argus.packages import ModelPackage, Preprocess
-from argus.runtime.onnx import RuntimeChoice
 from argus.tasks.base import TaskModel
 
 

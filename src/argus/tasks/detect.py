@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import yaml
 
+from argus.engines.onnxruntime import RuntimeChoice
 from argus.errors import BadInput, BadPackage
 from argus.images import DecodedImage
 from argus.packages import ModelPackage
-from argus.runtime.onnx import RuntimeChoice
 from argus.tasks.base import TaskModel
 from argus.tasks.letterbox import letterbox, unletterbox
 

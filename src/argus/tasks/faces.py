@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from argus.engines.onnxruntime import RuntimeChoice
 from argus.faces.align import align_face
 from argus.faces.cascade import MTCNN, Face
 from argus.images import DecodedImage
 from argus.packages import ModelPackage
-from argus.runtime.onnx import RuntimeChoice
 from argus.tasks.base import TaskModel
 
 CROP_SIZE = 112

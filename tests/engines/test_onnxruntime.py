@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from argus.engines.onnxruntime import OpenVINOSession, RuntimeChoice
 from argus.images import Limits, decode
 from argus.packages import ModelPackage, PackageStore
 from argus.registry import ModelRegistry
-from argus.runtime.onnx import OpenVINOSession, RuntimeChoice
 from argus.settings import Settings
 from argus.tasks import load_task_model
 

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from argus.engines.occupancy import OCCUPANCY
 from argus.errors import ConfigError
-from argus.runtime.occupancy import OCCUPANCY
 
 log = logging.getLogger(__name__)
 RUNTIMES = ("onnxruntime", "openvino")
@@ -55,7 +55,7 @@ class RuntimeChoice:
 def make_session(path: Path, threads: int, choice: RuntimeChoice | None = None) -> Any:
     """A session for one ONNX file. When ``choice.lone_threads`` is more than ``threads``, two:
     one for calls under load and a wider one for a call that runs alone (see
-    :mod:`argus.runtime.occupancy`)."""
+    :mod:`argus.engines.occupancy`)."""
     choice = choice or RuntimeChoice()
     threads = max(1, threads)
     if choice.lone_threads > threads:

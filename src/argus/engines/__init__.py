@@ -1,0 +1,1 @@
+"""Inference engines: ONNX Runtime by default, OpenVINO where chosen."""
