@@ -15,7 +15,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from argus.engines.onnxruntime import RuntimeChoice
+from argus.engines import RuntimeChoice
 from argus.errors import BadInput, BadPackage
 from argus.images import DecodedImage, Limits, decode
 from argus.packages import ModelPackage, PackageStore

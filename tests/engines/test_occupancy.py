@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from argus.engines import AdaptiveSession, RuntimeChoice, make_session
 from argus.engines.occupancy import OCCUPANCY, Occupancy
-from argus.engines.onnxruntime import AdaptiveSession, RuntimeChoice, make_session
 from tests.tiny_model import tiny_onnx
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from argus.engines.onnxruntime import OpenVINOSession, RuntimeChoice
+from argus.engines import OpenVINOSession, RuntimeChoice
 from argus.images import Limits, decode
 from argus.packages import ModelPackage, PackageStore
 from argus.registry import ModelRegistry

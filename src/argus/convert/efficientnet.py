@@ -83,7 +83,7 @@ def bf16_check(onnx_path: Path, progress: Progress) -> dict[str, Any]:
     progress("checking OpenVINO bf16 against f32 on sample photos")
     import onnxruntime as ort
 
-    from argus.engines.onnxruntime import OpenVINOSession
+    from argus.engines import OpenVINOSession
     from argus.packages import Preprocess
     from argus.tasks.classify import preprocess
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from argus.engines.onnxruntime import RuntimeChoice
+from argus.engines import RuntimeChoice
 from argus.errors import BadPackage
 from argus.packages import ModelPackage
 from argus.tasks.base import TaskModel

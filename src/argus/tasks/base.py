@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from argus.engines.onnxruntime import RuntimeChoice, make_session
+from argus.engines import RuntimeChoice, make_session
 from argus.images import DecodedImage
 from argus.packages import ModelPackage
 

@@ -8,7 +8,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from argus.engines.onnxruntime import RuntimeChoice
+from argus.engines import RuntimeChoice
 from argus.errors import BadInput
 from argus.images import DecodedImage
 from argus.packages import ModelPackage, Preprocess

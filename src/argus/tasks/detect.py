@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from argus.engines.onnxruntime import RuntimeChoice
+from argus.engines import RuntimeChoice
 from argus.errors import BadInput, BadPackage
 from argus.images import DecodedImage
 from argus.packages import ModelPackage

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from argus.engines.onnxruntime import RuntimeChoice
+from argus.engines import RuntimeChoice
 from argus.faces.align import align_face
 from argus.faces.cascade import MTCNN, Face
 from argus.images import DecodedImage
