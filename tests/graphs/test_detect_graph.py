@@ -13,7 +13,7 @@ from typing import Any
 from argus.service import Vision
 from argus.settings import Settings
 from tests.graphs.conftest import register_classifier
-from tests.test_detect import candidates, image_bytes, yolo_onnx
+from tests.tasks.test_detect import candidates, image_bytes, yolo_onnx
 
 PEOPLE = """\
     question: people

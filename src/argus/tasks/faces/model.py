@@ -11,11 +11,11 @@ import numpy as np
 from PIL import Image
 
 from argus.engines import RuntimeChoice
-from argus.faces.align import align_face
-from argus.faces.cascade import MTCNN, Face
 from argus.images import DecodedImage
 from argus.packages import ModelPackage
 from argus.tasks.base import TaskModel
+from argus.tasks.faces.align import align_face
+from argus.tasks.faces.cascade import MTCNN, Face
 
 CROP_SIZE = 112
 

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from argus.errors import BadInput
-from argus.faces.cascade import Face
+from argus.tasks.faces.cascade import Face
 
 __all__ = ["LANDMARK_COLOURS", "draw_faces"]
 
