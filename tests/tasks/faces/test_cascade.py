@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from argus.draw import LANDMARK_COLOURS, draw_on
 from argus.errors import BadInput, BadPackage, ConfigError
 from argus.packages import build_manifest
 from argus.tasks.faces import MTCNN, Face, load_sessions, nms
 from argus.tasks.faces.cascade import pyramid_scales
-from argus.tasks.faces.draw import LANDMARK_COLOURS, draw_faces
+from argus.tasks.faces.model import face_dict
 from tests.tasks.faces.conftest import COLLAGE_CELL
 
 # facenet-pytorch 2.6.0, MTCNN(keep_all=True), default thresholds, on skimage's astronaut.
@@ -306,7 +307,8 @@ def test_pnet_takes_any_size(mtcnn_sessions: dict[str, Any]) -> None:
 def test_draw_faces(detector: MTCNN, astronaut: np.ndarray) -> None:
     faces = detector.detect(astronaut)
     before = astronaut.copy()
-    drawn = draw_faces(astronaut, faces)
+    body = {"faces": [face_dict(face) for face in faces]}
+    drawn = draw_on(Image.fromarray(astronaut), body)
     assert drawn.size == (512, 512) and drawn.mode == "RGB"
     assert np.array_equal(astronaut, before)
     pixels = np.asarray(drawn)
@@ -317,7 +319,7 @@ def test_draw_faces(detector: MTCNN, astronaut: np.ndarray) -> None:
     untouched = pixels[400:, :100]
     assert np.array_equal(untouched, astronaut[400:, :100])
     pil = Image.fromarray(astronaut)
-    assert draw_faces(pil, faces) is not pil
+    assert draw_on(pil, body) is not pil
     assert np.array_equal(np.asarray(pil), astronaut)
 
 

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from argus.engines import RuntimeChoice
-from argus.images import DecodedImage
+from argus.images import DecodedImage, png_b64
 from argus.packages import ModelPackage
 from argus.tasks.base import TaskModel
 from argus.tasks.faces.align import align_face
 from argus.tasks.faces.cascade import MTCNN, Face
 
 CROP_SIZE = 112
-
-
-def png_b64(rgb: np.ndarray) -> str:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode()
 
 
 def face_dict(face: Face) -> dict[str, Any]:
