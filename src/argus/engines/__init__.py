@@ -16,6 +16,7 @@ from argus.engines.occupancy import OCCUPANCY
 from argus.engines.onnxruntime import ort_session
 from argus.engines.openvino import OpenVINOSession
 from argus.errors import ConfigError
+from argus.manifest import RuntimeHints
 
 log = logging.getLogger(__name__)
 RUNTIMES = ("onnxruntime", "openvino")
@@ -31,15 +32,15 @@ class RuntimeChoice:
     lone_threads: int = 0  # threads for a call that runs alone in the server (0 = no change)
 
     @classmethod
-    def resolve(cls, manifest_runtime: dict[str, Any], engine: str | None,
+    def resolve(cls, hints: RuntimeHints, engine: str | None,
                 precision: str | None) -> RuntimeChoice:
-        chosen = engine or str(manifest_runtime.get("engine", "onnxruntime"))
+        chosen = engine or hints.engine or "onnxruntime"
         if chosen not in RUNTIMES:
             raise ConfigError(f"runtime {chosen!r} is not one of {', '.join(RUNTIMES)}")
-        prec = precision or str(manifest_runtime.get("precision", "f32"))
+        prec = precision or hints.precision or "f32"
         if prec not in ("f32", "bf16"):
             raise ConfigError(f"precision must be f32 or bf16, not {prec!r}")
-        if prec == "bf16" and not manifest_runtime.get("bf16_checked"):
+        if prec == "bf16" and not hints.bf16_checked:
             log.warning("bf16 was asked for but the manifest does not say its accuracy was "
                         "checked (runtime.bf16_checked); using f32")
             prec = "f32"
