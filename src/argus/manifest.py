@@ -37,8 +37,10 @@ def explain(exc: ValidationError) -> str:
     for err in exc.errors():
         loc = [str(part) for part in err["loc"]]
         where = ".".join(loc)
-        if err["type"] == "missing":
+        if err["type"] == "missing" and len(loc) == 1:
             problems.append(f"manifest is missing {where!r}")
+        elif err["type"] == "missing":
+            problems.append(f"{where} is missing")
         elif err["type"] == "extra_forbidden":
             unknown.setdefault(".".join(loc[:-1]), []).append(loc[-1])
         elif err["type"] == "value_error":
