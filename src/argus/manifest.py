@@ -60,7 +60,8 @@ class _Parsed(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _null_is_default(cls, data: Any) -> Any:
-        # ``options:`` with nothing after it (YAML null) has always meant "the defaults".
+        # A key given as null (``options:`` with nothing after it) means its default, as it
+        # always has; a required key given as null is missing.
         if isinstance(data, dict):
             return {key: value for key, value in data.items() if value is not None}
         return data
