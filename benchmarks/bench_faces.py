@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from argus.faces import MTCNN, load_sessions
+from argus.tasks.faces import MTCNN, load_sessions
 
 REFERENCE_MS = {1: 97.0, 2: 51.0}
 NETWORKS = ("pnet", "rnet", "onet")

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from argus.errors import BadPackage
-from argus.packages import PackageStore, load_package
+from argus.packages import PackageStore, canonical_digest, load_package, parse_manifest
+from argus.tasks.classify import ClassifyFields
 
 FIELDS = {
     "name": "tiny",
@@ -89,3 +90,43 @@ def test_bad_manifests(tmp_path: Path, change: dict[str, object], message: str |
         message = "missing 'license'"
     with pytest.raises(BadPackage, match=message):
         store.add(make_src(tmp_path), fields)
+
+
+def test_the_manifest_is_typed_and_the_one_written_is_what_the_digest_hashes(
+    tmp_path: Path,
+) -> None:
+    store = PackageStore(tmp_path / "store")
+    pkg = store.add(make_src(tmp_path), {**FIELDS, "team": "vision", "runtime": None})
+    assert (pkg.manifest.name, pkg.manifest.task, pkg.manifest.license) == (
+        "tiny", "classify", "Apache-2.0"
+    )
+    assert pkg.manifest.source.kind == "file" and pkg.manifest.source.record() == {"kind": "file"}
+    assert set(pkg.manifest.files) == {"model.onnx", "labels.txt"}
+    assert pkg.manifest.onnx_files() == {"model": "model.onnx"}
+    assert pkg.runtime.max_batch_size == 8 and pkg.runtime.max_wait_ms == 2.0  # null: defaults
+    assert pkg.fields_as(ClassifyFields).preprocess.crop == 32
+    written = yaml.safe_load((pkg.path / "argus.yaml").read_text())
+    assert pkg.raw == written and written["team"] == "vision" and written["runtime"] is None
+    assert canonical_digest(written) == pkg.digest
+    without = store.add(make_src(tmp_path), FIELDS)
+    assert without.digest != pkg.digest  # an unknown key is part of the package all the same
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"runtime": {"max_batch_size": 0}}, r"runtime\.max_batch_size: input should be greater"),
+        ({"preprocess": {"mean": [1, 2]}}, r"preprocess\.mean must be a number or three numbers"),
+        ({"preprocess": {"color": "CMYK"}}, "preprocess.color must be RGB or BGR, not 'CMYK'"),
+        ({"source": "somewhere"}, "source: input should be"),
+        ({"files": {}}, "manifest 'files' must map file names to sha256"),
+        ({"task": "detect", "options": {"iou": 2}}, r"options\.iou must be between 0.0 and 1.0"),
+        ({"task": "detect", "options": {"imgsz": "big"}}, r"options\.imgsz must be a positive"),
+        ({"task": "faces", "options": {"factor": "fast"}}, r"options\.factor: input should be"),
+    ],
+)
+def test_bad_values_are_refused_naming_their_key(
+    tmp_path: Path, change: dict[str, object], message: str
+) -> None:
+    with pytest.raises(BadPackage, match=message):
+        parse_manifest({**FIELDS, "files": {"model.onnx": "0" * 64}, **change})

@@ -38,7 +38,7 @@ def run_workers(count: int, target: Callable[..., Any], args: tuple[Any, ...] = 
                 restart: bool = True) -> int:
     """Run ``target(index, occupancy, *args)`` in ``count`` processes until SIGINT/SIGTERM;
     a worker that dies unexpectedly is restarted. ``occupancy`` is a shared array with a slot
-    per worker for :mod:`argus.runtime.occupancy`. Returns the exit code for the parent."""
+    per worker for :mod:`argus.engines.occupancy`. Returns the exit code for the parent."""
     ctx = multiprocessing.get_context("spawn")
     stopping = False
     occupancy = ctx.Array("i", count, lock=False)

@@ -28,7 +28,8 @@ from argus.db.schema import (
     utcnow,
 )
 from argus.errors import BadInput, Conflict, NotFound
-from argus.packages import ModelPackage, PackageStore
+from argus.manifest import ModelPackage
+from argus.packages import PackageStore
 from argus.versions import ModelInfo, Registered, VersionInfo, canary_bucket
 
 log = logging.getLogger(__name__)
@@ -313,8 +314,8 @@ class ModelRegistry:
                         number=number,
                         digest=package.digest,
                         task=package.task,
-                        source=dict(package.manifest.get("source") or {}),
-                        license=str(package.manifest.get("license", "")),
+                        source=package.manifest.source.record(),
+                        license=package.manifest.license,
                         parent_version=parent_version,
                         training_data_digest=training_data_digest,
                         metrics=metrics or {},

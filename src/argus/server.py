@@ -349,7 +349,7 @@ async def _serve(opts: ServeOptions, settings: Settings, reuse_port: bool) -> in
 
 
 def _worker(index: int, occupancy: Any, opts: ServeOptions, settings: Settings) -> None:
-    from argus.runtime.occupancy import OCCUPANCY
+    from argus.engines.occupancy import OCCUPANCY
 
     OCCUPANCY.share(occupancy, index)
     _configure_logging(opts.log_level)

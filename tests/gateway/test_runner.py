@@ -20,7 +20,7 @@ from argus.kserve.tensors import InferRequest
 from argus.packages import PackageStore
 from argus.registry import ModelRegistry, VersionInfo
 from argus.settings import Settings
-from argus.tasks.classify import preprocess
+from argus.tasks.classify import ClassifyFields, preprocess
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,8 @@ def test_the_tensor_goes_when_it_is_smaller_than_the_file(
     request = request_for(runner(store), version, data)
     (tensor,) = request.inputs
     assert (tensor.name, tensor.datatype, tensor.shape) == ("input", "FP32", (1, 3, 224, 224))
-    expected = preprocess(decode(data, Limits(), 256).rgb, package.preprocess)
+    pre = package.fields_as(ClassifyFields).preprocess
+    expected = preprocess(decode(data, Limits(), 256).rgb, pre)
     np.testing.assert_array_equal(tensor.data[0], expected)
     assert request.parameters["argus_prepared"] is True
     facts = json.loads(str(request.parameters["argus_image"]))

@@ -14,7 +14,7 @@ from argus.server import local_core
 from argus.settings import Settings
 from tests.asking import ask_json
 from tests.graphs.conftest import register_classifier
-from tests.test_detect import candidates, image_bytes, yolo_onnx
+from tests.tasks.test_detect import candidates, image_bytes, yolo_onnx
 
 PEOPLE = """\
     question: people

@@ -25,7 +25,7 @@ from argus.images import Limits, decode
 from argus.packages import PackageStore
 from argus.registry import ModelRegistry
 from argus.settings import Settings
-from argus.tasks.classify import preprocess
+from argus.tasks.classify import ClassifyFields, preprocess
 from tests.roles import Served, serve, triton_http
 
 LABELS = "efficientnet-lite0"
@@ -69,7 +69,7 @@ def classifier(pulled_home: Path) -> tuple[ort.InferenceSession, Any]:
     session = ort.InferenceSession(
         str(package.onnx_files()["model"]), providers=["CPUExecutionProvider"]
     )
-    return session, package.preprocess
+    return session, package.fields_as(ClassifyFields).preprocess
 
 
 def tensors(photos: dict[str, bytes], pre: Any, names: list[str]) -> np.ndarray:

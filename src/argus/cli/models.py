@@ -14,8 +14,10 @@ from rich.table import Table
 from argus.cli.common import console, handles_errors, print_json, settings
 from argus.db.engine import make_engine, migrate
 from argus.errors import BadInput
-from argus.packages import TASKS, PackageStore, read_manifest
+from argus.manifest import Preprocess
+from argus.packages import PackageStore, read_manifest
 from argus.registry import PRODUCTION, ModelRegistry, VersionInfo
+from argus.tasks import TASKS, task_class
 
 app = typer.Typer(help="Manage model packages, versions and aliases.", no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
@@ -217,14 +219,9 @@ def _fields_for_onnx(
     meta = {p.key: p.value for p in model.metadata_props}
     if "names" in meta:
         fields.setdefault("options", {})["names"] = meta["names"]
-    if task in ("classify", "embed"):
-        pre = _parse_kv(preprocess, "--preprocess")
-        if inputs and "crop" not in pre:
-            dims = inputs[0].type.tensor_type.shape.dim
-            if len(dims) == 4 and dims[2].dim_value:
-                pre.setdefault("crop", dims[2].dim_value)
-                pre.setdefault("resize_shorter", round(dims[2].dim_value * 256 / 224))
-        fields["preprocess"] = pre
+    if "preprocess" in task_class(task).fields.model_fields:
+        shape = fields["inputs"][0]["shape"] if inputs else []
+        fields["preprocess"] = Preprocess.for_input(_parse_kv(preprocess, "--preprocess"), shape)
     return fields
 
 

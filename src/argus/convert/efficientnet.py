@@ -83,8 +83,8 @@ def bf16_check(onnx_path: Path, progress: Progress) -> dict[str, Any]:
     progress("checking OpenVINO bf16 against f32 on sample photos")
     import onnxruntime as ort
 
-    from argus.packages import Preprocess
-    from argus.runtime.onnx import OpenVINOSession
+    from argus.engines import OpenVINOSession
+    from argus.manifest import Preprocess
     from argus.tasks.classify import preprocess
 
     batch = np.stack([preprocess(p, Preprocess()) for p in photos])

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from argus.errors import Conflict
-from argus.faces.align import align_face
-from argus.tasks.faces import png_b64
+from argus.images import png_b64
+from argus.tasks.faces.align import align_face
 
 Array = np.ndarray[Any, Any]
 ITEM_KEYS = ("labels", "faces", "objects")

@@ -18,25 +18,26 @@ from yaml.nodes import MappingNode, Node
 from argus.errors import BadInput
 from argus.graphs.expr import ATTRIBUTES, KEYWORDS, ExprError, parse_expression
 from argus.graphs.spec import (
-    KIND_FIELDS,
+    CROP_FIELDS,
     MAX_STEPS,
     MODEL_REF,
     OPS,
     QUESTION_NAME,
     STEP_KEYS,
     STEP_NAME,
-    TASK_KINDS,
     GraphSpec,
     ModelFacts,
     ModelLookup,
     ModelRef,
     Step,
 )
+from argus.tasks import TASKS
 
 
 def model_graph(name: str, task: str) -> GraphSpec:
     """The one-step graph that answers a model's own question."""
-    step_name = TASK_KINDS.get(task, "model")
+    known = TASKS.get(task)
+    step_name = known.answer_kind if known is not None else "model"
     quoted = json.dumps(name)
     text = f"question: {quoted}\nsteps:\n  {step_name}: {{model: {quoted}}}\nanswer: {step_name}\n"
     return parse_graph(
@@ -320,12 +321,12 @@ def _infer_kinds(raws: dict[str, _RawStep], where: _Where, lookup: ModelLookup |
         visiting.pop()
         if step.model is not None:
             facts = lookup(step.model.name) if lookup is not None else None
-            task_kind = TASK_KINDS.get(facts.task) if facts is not None else None
-            fields = KIND_FIELDS.get(task_kind) if task_kind is not None else None
+            task = TASKS.get(facts.task) if facts is not None else None
+            task_kind = task.answer_kind if task is not None else None
             step.kind = "per_crop" if step.input is not None else task_kind
-            step.fields = fields
+            step.fields = task.item_fields if task is not None else None
         elif step.op in ("align", "crop"):
-            step.kind, step.fields = "crops", KIND_FIELDS["crops"]
+            step.kind, step.fields = "crops", CROP_FIELDS
         elif step.source is not None:
             src = raws[step.source].step
             step.kind, step.fields = src.kind, src.fields

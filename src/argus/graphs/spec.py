@@ -27,15 +27,8 @@ MODEL_REF = re.compile(
 )
 MAX_STEPS = 32
 OPS = ("align", "crop", "threshold", "top_k")
-# What a task's answer holds, and the fields of its items.
-TASK_KINDS = {"classify": "labels", "faces": "faces", "detect": "objects", "embed": "embedding"}
-KIND_FIELDS: dict[str, frozenset[str]] = {
-    "labels": frozenset({"label", "score", "index"}),
-    "faces": frozenset({"box", "score", "landmarks"}),
-    "objects": frozenset({"box", "label", "index", "score"}),
-    "crops": frozenset(),
-    "embedding": frozenset(),
-}
+# The fields of a crop or align step's items (a model step's are its task's ``item_fields``).
+CROP_FIELDS: frozenset[str] = frozenset()
 STEP_KEYS = {
     "model": {"model", "input", "when", "top_k", "crops", "params"},
     "align": {"op", "from", "when", "size", "crops"},
@@ -88,7 +81,8 @@ class Step:
     needs: tuple[str, ...] = ()
     """Every step that must answer first (from, input and the steps ``when`` reads)."""
     kind: str | None = None
-    """labels, faces, objects, embedding, crops or per_crop; None when unknown."""
+    """Its task's ``answer_kind`` (labels, faces, objects, …), crops or per_crop; None when
+    unknown."""
     fields: frozenset[str] | None = None
     """Fields of this step's items (None when unknown)."""
 

@@ -27,9 +27,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from argus.engines.occupancy import OCCUPANCY
 from argus.errors import Overloaded, Unavailable
 from argus.futures import settle
-from argus.runtime.occupancy import OCCUPANCY
 
 log = logging.getLogger(__name__)
 In = TypeVar("In")

@@ -20,11 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
+from argus.engines import RuntimeChoice
 from argus.futures import settle
 from argus.images import DecodedImage, ImageSource
 from argus.packages import PackageStore
 from argus.runtime.batching import Batcher, Deferred
-from argus.runtime.onnx import RuntimeChoice
 from argus.runtime.runner import ModelAnswer
 from argus.settings import Settings
 from argus.tasks import load_task_model

@@ -1,44 +1,39 @@
-"""Tasks turn pixels into answers: each owns its preprocessing and output decoding."""
+"""Tasks turn pixels into answers: each owns its preprocessing and output decoding.
+
+A task is one module here whose :class:`~argus.tasks.base.TaskModel` subclass declares its
+name, its answer and its manifest fields; :data:`TASKS` is the one table of them, and everyone
+else (package validation, question graphs, the CLI, the model service) asks it.
+"""
 
 from __future__ import annotations
 
+from argus.engines import RuntimeChoice
 from argus.errors import BadPackage
-from argus.packages import ModelPackage
-from argus.runtime.onnx import RuntimeChoice
+from argus.manifest import ModelPackage
 from argus.tasks.base import TaskModel
+from argus.tasks.classify import ClassifyModel
+from argus.tasks.detect import DetectModel
+from argus.tasks.faces import FacesModel
 from argus.tasks.prepared import InputPreparer
+
+TASKS: dict[str, type[TaskModel]] = {
+    cls.task: cls for cls in (ClassifyModel, DetectModel, FacesModel)
+}
 
 
 def task_class(name: str) -> type[TaskModel]:
-    from argus.tasks.classify import ClassifyModel
-    from argus.tasks.detect import DetectModel
-    from argus.tasks.faces import FacesModel
-
-    tasks: dict[str, type[TaskModel]] = {
-        c.task: c for c in (ClassifyModel, FacesModel, DetectModel)
-    }
-    if name not in tasks:
-        raise BadPackage(f"task {name!r} has no implementation")
-    return tasks[name]
-
-
-__all__ = ["InputPreparer", "TaskModel", "load_task_model", "task_class"]
+    """The task called ``name``; a :class:`BadPackage` naming the known ones if there is none."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise BadPackage(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
 
 
 def load_task_model(
     package: ModelPackage, threads: int, choice: RuntimeChoice | None = None
 ) -> TaskModel:
-    """Build the task implementation for a verified package (imports only what it needs)."""
-    if package.task == "classify":
-        from argus.tasks.classify import ClassifyModel
+    """Build the task implementation for a verified package."""
+    return task_class(package.task)(package, threads, choice)
 
-        return ClassifyModel(package, threads, choice)
-    if package.task == "faces":
-        from argus.tasks.faces import FacesModel
 
-        return FacesModel(package, threads, choice)
-    if package.task == "detect":
-        from argus.tasks.detect import DetectModel
-
-        return DetectModel(package, threads, choice)
-    raise BadPackage(f"task {package.task!r} of package {package.name} has no implementation")
+__all__ = ["TASKS", "InputPreparer", "TaskModel", "load_task_model", "task_class"]

@@ -1,28 +1,44 @@
-"""The contract every task implements: prepare (per image), infer (per batch), finish."""
+"""The contract every task implements: prepare (per image), infer (per batch), finish; and what
+a task declares about itself, which the rest of Argus asks instead of keeping task names."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from argus.engines import RuntimeChoice, make_session
 from argus.images import DecodedImage
-from argus.packages import ModelPackage
-from argus.runtime.onnx import RuntimeChoice, make_session
+from argus.manifest import ModelPackage, TaskFields
 from argus.tasks.prepared import InputPreparer
 
 
 class TaskModel(ABC):
     """One loaded model version. ``prepare`` and ``finish`` run on the decode thread pool,
-    ``infer`` on batches in the model's batcher. Nothing here knows about HTTP or gRPC."""
+    ``infer`` on batches in the model's batcher. Nothing here knows about HTTP or gRPC.
+
+    A task is one subclass in its own module, listed in :data:`argus.tasks.TASKS`; its class
+    attributes say what the rest of Argus needs to know about it.
+    """
 
     task: str = ""
-    takes_prepared_input: bool = False
+    """The name manifests give (``task: classify``)."""
+    answer_kind: ClassVar[str] = ""
+    """The key of the answer's list of items (``labels``, ``objects``, ``faces``); also the step
+    name of the model's one-step question."""
+    item_fields: ClassVar[frozenset[str]] = frozenset()
+    """The fields every item of that list has (graph conditions may read them)."""
+    takes_prepared_input: ClassVar[bool] = False
+    """``prepare`` gives exactly one row of the model's single input tensor, so a client that
+    prepared an image itself (the gateway) may send that row instead of the image."""
+    fields: ClassVar[type[TaskFields]] = TaskFields
+    """The manifest keys this task reads beyond the common ones, validated at package load."""
 
     @classmethod
     def input_preparer(cls, package: ModelPackage) -> InputPreparer | None:
-        """How a caller holding ``package`` may prepare inputs itself (None: it may not)."""
+        """How a caller holding ``package`` prepares an input itself, for tasks that
+        ``takes_prepared_input`` (None: it may not)."""
         return None
 
     def __init__(
@@ -43,11 +59,11 @@ class TaskModel(ABC):
 
     @property
     def max_batch_size(self) -> int:
-        return int(self.package.runtime.get("max_batch_size", 8))
+        return self.package.runtime.max_batch_size
 
     @property
     def max_wait_ms(self) -> float:
-        return float(self.package.runtime.get("max_wait_ms", 2.0))
+        return self.package.runtime.max_wait_ms
 
     @abstractmethod
     def prepare(self, image: DecodedImage, params: dict[str, Any]) -> Any:
@@ -59,13 +75,15 @@ class TaskModel(ABC):
 
     @abstractmethod
     def finish(self, raw: Any, image: DecodedImage, params: dict[str, Any]) -> dict[str, Any]:
-        """Decode a raw result into the answer's ``answer`` object."""
+        """Decode a raw result into the answer's ``answer`` object:
+        ``{answer_kind: [item, …]}``, every item with at least ``item_fields``."""
 
     def metadata(self) -> dict[str, Any]:
         """Input/output tensors for the KServe v2 model metadata."""
+        manifest = self.package.manifest
         return {
-            "inputs": list(self.package.manifest.get("inputs") or []),
-            "outputs": list(self.package.manifest.get("outputs") or []),
+            "inputs": [spec.model_dump() for spec in manifest.inputs],
+            "outputs": [spec.model_dump() for spec in manifest.outputs],
         }
 
     def infer_tensors(self, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -7,11 +7,12 @@ from typing import Any
 
 import cv2
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
+from argus.engines import RuntimeChoice
 from argus.errors import BadInput
 from argus.images import DecodedImage
-from argus.packages import ModelPackage, Preprocess
-from argus.runtime.onnx import RuntimeChoice
+from argus.manifest import ModelPackage, Preprocess, TaskFields
 from argus.tasks.base import TaskModel
 from argus.tasks.prepared import InputPreparer
 
@@ -59,28 +60,47 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+class Postprocess(BaseModel):
+    """The ``postprocess`` block: what turns the model's outputs into scores."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    activation: str = "softmax"
+    """softmax makes logits probabilities; any other value takes the outputs as scores."""
+
+
+class ClassifyFields(TaskFields):
+    preprocess: Preprocess = Preprocess()
+    postprocess: Postprocess = Postprocess()
+
+
 class ClassifyModel(TaskModel):
     task = "classify"
+    answer_kind = "labels"
+    item_fields = frozenset({"label", "score", "index"})
     takes_prepared_input = True
+    fields = ClassifyFields
 
     @classmethod
     def input_preparer(cls, package: ModelPackage) -> InputPreparer | None:
-        inputs = package.manifest.get("inputs") or []
+        inputs = package.manifest.inputs
         if len(inputs) != 1:
             return None
-        pre = package.preprocess
+        pre = package.fields_as(ClassifyFields).preprocess
         row = (3, pre.crop, pre.crop) if pre.layout == "NCHW" else (pre.crop, pre.crop, 3)
-        name = str(inputs[0]["name"])
-        return InputPreparer(name, row, pre.resize_shorter, lambda img: preprocess(img.rgb, pre))
+        return InputPreparer(
+            inputs[0].name, row, pre.resize_shorter, lambda img: preprocess(img.rgb, pre)
+        )
 
     def __init__(
         self, package: ModelPackage, threads: int, choice: RuntimeChoice | None = None
     ) -> None:
         super().__init__(package, threads, choice)
-        self.pre = package.preprocess
+        fields = package.fields_as(ClassifyFields)
+        self.pre = fields.preprocess
         self.ort = self.session(package.onnx_files()["model"])
         self.input_name = self.ort.get_inputs()[0].name
-        self.activation = (package.manifest.get("postprocess") or {}).get("activation", "softmax")
+        self.activation = fields.postprocess.activation
         self.labels = package.labels
 
     @property

@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
+from argus.engines import RuntimeChoice
 from argus.errors import BadInput, BadPackage
 from argus.images import DecodedImage
-from argus.packages import ModelPackage
-from argus.runtime.onnx import RuntimeChoice
+from argus.manifest import ModelPackage, TaskFields
 from argus.tasks.base import TaskModel
 from argus.tasks.letterbox import letterbox, unletterbox
 
@@ -76,15 +77,64 @@ def parse_imgsz(value: Any, where: str) -> tuple[int, int]:
     raise BadPackage(f"{where} must be a positive whole number or [height, width], not {value!r}")
 
 
-def _option(options: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
-    value = options.get(key, default)
+def _number(value: Any, key: str, low: float, high: float) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError) as exc:
-        raise BadPackage(f"options.{key} must be a number, not {value!r}") from exc
+        raise ValueError(f"options.{key} must be a number, not {value!r}") from exc
     if not low <= number <= high:
-        raise BadPackage(f"options.{key} must be between {low} and {high}, not {number}")
+        raise ValueError(f"options.{key} must be between {low} and {high}, not {number}")
     return number
+
+
+class DetectOptions(BaseModel):
+    """The ``options`` block of a detect package (each may also come from the ONNX file)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    conf: float = DEFAULT_CONF
+    """Smallest class score kept (a request may ask for another)."""
+    iou: float = DEFAULT_IOU
+    """NMS: a box overlapping a better one of its class by more than this is dropped."""
+    max_det: int = DEFAULT_MAX_DET
+    """Most boxes per image."""
+    imgsz: tuple[int, int] | None = None
+    """(height, width) the model was trained at, for exports without a fixed input size."""
+    names: tuple[str, ...] | None = None
+    """Class names (else the ONNX metadata's, else the labels file's, else the indices)."""
+
+    @field_validator("conf", "iou", mode="before")
+    @classmethod
+    def _fraction(cls, value: Any, info: ValidationInfo) -> float:
+        return _number(value, str(info.field_name), 0.0, 1.0)
+
+    @field_validator("max_det", mode="before")
+    @classmethod
+    def _count(cls, value: Any) -> int:
+        number = _number(value, "max_det", 1, 100_000)
+        if number != int(number):
+            raise ValueError(f"options.max_det must be a whole number, not {number}")
+        return int(number)
+
+    @field_validator("imgsz", mode="before")
+    @classmethod
+    def _imgsz(cls, value: Any) -> tuple[int, int]:
+        try:
+            return parse_imgsz(value, "options.imgsz")
+        except BadPackage as exc:
+            raise ValueError(exc.message) from None
+
+    @field_validator("names", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> list[str]:
+        try:
+            return parse_names(value, "options.names")
+        except BadPackage as exc:
+            raise ValueError(exc.message) from None
+
+
+class DetectFields(TaskFields):
+    options: DetectOptions = DetectOptions()
 
 
 def onnx_metadata(session: Any, path: Path) -> dict[str, str]:
@@ -153,18 +203,18 @@ def decode_predictions(
 
 class DetectModel(TaskModel):
     task = "detect"
+    answer_kind = "objects"
+    item_fields = frozenset({"box", "label", "index", "score"})
+    fields = DetectFields
 
     def __init__(
         self, package: ModelPackage, threads: int, choice: RuntimeChoice | None = None
     ) -> None:
         super().__init__(package, threads, choice)
-        options = package.options
-        self.conf = _option(options, "conf", DEFAULT_CONF, 0.0, 1.0)
-        self.iou = _option(options, "iou", DEFAULT_IOU, 0.0, 1.0)
-        max_det = _option(options, "max_det", DEFAULT_MAX_DET, 1, 100_000)
-        if max_det != int(max_det):
-            raise BadPackage(f"options.max_det must be a whole number, not {max_det}")
-        self.max_det = int(max_det)
+        options = package.fields_as(DetectFields).options
+        self.conf = options.conf
+        self.iou = options.iou
+        self.max_det = options.max_det
         path = package.onnx_files()["model"]
         self.ort = self.session(path)
         meta = onnx_metadata(self.ort, path)
@@ -172,7 +222,7 @@ class DetectModel(TaskModel):
         self.classes = self._check_output()
         self.labels = self._names(options, meta)
 
-    def _check_input(self, options: dict[str, Any], meta: dict[str, str]) -> None:
+    def _check_input(self, options: DetectOptions, meta: dict[str, str]) -> None:
         inputs = self.ort.get_inputs()
         if len(inputs) != 1:
             raise BadPackage(
@@ -201,10 +251,8 @@ class DetectModel(TaskModel):
             )
         self.dynamic_batch = batch is None
         fixed = (_static(shape[2]), _static(shape[3]))
-        configured = None
-        if "imgsz" in options:
-            configured = parse_imgsz(options["imgsz"], "options.imgsz")
-        elif "imgsz" in meta and None in fixed:
+        configured = options.imgsz
+        if configured is None and "imgsz" in meta and None in fixed:
             configured = parse_imgsz(meta["imgsz"], "ONNX metadata imgsz")
         if fixed[0] is not None and fixed[1] is not None:
             if configured is not None and configured != fixed:
@@ -239,9 +287,9 @@ class DetectModel(TaskModel):
             )
         return None if rows is None else rows - 4
 
-    def _names(self, options: dict[str, Any], meta: dict[str, str]) -> list[str]:
-        if "names" in options:
-            names, where = parse_names(options["names"], "options.names"), "options.names"
+    def _names(self, options: DetectOptions, meta: dict[str, str]) -> list[str]:
+        if options.names is not None:
+            names, where = list(options.names), "options.names"
         elif "names" in meta:
             names, where = parse_names(meta["names"], "ONNX metadata names"), "ONNX metadata"
         elif self.package.labels:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from argus.faces import MTCNN
+from argus.tasks.faces import MTCNN
 
 CACHE_DIR = Path.home() / ".cache" / "argus"
 NETWORKS = ("pnet", "rnet", "onet")

@@ -15,10 +15,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
+from argus.engines import RuntimeChoice
 from argus.errors import BadInput, BadPackage
 from argus.images import DecodedImage, Limits, decode
-from argus.packages import ModelPackage, PackageStore
-from argus.runtime.onnx import RuntimeChoice
+from argus.manifest import ModelPackage
+from argus.packages import PackageStore
 from argus.tasks import load_task_model
 from argus.tasks.detect import DetectModel, decode_predictions, nms
 from tests.test_labels_cli import run

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from argus.draw import LANDMARK_COLOURS, draw_on
 from argus.errors import BadInput, BadPackage, ConfigError
-from argus.faces import MTCNN, Face, load_sessions, nms
-from argus.faces.cascade import pyramid_scales
-from argus.faces.draw import LANDMARK_COLOURS, draw_faces
 from argus.packages import build_manifest
-from tests.faces.conftest import COLLAGE_CELL
+from argus.tasks.faces import MTCNN, Face, load_sessions, nms
+from argus.tasks.faces.cascade import pyramid_scales
+from argus.tasks.faces.model import face_dict
+from tests.tasks.faces.conftest import COLLAGE_CELL
 
 # facenet-pytorch 2.6.0, MTCNN(keep_all=True), default thresholds, on skimage's astronaut.
 REFERENCE_BOX = (181.0, 62.0, 268.0, 172.0)
@@ -256,7 +257,7 @@ def test_nms_edge_cases() -> None:
 
 def test_area_resampling_is_torch_area_interpolation(astronaut: np.ndarray) -> None:
     torch = pytest.importorskip("torch")
-    from argus.faces.cascade import _AreaSampler, _windows
+    from argus.tasks.faces.cascade import _AreaSampler, _windows
 
     image = torch.from_numpy(astronaut).permute(2, 0, 1)[None].float()
     sampler = _AreaSampler(astronaut)
@@ -306,7 +307,8 @@ def test_pnet_takes_any_size(mtcnn_sessions: dict[str, Any]) -> None:
 def test_draw_faces(detector: MTCNN, astronaut: np.ndarray) -> None:
     faces = detector.detect(astronaut)
     before = astronaut.copy()
-    drawn = draw_faces(astronaut, faces)
+    body = {"faces": [face_dict(face) for face in faces]}
+    drawn = draw_on(Image.fromarray(astronaut), body)
     assert drawn.size == (512, 512) and drawn.mode == "RGB"
     assert np.array_equal(astronaut, before)
     pixels = np.asarray(drawn)
@@ -317,7 +319,7 @@ def test_draw_faces(detector: MTCNN, astronaut: np.ndarray) -> None:
     untouched = pixels[400:, :100]
     assert np.array_equal(untouched, astronaut[400:, :100])
     pil = Image.fromarray(astronaut)
-    assert draw_faces(pil, faces) is not pil
+    assert draw_on(pil, body) is not pil
     assert np.array_equal(np.asarray(pil), astronaut)
 
 
@@ -334,7 +336,7 @@ def test_load_sessions(mtcnn_build: tuple[Path, dict[str, Any]], astronaut: np.n
 
 
 def test_boxes_outside_the_image_are_dropped(detector: MTCNN, astronaut: np.ndarray) -> None:
-    from argus.faces.cascade import _AreaSampler
+    from argus.tasks.faces.cascade import _AreaSampler
 
     sampler = _AreaSampler(astronaut)
     outside = np.array([[600, 10, 650, 60, 0.9], [-90, -90, -40, -40, 0.8]], np.float32)
@@ -351,7 +353,7 @@ def test_conversion_is_reproducible(
 ) -> None:
     # Package digests are content addresses: the same wheel must give the same bytes.
     from argus.convert.mtcnn import build
-    from tests.faces.conftest import CACHE_DIR
+    from tests.tasks.faces.conftest import CACHE_DIR
 
     workdir, fields = mtcnn_build
     assert build(tmp_path, CACHE_DIR) == fields
@@ -361,7 +363,7 @@ def test_conversion_is_reproducible(
 
 def test_area_sums_stay_exact_past_32_bits() -> None:
     # 4200 x 4200 bright pixels: the 32-bit summed-area table wraps around past 2**32.
-    from argus.faces.cascade import _AreaSampler
+    from argus.tasks.faces.cascade import _AreaSampler
 
     rgb = np.full((4200, 4200, 3), 250, np.uint8)
     rgb[4000:, 4000:] = (10, 128, 255)

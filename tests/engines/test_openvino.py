@@ -1,5 +1,5 @@
-"""Runtime choice: OpenVINO answers like ONNX Runtime on the same package; bf16 needs the
-manifest's say-so."""
+"""OpenVINO answers like ONNX Runtime on the same package, in f32 and (where the manifest
+records the check) in bf16."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from argus.engines import OpenVINOSession, RuntimeChoice
 from argus.images import Limits, decode
-from argus.packages import ModelPackage, PackageStore
+from argus.manifest import Bf16Check, ModelPackage
+from argus.packages import PackageStore
 from argus.registry import ModelRegistry
-from argus.runtime.onnx import OpenVINOSession, RuntimeChoice
 from argus.settings import Settings
 from argus.tasks import load_task_model
-from tests.asking import ask_json
 
 
 def _package(home: Path, name: str) -> ModelPackage:
@@ -53,45 +53,16 @@ def test_openvino_runs_the_face_cascade(pulled_home: Path, photos: dict[str, byt
     assert max(abs(a - b) for a, b in zip(box, (181, 62, 268, 172), strict=True)) < 4
 
 
-def test_bf16_only_where_the_manifest_checked_it() -> None:
-    assert RuntimeChoice.resolve({}, "openvino", "bf16").precision == "f32"
-    checked = RuntimeChoice.resolve({"bf16_checked": True}, "openvino", "bf16")
-    assert checked.precision == "bf16"
-    assert RuntimeChoice.resolve({"engine": "openvino"}, None, None).engine == "openvino"
-
-
 def test_pulled_classifier_records_its_bf16_check_and_bf16_answers_alike(
     pulled_home: Path, photos: dict[str, bytes]
 ) -> None:
     package = _package(pulled_home, "efficientnet-lite0")
-    check = package.runtime["bf16_checked"]
-    assert check["images"] == 6 and check["top1_agreement"] == 1.0
+    check = package.manifest.runtime.bf16_checked
+    assert isinstance(check, Bf16Check)
+    assert check.images == 6 and check.top1_agreement == 1.0
     choice = RuntimeChoice.resolve(package.runtime, "openvino", "bf16")
     assert choice.precision == "bf16"
     model = load_task_model(package, 1, choice)
     for name, index in (("coffee", 967), ("china", 698)):
         image = decode(photos[name], Limits(), model.min_side)
         assert int(np.argmax(model.infer([model.prepare(image, {})])[0])) == index
-
-
-def test_the_runtime_setting_reaches_the_models_a_server_loads(
-    home_copy: Path, photos: dict[str, bytes]
-) -> None:
-    import asyncio
-
-    from argus.server import local_core
-
-    async def ask(settings: Settings) -> tuple[str, str, list[str]]:
-        core = local_core(settings)
-        try:
-            answer = await ask_json(core, "labels", photos["coffee"])
-            runtimes = [entry.runtime for entry in core.runner.loaded()]
-        finally:
-            await core.close()
-        return answer["answer"]["labels"][0]["label"], runtimes[0], runtimes
-
-    default = asyncio.run(ask(Settings(home=home_copy)))
-    chosen = asyncio.run(ask(Settings(home=home_copy, runtime="openvino", precision="bf16")))
-    assert default[1] == "onnxruntime-f32"
-    assert chosen[1] == "openvino-bf16"  # the pulled manifest records its bf16 check
-    assert chosen[0] == default[0] == "espresso"

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from pydantic import BaseModel, ConfigDict
 
-from argus.faces.align import align_face
-from argus.faces.cascade import MTCNN, Face
-from argus.images import DecodedImage
-from argus.packages import ModelPackage
-from argus.runtime.onnx import RuntimeChoice
+from argus.engines import RuntimeChoice
+from argus.images import DecodedImage, png_b64
+from argus.manifest import ModelPackage, TaskFields
 from argus.tasks.base import TaskModel
+from argus.tasks.faces.align import align_face
+from argus.tasks.faces.cascade import MTCNN, Face
 
 CROP_SIZE = 112
-
-
-def png_b64(rgb: np.ndarray) -> str:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode()
 
 
 def face_dict(face: Face) -> dict[str, Any]:
@@ -34,23 +26,45 @@ def face_dict(face: Face) -> dict[str, Any]:
     }
 
 
+class FacesOptions(BaseModel):
+    """The ``options`` block of a faces package: the cascade's settings (their ranges are
+    checked by :class:`MTCNN`)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    min_face_size: float = 20
+    """Smallest face looked for, in pixels."""
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    """Face scores P-Net, R-Net and O-Net need to pass a window on."""
+    factor: float = 0.709
+    """Scale step of the image pyramid."""
+
+
+class FacesFields(TaskFields):
+    options: FacesOptions = FacesOptions()
+
+
 class FacesModel(TaskModel):
     task = "faces"
+    answer_kind = "faces"
+    # With ``crops`` asked for, each face also has ``crop_png``.
+    item_fields = frozenset({"box", "score", "landmarks"})
+    fields = FacesFields
 
     def __init__(
         self, package: ModelPackage, threads: int, choice: RuntimeChoice | None = None
     ) -> None:
         super().__init__(package, threads, choice)
         files = package.onnx_files()
-        opts = package.options
+        options = package.fields_as(FacesFields).options
         self.sessions = {k: self.session(files[k]) for k in ("pnet", "rnet", "onet")}
         self.cascade = MTCNN(
             self.sessions["pnet"],
             self.sessions["rnet"],
             self.sessions["onet"],
-            min_face_size=float(opts.get("min_face_size", 20)),
-            thresholds=tuple(opts.get("thresholds", (0.6, 0.7, 0.7))),
-            factor=float(opts.get("factor", 0.709)),
+            min_face_size=options.min_face_size,
+            thresholds=options.thresholds,
+            factor=options.factor,
         )
 
     @property

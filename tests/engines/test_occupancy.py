@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from argus.runtime.occupancy import OCCUPANCY, Occupancy
-from argus.runtime.onnx import AdaptiveSession, RuntimeChoice, make_session
+from argus.engines import AdaptiveSession, RuntimeChoice, make_session
+from argus.engines.occupancy import OCCUPANCY, Occupancy
 from tests.tiny_model import tiny_onnx
 
 

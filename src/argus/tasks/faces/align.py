@@ -77,7 +77,7 @@ def similarity_transform(src: Array, dst: Array) -> Array:
 def align_face(rgb: Array, landmarks: Array | Sequence[Sequence[float]], size: int = 112) -> Array:
     """A ``size`` x ``size`` crop of the face whose five landmarks are given, warped upright.
 
-    ``landmarks`` are in the order of :class:`argus.faces.Face` (eyes, nose, mouth corners).
+    ``landmarks`` are in the order of :class:`argus.tasks.faces.Face` (eyes, nose, mouth corners).
     """
     if not isinstance(rgb, np.ndarray) or rgb.ndim not in (2, 3):
         raise BadInput("align_face needs an HxW or HxWxC numpy image")

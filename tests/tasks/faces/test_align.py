@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from argus.errors import BadInput
-from argus.faces import ARCFACE_112, MTCNN, align_face, face_template, similarity_transform
+from argus.tasks.faces import ARCFACE_112, MTCNN, align_face, face_template, similarity_transform
 
 
 def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
