@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import socket
 import threading
+import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -96,6 +98,34 @@ class AppClient:
     def close(self) -> None:
         self.loop.run(self.client.aclose())
         self.loop.run(self._lifespan.__aexit__(None, None, None))
+
+
+class PortServer:
+    """An ASGI app served by uvicorn on a free loopback port, on the loop's thread (uvicorn
+    leaves signals alone off the main thread), lifespan included."""
+
+    def __init__(self, app: Any, loop: LoopThread) -> None:
+        import uvicorn
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.serving = asyncio.run_coroutine_threadsafe(
+            self.server.serve(sockets=[self.sock]), loop.loop
+        )
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if self.serving.done() or time.monotonic() > deadline:
+                self.serving.result(0)  # raises what stopped it
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.serving.result(60)
+        self.sock.close()
 
 
 def copy_home(source: Path, dest: Path) -> Path:
