@@ -4,6 +4,7 @@ import io
 import os
 import random
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from argus.db.engine import make_engine
 from argus.db.schema import PredictionRecord
 from argus.ingest.checkpoint import pipeline_id
 from argus.settings import Settings
+from tests.inprocess import LoopThread, running_loop
 from tests.tiny_model import register_tiny
 
 
@@ -86,3 +88,19 @@ def records_per_image(settings: Settings, question: str, out: Path) -> Counter[s
     finally:
         engine.dispose()
     return Counter(dict(rows))
+
+
+@pytest.fixture(scope="package")
+def loop() -> Iterator[LoopThread]:
+    with running_loop() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A home holding only the tiny classifier (question ``tiny``), shared by a module's tests
+    that do not change it."""
+    work = tmp_path_factory.mktemp("tiny")
+    settings = Settings(home=work / "home")
+    register_tiny(settings, work / "tiny-src")
+    return settings

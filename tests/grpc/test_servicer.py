@@ -1,0 +1,150 @@
+"""argus.grpc.vision in process (a grpc.aio server on this process's loop): option mistakes and
+empty streams end an Ask with the reason; AskMany answers each image on its own, within the
+byte limit; a recorded Ask is stored as the answer it gave; a session the client cancels leaves
+no task behind. Chunked uploads against real servers: tests/grpc/test_vision.py."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from argus.grpc.generated.v1 import vision_pb2 as v1
+from argus.grpc.generated.v1 import vision_pb2_grpc
+from argus.records import find_records
+from tests.grpc.conftest import APP, IN_PROCESS_LIMIT, InProcess
+from tests.inprocess import LoopThread
+from tests.roles import answer_of, chunks, vision_stub
+
+
+@pytest.fixture(scope="module")
+def stub(in_process: InProcess) -> Iterator[vision_pb2_grpc.VisionStub]:
+    channel, stub = vision_stub(in_process.target)
+    with channel:
+        yield stub
+
+
+def refused(stub: vision_pb2_grpc.VisionStub, stream: Iterator[v1.ImageChunk]) -> Any:
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Ask(stream, timeout=30)
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ({"pins": {"efficientnet-lite0": "1", "mtcnn": "1"}}, "pin at most one model per request"),
+        ({"top_k": 1001}, "top_k must be between 1 and 1000, not 1001"),
+    ],
+    ids=["two-pins", "top_k-1001"],
+)
+def test_option_mistakes_end_the_call_with_the_reason(
+    stub: vision_pb2_grpc.VisionStub, photos: dict[str, bytes], options: dict[str, Any],
+    reason: str,
+) -> None:
+    error = refused(stub, chunks("labels", photos["chelsea"], **options))
+    assert (error.code(), error.details()) == (grpc.StatusCode.INVALID_ARGUMENT, reason)
+    reply = stub.Ask(chunks("labels", photos["chelsea"], top_k=1000), timeout=30)
+    assert answer_of(reply)["answer"]["labels"]
+
+
+def test_an_ask_without_a_header_is_refused(stub: vision_pb2_grpc.VisionStub) -> None:
+    error = refused(stub, iter([]))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == "the Ask stream ended before its header"
+
+
+def test_ask_many_answers_each_image_on_its_own(
+    stub: vision_pb2_grpc.VisionStub, photos: dict[str, bytes]
+) -> None:
+    big = photos["coffee"] + b"\0" * IN_PROCESS_LIMIT
+    requests = [
+        v1.AskRequest(request_id="big", question="labels", image=big),
+        v1.AskRequest(request_id="top_k", question="labels", image=photos["coffee"],
+                      options=v1.AskOptions(top_k=5000)),
+        v1.AskRequest(request_id="pin", question="labels", image=photos["coffee"],
+                      options=v1.AskOptions(pins={"mtcnn": "1"})),
+        v1.AskRequest(request_id="ok", question="labels", image=photos["coffee"],
+                      options=v1.AskOptions(top_k=1)),
+        v1.AskRequest(question="faces", image=photos["astronaut"]),
+    ]
+    replies = {r.request_id: r for r in stub.AskMany(iter(requests), timeout=60)}
+    assert set(replies) == {"big", "top_k", "pin", "ok", ""}
+    errors = {
+        key: (r.error.code, r.error.http_status) for key, r in replies.items() if r.error.code
+    }
+    assert errors == {
+        "big": ("RESOURCE_EXHAUSTED", 413),
+        "top_k": ("INVALID_ARGUMENT", 400),
+        "pin": ("INVALID_ARGUMENT", 400),
+    }
+    assert replies["big"].error.message == (
+        f"the image is {len(big):,} bytes, over the limit of {IN_PROCESS_LIMIT:,} bytes"
+    )
+    assert "which this question does not use" in replies["pin"].error.message
+    assert [label["label"] for label in answer_of(replies["ok"])["answer"]["labels"]] == [
+        "espresso"
+    ]
+    assert answer_of(replies[""])["answer"]["faces"]
+
+
+def test_an_empty_session_ends_without_answers(stub: vision_pb2_grpc.VisionStub) -> None:
+    assert list(stub.AskMany(iter([]), timeout=30)) == []
+
+
+def test_a_recorded_ask_is_stored_as_the_answer_it_gave(
+    stub: vision_pb2_grpc.VisionStub, in_process: InProcess, loop: LoopThread,
+    photos: dict[str, bytes],
+) -> None:
+    image = photos["rocket"] + b"#grpc-record"
+    reply = stub.Ask(chunks("labels", image, top_k=2, app=APP, record=True), timeout=30)
+    answer = answer_of(reply)
+    assert answer["image"]["sha256"] == hashlib.sha256(image).hexdigest()
+    stub.Ask(chunks("labels", image, top_k=2), timeout=30)  # not recorded
+    core = in_process.parts.core
+    loop.run(core.records.flush_async())
+    records = find_records(core.engine, image_sha256=answer["image"]["sha256"])
+    assert len(records) == 1
+    record = records[0]
+    assert (record["question"], record["source"], record["app"]) == ("labels", "grpc", APP)
+    assert record["models"] == answer["models"] and record["answer"] == answer["answer"]
+    assert len(record["answer"]["labels"]) == 2
+
+
+def session_tasks(loop: LoopThread) -> list[str]:
+    """The tasks of AskMany sessions still on the server's loop."""
+
+    async def names() -> list[str]:
+        coros = [task.get_coro() for task in asyncio.all_tasks()]
+        return [name for c in coros if "AskMany" in (name := getattr(c, "__qualname__", ""))]
+
+    return loop.run(names())
+
+
+def test_a_session_the_client_cancels_leaves_nothing_running(
+    stub: vision_pb2_grpc.VisionStub, loop: LoopThread, photos: dict[str, bytes]
+) -> None:
+    def endless() -> Iterator[v1.AskRequest]:
+        for i in itertools.count():
+            yield v1.AskRequest(request_id=str(i), question="labels",
+                                image=photos["flower"] + f"#{i}".encode())
+
+    session = stub.AskMany(endless(), timeout=60)
+    first = next(session)
+    assert answer_of(first)["answer"]["labels"]
+    session.cancel()
+    with pytest.raises(grpc.RpcError) as caught:
+        list(session)
+    assert caught.value.code() == grpc.StatusCode.CANCELLED  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while session_tasks(loop) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert session_tasks(loop) == []
+    again = stub.Ask(chunks("labels", photos["flower"]), timeout=30)
+    assert answer_of(again)["answer"]["labels"][0]["label"] == "daisy"

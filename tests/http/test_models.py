@@ -1,0 +1,116 @@
+"""argus.http.models in process: the registry over REST — reading versions and aliases, moving
+aliases (audited with the caller's address), and the status of each kind of refusal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from argus.db.engine import make_engine
+from argus.packages import PackageStore
+from argus.registry import ModelRegistry
+from argus.server import in_process_app
+from argus.settings import Settings
+from tests.inprocess import AppClient, LoopThread, copy_home
+from tests.tiny_model import TINY, register_tiny
+
+
+@pytest.fixture(scope="module")
+def two_versions(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home with the tiny classifier in two versions, version 1 in production."""
+    work = tmp_path_factory.mktemp("models")
+    settings = Settings(home=work / "home")
+    register_tiny(settings, work / "v1")
+    (work / "v1" / "labels.txt").write_text("rouge\nvert\nbleu\ngris\n")
+    engine = make_engine(settings.db_url)
+    try:
+        registry = ModelRegistry(engine, PackageStore(settings.packages_dir))
+        fields: dict[str, Any] = {
+            "task": "classify", "model": "model.onnx", "labels": "labels.txt",
+            "preprocess": {"resize_shorter": 32, "crop": 32}, "license": "Apache-2.0",
+            "source": {"note": "the tiny classifier with French labels"},
+        }
+        assert registry.register(TINY, work / "v1", fields, actor="tests").version.number == 2
+    finally:
+        engine.dispose()
+    return settings.home
+
+
+@pytest.fixture
+def registry_app(two_versions: Path, tmp_path: Path, loop: LoopThread) -> Iterator[AppClient]:
+    """The app over a private copy of ``two_versions`` (models not loaded: none is asked)."""
+    home = copy_home(two_versions, tmp_path / "home")
+    client = AppClient(in_process_app(Settings(home=home, preload=False)), loop)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def test_versions_and_aliases_read_over_rest(registry_app: AppClient) -> None:
+    shown = registry_app.get(f"/v1/models/{TINY}").json()
+    assert shown["task"] == "classify" and shown["aliases"] == {"production": 1}
+    assert [v["version"] for v in shown["versions"]] == [1, 2]
+    listed = registry_app.get(f"/v1/models/{TINY}/versions").json()
+    assert [v["digest"] for v in listed] == [v["digest"] for v in shown["versions"]]
+    second = registry_app.get(f"/v1/models/{TINY}/versions/2").json()
+    assert second["version"] == 2 and second["digest"] == listed[1]["digest"] != listed[0]["digest"]
+    assert second["aliases"] == [] and listed[0]["aliases"] == ["production"]
+    assert registry_app.get(f"/v1/models/{TINY}/aliases").json() == {"production": 1}
+    assert registry_app.get(f"/v1/models/{TINY}/versions/9").status_code == 404
+    assert registry_app.get(f"/v1/models/{TINY}/versions/two").status_code == 422
+
+
+def test_alias_moves_answer_the_version_and_are_audited(registry_app: AppClient) -> None:
+    base = f"/v1/models/{TINY}"
+    moved = registry_app.put(f"{base}/aliases/beta", json={"version": 2})
+    assert moved.status_code == 200 and moved.json()["version"] == 2
+    promoted = registry_app.post(f"{base}/promote", json={"version": 2})
+    assert promoted.json()["aliases"] == ["beta", "production"]  # those at version 2
+    canary = registry_app.post(f"{base}/canary", json={"version": 1, "percent": 25})
+    assert canary.status_code == 200
+    assert registry_app.get(base).json()["canary_percent"] == 25
+    back = registry_app.post(f"{base}/rollback", json={})
+    assert back.json()["version"] == 1
+    assert registry_app.get(f"{base}/aliases").json() == {"beta": 2, "production": 1}
+    history = registry_app.get(f"{base}/history").json()
+    rest_moves = [(h["action"], h["alias"], h["to_version"]) for h in history
+                  if h["actor"].startswith("http:")]
+    assert rest_moves == [
+        ("alias", "beta", 2), ("promote", "production", 2), ("canary", "canary", 1),
+        ("rollback", "production", 1), ("end-canary", "canary", None),
+    ]
+    assert {h["actor"] for h in history if h["actor"].startswith("http:")} == {"http:127.0.0.1"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "words"),
+    [
+        ("PUT", "aliases/production", {"version": 2, "expected_revision": 99}, 409,
+         "was moved by someone else meanwhile"),
+        ("PUT", "aliases/beta", {"version": 0}, 422, "version"),
+        ("POST", "canary", {"version": 2, "percent": 101}, 422, "percent"),
+        ("POST", "promote", {"version": 7}, 409, "no such version"),
+        ("POST", "rollback", {"alias": "production"}, 409, "no earlier version"),
+        ("DELETE", "versions/1", None, 409, "still the target of alias production"),
+    ],
+    ids=["stale-revision", "version-0", "percent-101", "missing-version", "no-rollback",
+         "delete-production"],
+)
+def test_refusals_get_their_status_and_reason(
+    registry_app: AppClient, method: str, path: str, body: Any, status: int, words: str
+) -> None:
+    refused = registry_app.request(method, f"/v1/models/{TINY}/{path}", json=body)
+    assert refused.status_code == status, refused.text
+    assert words in refused.json()["error"]
+    assert registry_app.get(f"/v1/models/{TINY}/aliases").json() == {"production": 1}
+
+
+def test_an_unused_version_can_be_deleted(registry_app: AppClient) -> None:
+    deleted = registry_app.delete(f"/v1/models/{TINY}/versions/2")
+    assert deleted.status_code == 204 and deleted.content == b""
+    assert registry_app.get(f"/v1/models/{TINY}/versions/2").status_code == 404
+    assert registry_app.post("/v1/models/ghost/promote", json={"version": 1}).status_code == 404
