@@ -31,10 +31,10 @@ def test_options_from_strings() -> None:
     ("fields", "reason"),
     [
         ({"top_k": "three"}, "top_k must be a whole number, not 'three'"),
-        ({"top_k": "0"}, "top_k must be between 1 and 1,000, not 0"),
-        ({"top_k": "1001"}, "top_k must be between 1 and 1,000, not 1001"),
+        ({"top_k": "0"}, "top_k must be between 1 and 1000, not 0"),
+        ({"top_k": "1001"}, "top_k must be between 1 and 1000, not 1001"),
         ({"top_k": "2.5"}, "top_k must be a whole number"),
-        ({"version": "99999999999999999999999"}, "version must be between 0 and 2,147,483,647"),
+        ({"version": "99999999999999999999999"}, "version must be between 0 and 2147483647"),
         ({"version": "-1"}, "version must be between 0"),
         ({"conf": "high"}, "conf must be a number between 0 and 1, not 'high'"),
         ({"conf": "1.5"}, "conf must be between 0 and 1, not 1.5"),

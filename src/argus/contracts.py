@@ -47,7 +47,7 @@ def parse_int(name: str, value: Any, low: int, high: int) -> int | None:
     except (TypeError, ValueError):
         raise BadInput(f"{name} must be a whole number, not {value!r}") from None
     if not low <= number <= high:
-        raise BadInput(f"{name} must be between {low} and {high:,}, not {number}")
+        raise BadInput(f"{name} must be between {low} and {high}, not {number}")
     return number
 
 
@@ -174,9 +174,10 @@ class StepReport(BaseModel):
 
     ms: float
     cached: bool
-    skipped: str | None
-    start_ms: float | None
-    end_ms: float | None
+    skipped: str | None = None
+    """Why the step did not run (its ``when:`` was false, or a step it needs was skipped)."""
+    start_ms: float | None = None
+    end_ms: float | None = None
     model: ModelUsed | None = None
 
 

@@ -83,7 +83,7 @@ def test_the_app_header_wins_over_the_app_parameter(
     [
         ({"top_k": "0"}, "top_k must be between 1 and 1000, not 0"),
         ({"top_k": "1001"}, "top_k must be between 1 and 1000, not 1001"),
-        ({"version": "-1"}, "version must be a whole number, not '-1'"),
+        ({"version": "-1"}, "version must be between 0 and 2147483647, not -1"),
         ({"version": "v2"}, "version must be a whole number, not 'v2'"),
         ({"conf": "1.5"}, "conf must be between 0 and 1, not 1.5"),
         ({"conf": "high"}, "conf must be a number between 0 and 1, not 'high'"),

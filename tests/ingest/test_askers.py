@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from argus.contracts import Answer, AskOptions
 from argus.errors import ConfigError, NotFound
-from argus.ingest import ask_options
 from argus.ingest.askers import Asker, BadImage, GatewayAsker, LocalAsker, TryLater
 from argus.server import in_process_app, local_core
 from argus.settings import Settings
@@ -52,8 +52,7 @@ def outcome(asker: Asker, data: bytes) -> Any:
 def local_and_gateway(settings: Settings, gateway: str, data: bytes, **options: Any
                       ) -> tuple[Any, Any]:
     """The outcome of asking ``tiny`` of ``data`` through each asker, with the same options."""
-    chosen = ask_options(options.get("top_k"), options.get("app"), options.get("version"),
-                         options.get("alias"))
+    chosen = AskOptions.parse(options, source="ingest")
 
     async def both() -> tuple[Any, Any]:
         local = LocalAsker(local_core(settings), TINY, chosen)
@@ -73,7 +72,8 @@ def test_both_askers_give_the_same_answer(
     tiny_home: Settings, gateway: str, photos: dict[str, bytes]
 ) -> None:
     local, remote = local_and_gateway(tiny_home, gateway, photos["coffee"], top_k=2, version=1)
-    assert isinstance(local, dict) and isinstance(remote, dict)
+    assert isinstance(local, Answer) and isinstance(remote, Answer)
+    local, remote = local.to_json(), remote.to_json()
     assert comparable(local) == comparable(remote)
     assert local["question"] == TINY and len(local["answer"]["labels"]) == 2
     assert [(m["name"], m["version"]) for m in local["models"]] == [(TINY, 1)]
@@ -104,7 +104,7 @@ def test_both_askers_sort_a_failure_the_same_way(
 
 def test_a_question_that_does_not_exist_stops_before_any_file(tiny_home: Settings) -> None:
     async def start() -> None:
-        asker = LocalAsker(local_core(tiny_home), "nope", ask_options(None, None, None, None))
+        asker = LocalAsker(local_core(tiny_home), "nope", AskOptions())
         try:
             await asker.start()
         finally:
@@ -118,7 +118,7 @@ def test_a_gateway_that_refuses_the_question_or_the_token_stops_the_pipeline(
     gateway: str, photos: dict[str, bytes]
 ) -> None:
     def remote(question: str, token: str | None) -> Any:
-        asker = GatewayAsker(gateway, question, ask_options(None, None, None, None), token)
+        asker = GatewayAsker(gateway, question, AskOptions(), token)
 
         async def ask() -> Any:
             try:
@@ -136,7 +136,7 @@ def test_a_gateway_that_refuses_the_question_or_the_token_stops_the_pipeline(
     assert isinstance(tokenless, ConfigError) and "needs an inference or admin token" in str(
         tokenless
     )
-    assert isinstance(remote(TINY, TOKEN), dict)
+    assert isinstance(remote(TINY, TOKEN), Answer)
 
 
 class Busy(BaseHTTPRequestHandler):
@@ -164,7 +164,7 @@ def test_a_busy_or_absent_gateway_means_try_later(photos: dict[str, bytes]) -> N
         async def ask_each() -> list[Any]:
             results = []
             for url in urls:
-                asker = GatewayAsker(url, TINY, ask_options(None, None, None, None))
+                asker = GatewayAsker(url, TINY, AskOptions())
                 results.append(await outcome(asker, photos["coffee"])())
                 await asker.close()
             return results

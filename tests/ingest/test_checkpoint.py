@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from argus.contracts import Answer
 from argus.db.engine import make_engine, migrate
 from argus.ingest.checkpoint import Checkpoint, pipeline_id
 from argus.records import find_records
@@ -52,9 +53,9 @@ def test_the_record_is_the_checkpoint(engine: Engine) -> None:
     digest = hashlib.sha256(b"the file as read").hexdigest()
     assert not checkpoint.is_done(digest)
 
-    assert checkpoint.commit(digest, answer_json("0" * 64), app="shop") is True
+    assert checkpoint.commit(digest, Answer.from_json(answer_json("0" * 64)), app="shop") is True
     assert checkpoint.is_done(digest) and checkpoint.count() == 1
-    assert checkpoint.commit(digest, answer_json("0" * 64)) is False
+    assert checkpoint.commit(digest, Answer.from_json(answer_json("0" * 64))) is False
     assert checkpoint.count() == 1
 
     (record,) = find_records(engine, source="ingest")
@@ -75,7 +76,7 @@ def test_racing_commits_write_one_record(engine: Engine) -> None:
 
     def commit() -> None:
         start.wait()
-        wrote.append(checkpoint.commit(digest, answer_json(digest)))
+        wrote.append(checkpoint.commit(digest, Answer.from_json(answer_json(digest))))
 
     writers = [threading.Thread(target=commit) for _ in range(8)]
     for writer in writers:

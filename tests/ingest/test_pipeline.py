@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from argus.contracts import AskOptions
 from argus.db.engine import make_engine, migrate
 from argus.errors import ConfigError
-from argus.ingest import ask_options
 from argus.ingest.askers import Asker, GatewayAsker, LocalAsker
 from argus.ingest.checkpoint import Checkpoint, pipeline_id
 from argus.ingest.pipeline import Pipeline
@@ -37,7 +37,7 @@ class Run:
                  gateway: str | None = None, **options: Any) -> None:
         self.events: list[dict[str, Any]] = []
         self.error: Exception | None = None
-        chosen = ask_options(options.get("top_k"), None, options.get("version"), None)
+        chosen = AskOptions.parse(options, source="ingest")
 
         async def run() -> dict[str, Any]:
             asker: Asker
