@@ -77,6 +77,18 @@ def _text(name: str, value: Any, limit: int = 200) -> str | None:
     return text
 
 
+def _pins(given: Mapping[str, Any]) -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for model, target in given.items():
+        text = _text(f"the pin of {model}", target)
+        if text is None:
+            continue
+        if text.isdigit():
+            parse_int(f"the pinned version of {model}", text, 0, MAX_VERSION)
+        pins[str(model)] = text
+    return pins
+
+
 class AskOptions(BaseModel):
     """What a caller may say besides the image. Build it with :meth:`parse` (from strings or
     stored values), which checks every field; the constructor trusts its caller."""
@@ -95,6 +107,9 @@ class AskOptions(BaseModel):
     """An exact version of the question's one model."""
     alias: str | None = None
     """An alias of the question's models (e.g. canary)."""
+    pins: dict[str, str] = Field(default_factory=dict)
+    """Model name → a version number or an alias, for the models of the question named here
+    (the others answer as ``app`` says, else with ``production``)."""
     record: bool = False
     """Write a prediction record of the answer."""
     source: str = "http"
@@ -116,10 +131,20 @@ class AskOptions(BaseModel):
             app=_text("app", values.get("app")),
             version=parse_int("version", values.get("version"), 0, MAX_VERSION),
             alias=_text("alias", values.get("alias")),
+            pins=_pins(values.get("pins") or {}),
             record=parse_bool("record", values.get("record", False)),
             source=str(values.get("source", "http")),
             job_id=_text("job_id", values.get("job_id"), 40),
         )
+
+    def target(self, model: str) -> tuple[int | None, str | None]:
+        """The (version, alias) this request asks of ``model``."""
+        pin = self.pins.get(model)
+        if pin is not None:
+            return (int(pin), None) if pin.isdigit() else (None, pin)
+        if self.pins:  # pins name the models they pin; the others take their default
+            return None, None
+        return self.version, self.alias
 
     def params(self) -> dict[str, Any]:
         """The task parameters: what changes a model step's answer."""

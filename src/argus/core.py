@@ -144,13 +144,10 @@ class Core:
     # -- resolution (cached until the registry changes) -------------------------------
 
     def resolve(self, model: str, options: AskOptions, image_sha: str) -> VersionInfo:
+        version, alias = options.target(model)
         try:
             return self.resolutions.resolve(
-                model,
-                version=options.version,
-                alias=options.alias,
-                app=options.app,
-                route_key=image_sha,
+                model, version=version, alias=alias, app=options.app, route_key=image_sha
             )
         except NotFound as exc:
             if model not in self.registry.names() and any(

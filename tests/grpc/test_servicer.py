@@ -10,16 +10,22 @@ import hashlib
 import itertools
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
+from argus.db.engine import make_engine
 from argus.grpc.generated.v1 import vision_pb2 as v1
 from argus.grpc.generated.v1 import vision_pb2_grpc
+from argus.packages import PackageStore
 from argus.records import find_records
-from tests.grpc.conftest import APP, IN_PROCESS_LIMIT, InProcess
-from tests.inprocess import LoopThread
+from argus.registry import ModelRegistry
+from argus.server import ServeOptions
+from argus.settings import Settings
+from tests.grpc.conftest import APP, IN_PROCESS_LIMIT, InProcess, start_grpc, stop_grpc
+from tests.inprocess import LoopThread, copy_home
 from tests.roles import answer_of, chunks, vision_stub
 
 
@@ -39,10 +45,12 @@ def refused(stub: vision_pb2_grpc.VisionStub, stream: Iterator[v1.ImageChunk]) -
 @pytest.mark.parametrize(
     ("options", "reason"),
     [
-        ({"pins": {"efficientnet-lite0": "1", "mtcnn": "1"}}, "pin at most one model per request"),
+        ({"pins": {"mtcnn": "1"}},
+         "the pin names model 'mtcnn', which this question does not use "
+         "(it uses efficientnet-lite0)"),
         ({"top_k": 1001}, "top_k must be between 1 and 1000, not 1001"),
     ],
-    ids=["two-pins", "top_k-1001"],
+    ids=["pin-elsewhere", "top_k-1001"],
 )
 def test_option_mistakes_end_the_call_with_the_reason(
     stub: vision_pb2_grpc.VisionStub, photos: dict[str, bytes], options: dict[str, Any],
@@ -148,3 +156,54 @@ def test_a_session_the_client_cancels_leaves_nothing_running(
     assert session_tasks(loop) == []
     again = stub.Ask(chunks("labels", photos["flower"]), timeout=30)
     assert answer_of(again)["answer"]["labels"][0]["label"] == "daisy"
+
+
+@pytest.fixture(scope="module")
+def canary_on_mtcnn(grpc_home: Path, loop: LoopThread, tmp_path_factory: pytest.TempPathFactory
+                    ) -> Iterator[InProcess]:
+    """The pulled models, with alias ``canary`` on mtcnn (version 1) only."""
+    home = copy_home(grpc_home, tmp_path_factory.mktemp("pins") / "home")
+    settings = Settings(home=home)
+    engine = make_engine(settings.db_url)
+    try:
+        ModelRegistry(engine, PackageStore(settings.packages_dir)).set_alias(
+            "mtcnn", "canary", 1, actor="tests")
+    finally:
+        engine.dispose()
+    served = start_grpc(loop, settings, ServeOptions())
+    try:
+        yield served
+    finally:
+        stop_grpc(loop, served)
+
+
+@pytest.mark.parametrize("target", ["1", "canary"])
+def test_a_pin_pins_only_the_model_it_names(
+    canary_on_mtcnn: InProcess, photos: dict[str, bytes], target: str
+) -> None:
+    # vision.proto: "Pins a model of the question's graph to a version or an alias ...
+    # Models not named here use their `production` alias." `describe` uses both models.
+    channel, stub = vision_stub(canary_on_mtcnn.target)
+    with channel:
+        reply = stub.Ask(chunks("describe", photos["astronaut"], pins={"mtcnn": target}),
+                         timeout=30)
+    models = {m["name"]: m["version"] for m in answer_of(reply)["models"]}
+    assert models == {"efficientnet-lite0": 1, "mtcnn": 1}
+
+
+def test_more_bytes_than_announced_is_refused_as_such(
+    canary_on_mtcnn: InProcess, photos: dict[str, bytes]
+) -> None:
+    data = photos["coffee"]
+
+    def longer() -> Iterator[v1.ImageChunk]:
+        yield v1.ImageChunk(header=v1.AskHeader(question="labels", total_bytes=100))
+        yield v1.ImageChunk(data=data[:200])
+
+    channel, stub = vision_stub(canary_on_mtcnn.target)
+    with channel, pytest.raises(grpc.RpcError) as caught:
+        stub.Ask(longer(), timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert caught.value.details() == (  # type: ignore[attr-defined]
+        "the upload is longer than announced: 200 bytes arrived, the header said 100"
+    )

@@ -125,3 +125,16 @@ def test_multipart_forms_need_one_file_named_image(
         ("image", ("b.jpg", photos["chelsea"], "image/jpeg")),
     ])
     assert two.status_code == 400 and "Maximum number of files is 1" in two.json()["error"]
+
+
+def test_a_multipart_stream_is_cut_off_where_it_passes_the_limit(
+    limited: AppClient, photos: dict[str, bytes]
+) -> None:
+    # A multipart upload without Content-Length (chunked), its image 40x the limit.
+    body, content_type = multipart(photos["chelsea"] + b"\0" * (40 * LIMIT))
+    sent = Upload(body)
+    refused = limited.post("/v1/questions/labels", content=sent,
+                           headers={"Content-Type": content_type})
+    assert refused.status_code == 413
+    # The limit promises the server never holds more than it (and the form's headroom).
+    assert sent.pulled <= LIMIT + 64 * 1024 + PIECE, f"read {sent.pulled:,} of {len(body):,}"

@@ -9,19 +9,23 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from argus.contracts import Answer, AskOptions
+from argus.db.engine import make_engine
 from argus.errors import ConfigError, NotFound
 from argus.ingest.askers import Asker, BadImage, GatewayAsker, LocalAsker, TryLater
+from argus.packages import PackageStore
+from argus.registry import ModelRegistry
 from argus.server import in_process_app, local_core
 from argus.settings import Settings
 from tests.conftest import free_port
 from tests.inprocess import LoopThread, PortServer
 from tests.roles import comparable
-from tests.tiny_model import TINY
+from tests.tiny_model import TINY, register_tiny
 
 TOKEN = "inf-askers-7d1c"
 
@@ -177,3 +181,39 @@ def test_a_busy_or_absent_gateway_means_try_later(photos: dict[str, bytes]) -> N
     assert str(answered_503) == "the gateway answered 503: upstream busy, try again"
     assert isinstance(unreachable, TryLater)
     assert str(unreachable).startswith("the gateway did not answer")
+
+
+def test_a_broken_model_package_is_not_blamed_on_the_image(
+    tmp_path: Path, photos: dict[str, bytes]
+) -> None:
+    settings = Settings(home=tmp_path / "home")
+    register_tiny(settings, tmp_path / "src")
+    (tmp_path / "src" / "labels.txt").write_text("a\nb\nc\nd\n")
+    engine = make_engine(settings.db_url)
+    try:
+        fields: dict[str, Any] = {
+            "task": "classify", "model": "model.onnx", "labels": "labels.txt",
+            "preprocess": {"resize_shorter": 32, "crop": 32}, "license": "Apache-2.0",
+            "source": {"note": "version 2"},
+        }
+        v2 = ModelRegistry(engine, PackageStore(settings.packages_dir)).register(
+            TINY, tmp_path / "src", fields, actor="tests").version
+    finally:
+        engine.dispose()
+    (Path(v2.path) / "labels.txt").write_text("tampered\n")  # version 2's package is broken
+
+    async def ask() -> Exception | None:
+        asker = LocalAsker(local_core(settings), TINY, AskOptions(version=2))
+        try:
+            await asker.start()
+            await asker.ask(photos["coffee"])
+        except Exception as exc:
+            return exc
+        finally:
+            await asker.close()
+        return None
+
+    failure = asyncio.run(ask())
+    # The model's fault, not the image's: every good image would be quarantined with it.
+    assert isinstance(failure, ConfigError), failure
+    assert "labels.txt was modified" in failure.message

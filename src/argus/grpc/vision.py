@@ -31,24 +31,22 @@ SESSION_CONCURRENCY = 8
 
 
 def ask_options(message: v1.AskOptions, models: list[str]) -> AskOptions:
-    """The core's options from the protobuf ones. A pin names one of the question's ``models``
-    and a version number or an alias; one pin per request."""
+    """The core's options from the protobuf ones. Each pin names one of the question's
+    ``models`` and a version number or an alias; models not named take their default."""
+    for model in message.pins:
+        if model not in models:
+            raise BadInput(
+                f"the pin names model {model!r}, which this question does not use "
+                f"(it uses {', '.join(models) or 'no model'})"
+            )
     fields: dict[str, Any] = {
         "top_k": message.top_k or None,
         "app": message.app,
         "crops": message.crops,
         "conf": round(message.conf, 6) if message.HasField("conf") else None,
         "record": message.record,
+        "pins": dict(message.pins),
     }
-    if len(message.pins) > 1:
-        raise BadInput("pin at most one model per request")
-    for model, target in message.pins.items():
-        if model not in models:
-            raise BadInput(
-                f"the pin names model {model!r}, which this question does not use "
-                f"(it uses {', '.join(models) or 'no model'})"
-            )
-        fields["version" if target.isdigit() else "alias"] = target
     return AskOptions.parse(fields, source="grpc")
 
 
@@ -103,10 +101,15 @@ class VisionServicer(vision_pb2_grpc.VisionServicer):
             parts.append(chunk.data)
         if header is None:
             raise BadInput("the Ask stream ended before its header")
-        if header.total_bytes and size != header.total_bytes:
+        if header.total_bytes and size < header.total_bytes:
             raise BadInput(
                 f"the upload was cut short: {size:,} of the {header.total_bytes:,} bytes "
                 "announced arrived"
+            )
+        if header.total_bytes and size > header.total_bytes:
+            raise BadInput(
+                f"the upload is longer than announced: {size:,} bytes arrived, the header "
+                f"said {header.total_bytes:,}"
             )
         data = b"".join(parts)
         parts.clear()

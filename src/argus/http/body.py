@@ -4,6 +4,7 @@ a byte is read, and a stream that passes it is cut off as soon as it does."""
 from __future__ import annotations
 
 from fastapi import Request
+from starlette.types import Message
 
 from argus.errors import BadInput, TooLarge
 
@@ -29,17 +30,39 @@ def is_multipart(request: Request) -> bool:
     return request.headers.get("content-type", "").startswith("multipart/form-data")
 
 
-async def read_image(request: Request, max_bytes: int) -> bytes:
-    """The image from a raw body or a multipart ``image`` field, never more than the limit."""
+async def read_upload(request: Request, max_bytes: int) -> tuple[bytes, dict[str, str]]:
+    """The image from a raw body or a multipart ``image`` field, with the form's text fields,
+    never more than the limit: a multipart body is read whole (up to the limit and the form's
+    headroom) before it is parsed, so a chunked upload with no length is cut off as soon as it
+    passes the limit."""
     if not is_multipart(request):
-        return await read_body(request, max_bytes, "the image")
+        return await read_body(request, max_bytes, "the image"), {}
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > max_bytes + MULTIPART_HEADROOM:
         raise TooLarge(
             f"the request is {int(length):,} bytes, over the image limit of {max_bytes:,} bytes"
         )
-    form = await request.form(max_files=1, max_fields=20, max_part_size=max_bytes + 1)
-    part = form.get("image")
-    if part is None or isinstance(part, str):
-        raise BadInput("the multipart form needs a file field named 'image'")
-    return await part.read()
+    body = await read_body(request, max_bytes + MULTIPART_HEADROOM, "the request")
+
+    async def replay() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    form = await Request(request.scope, replay).form(
+        max_files=1, max_fields=20, max_part_size=max_bytes + 1
+    )
+    try:
+        part = form.get("image")
+        if part is None or isinstance(part, str):
+            raise BadInput("the multipart form needs a file field named 'image'")
+        data = await part.read()
+        fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    finally:
+        await form.close()
+    if len(data) > max_bytes:
+        raise TooLarge(f"the image is {len(data):,} bytes, over the limit of {max_bytes:,} bytes")
+    return data, fields
+
+
+async def read_image(request: Request, max_bytes: int) -> bytes:
+    """The image of a request (see :func:`read_upload`)."""
+    return (await read_upload(request, max_bytes))[0]

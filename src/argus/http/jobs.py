@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from argus.contracts import AskOptions, parse_int
 from argus.core import Core
 from argus.errors import BadInput
-from argus.http.body import is_multipart, read_image
+from argus.http.body import read_upload
 from argus.jobs import JobQueue, open_queue
 from argus.jobs.submit import submit_job
 from argus.jobs.types import STATUSES
@@ -69,11 +69,8 @@ async def submit(request: Request) -> JSONResponse:
     ``GET /v1/jobs/{id}``.
     """
     core: Core = request.app.state.core
-    data = await read_image(request, core.settings.max_image_bytes)
-    fields: dict[str, Any] = dict(request.query_params)
-    if is_multipart(request):
-        form = await request.form()  # parsed once by read_image and cached by Starlette
-        fields.update({k: v for k, v in form.items() if isinstance(v, str)})
+    data, form = await read_upload(request, core.settings.max_image_bytes)
+    fields: dict[str, Any] = {**request.query_params, **form}
     question = fields.get("question")
     if not question:
         raise BadInput("say which question to ask: the 'question' field or query parameter")

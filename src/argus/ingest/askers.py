@@ -1,6 +1,7 @@
 """How a pipeline gets its answers: the batching runtime in this process, or a gateway's
-``POST /v1/questions/{question}`` over HTTP. Both sort failures the same way: the image is bad
-(quarantine it), or the service is busy or away (try again later)."""
+``POST /v1/questions/{question}`` over HTTP. Both sort failures the same way
+(:func:`sort_failure`): the image is bad (quarantine it), the pipeline is set up wrong (stop:
+nothing is lost, the files stay), or the service is busy or away (try again later)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,22 @@ class BadImage(Exception):
 
 class TryLater(Exception):
     """The service could not answer now (overloaded, loading, unreachable)."""
+
+
+#: Statuses that say the image itself is wrong (not an image, damaged, too large).
+IMAGE_STATUSES = frozenset({400, 413, 415})
+#: Statuses that say the pipeline asks for something that is not there or not allowed, or a
+#: model that cannot be used (a damaged package): every image would fail alike.
+SETUP_STATUSES = frozenset({401, 403, 404, 422})
+
+
+def sort_failure(status: int, reason: str) -> Exception:
+    """What a failed answer (its HTTP status) means for the file it was asked of."""
+    if status in IMAGE_STATUSES:
+        return BadImage(reason)
+    if status in SETUP_STATUSES:
+        return ConfigError(reason)
+    return TryLater(reason)
 
 
 class Asker(Protocol):
@@ -44,11 +61,7 @@ class LocalAsker:
         try:
             return await self.core.ask(self.question, data, self.options)
         except ArgusError as exc:
-            if exc.status == 404:
-                raise ConfigError(exc.message) from exc
-            if exc.status < 500:
-                raise BadImage(exc.message) from exc
-            raise TryLater(exc.message) from exc
+            raise sort_failure(exc.status, exc.message) from exc
 
     async def close(self) -> None:
         await self.core.close()
@@ -89,11 +102,12 @@ class GatewayAsker:
             except ValueError as exc:
                 raise TryLater(f"the gateway's answer is not an Argus answer: {exc}") from exc
         reason = str(body.get("error") if isinstance(body, dict) else body)
-        if response.status_code in (401, 403, 404):
-            raise ConfigError(f"the gateway refused {self.url}: {reason}")
-        if response.status_code in (400, 413, 415, 422):
-            raise BadImage(reason)
-        raise TryLater(f"the gateway answered {response.status_code}: {reason}")
+        status = response.status_code
+        if status in SETUP_STATUSES:
+            reason = f"the gateway refused {self.url}: {reason}"
+        elif status not in IMAGE_STATUSES:
+            reason = f"the gateway answered {status}: {reason}"
+        raise sort_failure(status, reason)
 
     async def close(self) -> None:
         await self.client.aclose()
