@@ -29,7 +29,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from argus.pull import pull
+from argus.models.pull import pull
 from argus.server import local_core
 from argus.settings import Settings
 

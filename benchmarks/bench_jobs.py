@@ -33,9 +33,9 @@ from PIL import Image
 
 from argus.db.engine import make_engine, migrate
 from argus.jobs import open_queue
-from argus.packages import PackageStore
-from argus.pull import pull
-from argus.registry import ModelRegistry
+from argus.models.packages import PackageStore
+from argus.models.pull import pull
+from argus.models.registry import ModelRegistry
 from argus.settings import Settings
 
 ARGUS = str(Path(sys.executable).with_name("argus"))

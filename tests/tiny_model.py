@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from argus.db.engine import make_engine, migrate
-from argus.packages import PackageStore
-from argus.registry import ModelRegistry
+from argus.models.packages import PackageStore
+from argus.models.registry import ModelRegistry
 from argus.settings import Settings
 
 TINY = "tiny"

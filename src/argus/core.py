@@ -25,13 +25,13 @@ from argus.graphs.executor import GraphExecutor
 from argus.graphs.parse import model_graph
 from argus.graphs.spec import GraphSpec, ModelFacts, ModelRef
 from argus.images import ImageSource, Limits, open_image, oriented_size
-from argus.packages import PackageStore
+from argus.models.packages import PackageStore
+from argus.models.registry import ModelRegistry
+from argus.models.resolutions import Resolutions
+from argus.models.versions import VersionInfo
 from argus.records import RecordWriter, record_row
-from argus.registry import ModelRegistry
-from argus.resolutions import Resolutions
 from argus.runtime.runner import ModelRunner
 from argus.settings import Settings
-from argus.versions import VersionInfo
 
 log = logging.getLogger(__name__)
 

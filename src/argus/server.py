@@ -6,6 +6,8 @@
 * ``gateway``: the public REST + gRPC API; the core's model runner sends every model step to a
   model service (:class:`~argus.gateway.RemoteRunner`).
 
+``--workers N`` runs N processes of a role sharing its ports (SO_REUSEPORT).
+
 :class:`Server` owns the REST and gRPC servers, the core, the data plane, metrics, model
 loading, signals and shutdown: SIGTERM (or Ctrl-C) stops accepting, lets in-flight requests
 finish for up to ``grace`` seconds, closes the models and returns. ``local_core`` is the one way
@@ -17,11 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Coroutine, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from fastapi import FastAPI
@@ -31,7 +37,7 @@ from argus.core import Core
 from argus.errors import ArgusError, ConfigError, NotFound
 from argus.kserve.dataplane import LocalPlane, ModelPlane
 from argus.metrics import Metrics, UpstreamStatus
-from argus.packages import PackageStore
+from argus.models.packages import PackageStore
 from argus.runtime.host import ModelHost
 from argus.settings import Settings
 
@@ -239,8 +245,6 @@ class Server:
 
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT (or the models fail to load); the exit code."""
-        from argus.processes import make_listener
-
         opts, core = self.opts, self.parts.core
         try:
             sock = make_listener(opts.host, opts.port, reuse_port=self.reuse_port)
@@ -322,6 +326,76 @@ def in_process_app(settings: Settings) -> FastAPI:
     )
 
 
+# -- processes ---------------------------------------------------------------------------
+# Listening sockets are made with ``IPPROTO_TCP`` explicitly: asyncio only sets TCP_NODELAY on
+# accepted connections whose socket says so, and a bare ``socket(AF_INET, SOCK_STREAM)`` (what
+# uvicorn's ``--workers`` uses) leaves Nagle on, which costs a lone client ~40 ms per request.
+# ``--workers N`` runs N copies of the role, each with its own models and event loop, sharing
+# the ports through SO_REUSEPORT (the kernel spreads connections, not requests).
+
+
+def make_listener(host: str, port: int, reuse_port: bool = False, backlog: int = 2048
+                  ) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_workers(count: int, target: Callable[..., Any], args: tuple[Any, ...] = (),
+                restart: bool = True) -> int:
+    """Run ``target(index, occupancy, *args)`` in ``count`` processes until SIGINT/SIGTERM;
+    a worker that dies unexpectedly is restarted. ``occupancy`` is a shared array with a slot
+    per worker for :mod:`argus.engines.occupancy`. Returns the exit code for the parent."""
+    ctx = multiprocessing.get_context("spawn")
+    stopping = False
+    occupancy = ctx.Array("i", count, lock=False)
+
+    def start(index: int) -> BaseProcess:
+        occupancy[index] = 0  # a worker that died mid-request must not leave its count behind
+        proc = ctx.Process(
+            target=target, args=(index, occupancy, *args), name=f"argus-worker-{index}"
+        )
+        proc.start()
+        return proc
+
+    procs = {i: start(i) for i in range(count)}
+
+    def stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in procs.values():
+            if proc.pid and proc.is_alive():
+                os.kill(proc.pid, signal.SIGTERM)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            time.sleep(0.2)
+            if stopping:
+                deadline = time.monotonic() + 30
+                for proc in procs.values():
+                    proc.join(max(0.1, deadline - time.monotonic()))
+                    if proc.is_alive():
+                        proc.kill()
+                return 0
+            for i, proc in list(procs.items()):
+                if not proc.is_alive():
+                    if not restart:
+                        stop(signal.SIGTERM, None)
+                        break
+                    log.warning("worker %d exited with %s; restarting it", i, proc.exitcode)
+                    procs[i] = start(i)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -362,7 +436,5 @@ def serve(opts: ServeOptions, settings: Settings) -> int:
     opts.check()
     _configure_logging(opts.log_level)
     if settings.workers > 1:
-        from argus.processes import run_workers
-
         return run_workers(settings.workers, _worker, (opts, settings))
     return _run_loop(_serve(opts, settings, reuse_port=False))

@@ -11,9 +11,9 @@ from PIL import Image
 
 from argus.engines import OpenVINOSession, RuntimeChoice
 from argus.images import Limits, decode
-from argus.manifest import Bf16Check, ModelPackage
-from argus.packages import PackageStore
-from argus.registry import ModelRegistry
+from argus.models.manifest import Bf16Check, ModelPackage
+from argus.models.packages import PackageStore
+from argus.models.registry import ModelRegistry
 from argus.settings import Settings
 from argus.tasks import load_task_model
 

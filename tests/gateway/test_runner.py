@@ -17,8 +17,8 @@ from argus.errors import ConfigError, Unavailable
 from argus.gateway import RemoteRunner, UpstreamPool, parse_upstreams
 from argus.images import DecodedImage, ImageSource, Limits, decode, sha256_bytes
 from argus.kserve.tensors import InferRequest
-from argus.packages import PackageStore
-from argus.registry import ModelRegistry, VersionInfo
+from argus.models.packages import PackageStore
+from argus.models.registry import ModelRegistry, VersionInfo
 from argus.settings import Settings
 from argus.tasks.classify import ClassifyFields, preprocess
 

@@ -11,8 +11,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from argus.db.engine import make_engine, migrate
-from argus.packages import PackageStore
-from argus.registry import ModelRegistry, VersionInfo
+from argus.models.packages import PackageStore
+from argus.models.registry import ModelRegistry, VersionInfo
 from argus.settings import Settings
 from tests.built_models import heavy_model
 

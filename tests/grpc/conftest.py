@@ -15,8 +15,8 @@ from PIL import Image
 
 from argus.db.engine import make_engine
 from argus.grpc.server import build_server
-from argus.packages import PackageStore
-from argus.registry import ModelRegistry
+from argus.models.packages import PackageStore
+from argus.models.registry import ModelRegistry
 from argus.server import Parts, ServeOptions, build_parts
 from argus.settings import Settings
 from tests.inprocess import LoopThread, copy_home, running_loop

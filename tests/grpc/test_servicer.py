@@ -19,9 +19,9 @@ import pytest
 from argus.db.engine import make_engine
 from argus.grpc.generated.v1 import vision_pb2 as v1
 from argus.grpc.generated.v1 import vision_pb2_grpc
-from argus.packages import PackageStore
+from argus.models.packages import PackageStore
+from argus.models.registry import ModelRegistry
 from argus.records import find_records
-from argus.registry import ModelRegistry
 from argus.server import ServeOptions
 from argus.settings import Settings
 from tests.grpc.conftest import APP, IN_PROCESS_LIMIT, InProcess, start_grpc, stop_grpc

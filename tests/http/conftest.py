@@ -10,8 +10,8 @@ import pytest
 
 from argus.core import Core
 from argus.db.engine import make_engine
-from argus.packages import PackageStore
-from argus.registry import ModelRegistry
+from argus.models.packages import PackageStore
+from argus.models.registry import ModelRegistry
 from argus.server import in_process_app
 from argus.settings import Settings
 from tests.inprocess import AppClient, LoopThread, copy_home, running_loop

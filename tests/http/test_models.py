@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from argus.db.engine import make_engine
-from argus.packages import PackageStore
-from argus.registry import ModelRegistry
+from argus.models.packages import PackageStore
+from argus.models.registry import ModelRegistry
 from argus.server import in_process_app
 from argus.settings import Settings
 from tests.inprocess import AppClient, LoopThread, copy_home

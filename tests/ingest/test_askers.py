@@ -18,8 +18,8 @@ from argus.contracts import Answer, AskOptions
 from argus.db.engine import make_engine
 from argus.errors import ConfigError, NotFound
 from argus.ingest.askers import Asker, BadImage, GatewayAsker, LocalAsker, TryLater
-from argus.packages import PackageStore
-from argus.registry import ModelRegistry
+from argus.models.packages import PackageStore
+from argus.models.registry import ModelRegistry
 from argus.server import in_process_app, local_core
 from argus.settings import Settings
 from tests.conftest import free_port

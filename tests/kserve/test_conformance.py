@@ -22,8 +22,8 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from argus.images import Limits, decode
-from argus.packages import PackageStore
-from argus.registry import ModelRegistry
+from argus.models.packages import PackageStore
+from argus.models.registry import ModelRegistry
 from argus.settings import Settings
 from argus.tasks.classify import ClassifyFields, preprocess
 from tests.roles import Served, serve, triton_http

@@ -18,11 +18,11 @@ from PIL import Image
 from argus.engines import RuntimeChoice
 from argus.errors import BadInput, BadPackage
 from argus.images import DecodedImage, Limits, decode
-from argus.manifest import ModelPackage
-from argus.packages import PackageStore
+from argus.models.manifest import ModelPackage
+from argus.models.packages import PackageStore
 from argus.tasks import load_task_model
 from argus.tasks.detect import DetectModel, decode_predictions, nms
-from tests.test_labels_cli import run
+from tests.cli.test_ask import run
 
 GREY = 114 / 255
 

@@ -11,13 +11,13 @@ import pytest
 from argus.db.engine import make_engine
 from argus.errors import BadPackage
 from argus.images import Limits, decode
-from argus.manifest import TaskFields
-from argus.packages import PackageStore
-from argus.registry import ModelRegistry
+from argus.models.manifest import TaskFields
+from argus.models.packages import PackageStore
+from argus.models.registry import ModelRegistry
 from argus.settings import Settings
 from argus.tasks import TASKS, TaskModel, load_task_model, task_class
+from tests.models.test_packages import FIELDS, make_src
 from tests.tasks.test_detect import candidates, package, yolo_onnx
-from tests.test_packages import FIELDS, make_src
 
 
 @pytest.fixture(scope="module")

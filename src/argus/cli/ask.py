@@ -102,7 +102,7 @@ def _outputs(
     if crops is not None:
         _write_crops(path, answer, crops)
     if draw is not None:
-        from argus.draw import draw_answer
+        from argus.images.draw import draw_answer
 
         target = draw if not many else draw.with_name(f"{draw.stem}-{path.stem}{draw.suffix}")
         draw_answer(data, _drawable(answer)).save(target)

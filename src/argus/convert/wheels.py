@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from argus.errors import ArgusError
-from argus.packages import sha256_file
+from argus.models.packages import sha256_file
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,10 @@ from argus.images import DecodedImage, ImageSource, png_bytes
 from argus.kserve.dataplane import ANSWER_OUTPUT, IMAGE_INPUT
 from argus.kserve.grpc import decode_grpc_response, encode_grpc_request
 from argus.kserve.tensors import InferRequest, InferTensor, RequestedOutput
-from argus.packages import PackageStore
+from argus.models.packages import PackageStore
+from argus.models.versions import VersionInfo
 from argus.runtime.runner import LoadedModel, ModelAnswer
 from argus.tasks import InputPreparer, task_class
-from argus.versions import VersionInfo
 
 from .upstream import UpstreamPool
 

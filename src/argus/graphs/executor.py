@@ -24,8 +24,8 @@ from argus.graphs.cache import StepCache, step_key
 from argus.graphs.ops import StepOutput
 from argus.graphs.spec import GraphSpec, ModelRef, Step
 from argus.images import DecodedImage, ImageSource
+from argus.models.versions import VersionInfo
 from argus.runtime.runner import ModelRunner
-from argus.versions import VersionInfo
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from argus.registry import PRODUCTION, ModelRegistry
+from argus.models.registry import PRODUCTION, ModelRegistry
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 

@@ -48,10 +48,10 @@ from argus.kserve.tensors import (
     TensorSpec,
     select_outputs,
 )
-from argus.packages import read_manifest
+from argus.models.packages import read_manifest
+from argus.models.versions import VersionInfo
 from argus.runtime.host import Loaded, ModelHost
 from argus.runtime.runner import ModelAnswer
-from argus.versions import VersionInfo
 
 log = logging.getLogger(__name__)
 

@@ -23,13 +23,13 @@ from typing import Any
 from argus.engines import RuntimeChoice
 from argus.futures import settle
 from argus.images import DecodedImage, ImageSource
-from argus.packages import PackageStore
+from argus.models.packages import PackageStore
+from argus.models.versions import VersionInfo
 from argus.runtime.batching import Batcher, Deferred
 from argus.runtime.runner import ModelAnswer
 from argus.settings import Settings
 from argus.tasks import load_task_model
 from argus.tasks.base import TaskModel
-from argus.versions import VersionInfo
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from argus.images import DecodedImage, ImageSource
+from argus.models.versions import VersionInfo
 from argus.runtime.batching import Batcher
-from argus.versions import VersionInfo
 
 
 @dataclass

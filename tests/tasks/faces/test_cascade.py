@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from argus.draw import LANDMARK_COLOURS, draw_on
 from argus.errors import BadInput, BadPackage, ConfigError
-from argus.packages import build_manifest
+from argus.images.draw import LANDMARK_COLOURS, draw_on
+from argus.models.packages import build_manifest
 from argus.tasks.faces import MTCNN, Face, load_sessions, nms
 from argus.tasks.faces.cascade import pyramid_scales
 from argus.tasks.faces.model import face_dict

@@ -13,8 +13,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import TypeVar
 
-from argus.registry import ModelRegistry
-from argus.versions import VersionInfo, canary_bucket
+from argus.models.registry import ModelRegistry
+from argus.models.versions import VersionInfo, canary_bucket
 
 CHECK_SECONDS = 0.25
 MAX_ENTRIES = 4096

@@ -1,6 +1,4 @@
-"""Image input: validate, decode (at reduced size where the model needs less), orient; the
-request's image as the steps of a graph share it (``ImageSource``); and the one PNG encoder for
-pixels Argus sends on (crops in answers, images to model services).
+"""Image input: validate, decode (at reduced size where the model needs less), orient.
 
 Limits on bytes and pixels are checked before the full decode, so a decompression bomb costs
 a header parse, not gigabytes.
@@ -8,13 +6,9 @@ a header parse, not gigabytes.
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import hashlib
 import io
 import math
-import threading
-import time
 import warnings
 from dataclasses import dataclass
 
@@ -23,7 +17,6 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from argus.errors import BadInput, TooLarge, UnsupportedMedia
-from argus.futures import chain
 
 FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "GIF", "MPO"}
 # We enforce our own pixel limit before decoding; Pillow's own guard would fire first otherwise.
@@ -183,66 +176,3 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return img.convert("RGB")
-
-
-class ImageSource:
-    """The request's image, decoded at most once per ``min_side`` and only when needed."""
-
-    def __init__(self, data: bytes, sha256: str, limits: Limits) -> None:
-        self.data = data
-        self.sha256 = sha256
-        self.limits = limits
-        self.decode_ms = 0.0
-        self._ms_lock = threading.Lock()  # lanes may decode two sizes of one image at once
-        self._decoded: dict[int | None, asyncio.Future[DecodedImage]] = {}
-
-    def decode_now(self, min_side: int | None) -> DecodedImage:
-        """Decode on the calling thread (``get`` runs this on a worker thread; a step that
-        claimed this size runs it on its inference lane)."""
-        started = time.perf_counter()
-        image = decode(self.data, self.limits, min_side, sha256=self.sha256)
-        with self._ms_lock:
-            self.decode_ms += (time.perf_counter() - started) * 1000
-        return image
-
-    async def get(self, min_side: int | None) -> DecodedImage:
-        future = self._decoded.get(min_side)
-        if future is None:
-            future = asyncio.ensure_future(asyncio.to_thread(self.decode_now, min_side))
-            self._decoded[min_side] = future
-        # Shielded: one step giving up must not cancel a decode other steps wait for.
-        return await asyncio.shield(future)
-
-    def decoding(self, min_side: int | None) -> asyncio.Future[DecodedImage] | None:
-        """The decode of this size, done or under way, if any step asked for it."""
-        return self._decoded.get(min_side)
-
-    def claim(self, min_side: int | None) -> asyncio.Future[DecodedImage]:
-        """Promise the decode of this size: the caller decodes it (on whatever thread suits)
-        and settles the future on the event loop; other steps wait for it meanwhile."""
-        future: asyncio.Future[DecodedImage] = asyncio.get_running_loop().create_future()
-        self._decoded[min_side] = future
-        return future
-
-    def unclaim(self, min_side: int | None, claimed: asyncio.Future[DecodedImage]) -> None:
-        """Give a claimed size back undecoded: steps waiting for it decode it themselves."""
-        if self._decoded.get(min_side) is claimed:
-            del self._decoded[min_side]
-        if not claimed.done():
-            asyncio.ensure_future(self.get(min_side)).add_done_callback(
-                lambda f: chain(f, claimed)
-            )
-
-
-
-def png_bytes(rgb: np.ndarray, compress_level: int = 6) -> bytes:
-    """HxWx3 uint8 RGB as a lossless PNG. The level trades size for time only (1 is several
-    times faster than Pillow's default 6 on photos; the pixels are the same)."""
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG", compress_level=compress_level)
-    return buf.getvalue()
-
-
-def png_b64(rgb: np.ndarray) -> str:
-    """:func:`png_bytes` as base64 text, as JSON answers carry crops."""
-    return base64.b64encode(png_bytes(rgb)).decode()

@@ -3,8 +3,8 @@
 The manifest lists the sha256 of every other file in the package, so the digest of the
 manifest's canonical form identifies the whole package. Packages live in a content-addressed
 store (``<home>/packages/sha256/ab/cdef…``) and are verified before they are loaded: every
-file against its sha256, the manifest against :class:`~argus.manifest.Manifest` and its task's
-fields (:data:`argus.tasks.TASKS`).
+file against its sha256, the manifest against :class:`~argus.models.manifest.Manifest` and
+its task's fields (:data:`argus.tasks.TASKS`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 
 from argus.errors import BadPackage
-from argus.manifest import FORMAT, MANIFEST, Manifest, ModelPackage, TaskFields
+from argus.fsutil import addressed
+from argus.models.manifest import FORMAT, MANIFEST, Manifest, ModelPackage, TaskFields
 from argus.tasks import task_class
 
 
@@ -105,8 +106,7 @@ class PackageStore:
         self.root = root
 
     def path_for(self, digest: str) -> Path:
-        algo, _, hexd = digest.partition(":")
-        return self.root / algo / hexd[:2] / hexd[2:]
+        return addressed(self.root, digest)
 
     def add(self, src_dir: Path, fields: dict[str, Any]) -> ModelPackage:
         """Copy ``src_dir`` into the store under the digest of its manifest."""

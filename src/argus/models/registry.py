@@ -28,9 +28,9 @@ from argus.db.schema import (
     utcnow,
 )
 from argus.errors import BadInput, Conflict, NotFound
-from argus.manifest import ModelPackage
-from argus.packages import PackageStore
-from argus.versions import ModelInfo, Registered, VersionInfo, canary_bucket
+from argus.models.manifest import ModelPackage
+from argus.models.packages import PackageStore
+from argus.models.versions import ModelInfo, Registered, VersionInfo, canary_bucket
 
 log = logging.getLogger(__name__)
 

@@ -127,7 +127,7 @@ def test_unsupported_format(coffee: Image.Image) -> None:
 def test_fast_jpeg_decode_gives_pillows_pixels(
     coffee: Image.Image, mode: str, min_side: int | None, progressive: bool
 ) -> None:
-    from argus.images import _decode_jpeg_fast, _decode_pillow, open_image
+    from argus.images.decode import _decode_jpeg_fast, _decode_pillow, open_image
 
     big = coffee.convert(mode).resize((1201, 801))  # odd sizes: the scaled sides round up
     data = encode(big, "JPEG", quality=90, progressive=progressive) + b"trailing bytes"
@@ -140,7 +140,7 @@ def test_fast_jpeg_decode_gives_pillows_pixels(
 
 
 def test_truncated_jpeg_does_not_take_the_fast_path(coffee: Image.Image) -> None:
-    from argus.images import _decode_jpeg_fast, open_image
+    from argus.images.decode import _decode_jpeg_fast, open_image
 
     data = encode(coffee, "JPEG")
     cut = data[: len(data) * 3 // 4]

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from argus.errors import BadPackage
-from argus.packages import PackageStore, canonical_digest, load_package, parse_manifest
+from argus.models.packages import PackageStore, canonical_digest, load_package, parse_manifest
 from argus.tasks.classify import ClassifyFields
 
 FIELDS = {

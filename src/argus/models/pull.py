@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from argus.errors import ConfigError, NotFound
-from argus.registry import PRODUCTION, ModelRegistry, VersionInfo
+from argus.models.registry import PRODUCTION, ModelRegistry, VersionInfo
 
 Progress = Callable[[str], None]
 

@@ -1,6 +1,6 @@
 """What a model package's ``argus.yaml`` says, typed, and the package it describes.
 
-A manifest is parsed once, when its package is loaded (:func:`argus.packages.load_package`):
+A manifest is parsed once, when its package is loaded (:func:`argus.models.packages.load_package`):
 the fields every package has into :class:`Manifest`, the keys its task reads (``options``,
 ``preprocess``, …) into that task's :class:`TaskFields` (``TaskModel.fields``). Everyone reads
 the typed fields. The mapping as written is kept as ``ModelPackage.raw``: the package digest is

@@ -8,8 +8,8 @@ import pytest
 
 from argus.db.engine import make_engine, migrate
 from argus.errors import BadInput, Conflict, NotFound
-from argus.packages import PackageStore
-from argus.registry import ModelRegistry
+from argus.models.packages import PackageStore
+from argus.models.registry import ModelRegistry
 
 FIELDS = {
     "task": "classify",

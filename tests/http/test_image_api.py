@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ServerProcess
-from tests.test_images import png_bomb
+from tests.images.test_decode import png_bomb
 
 
 def ask(server: ServerProcess, data: bytes, question: str = "labels", **params: str

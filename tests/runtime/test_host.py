@@ -1,0 +1,56 @@
+"""The model host: the memory budget unloads the least recently used model, and loading one
+model never stalls answers from a loaded one."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from argus.contracts import AskOptions
+from argus.server import local_core
+from argus.settings import Settings
+from tests.asking import ask_json
+
+
+def test_memory_budget_unloads_least_recently_used(home_copy: Path,
+                                                   photos: dict[str, bytes]) -> None:
+    async def main() -> None:
+        # room for one model at a time; no step cache, so a repeat must reload
+        settings = Settings(home=home_copy, model_memory_mb=1, cache_entries=0)
+        core = local_core(settings)
+        try:
+            first = await ask_json(core, "labels", photos["coffee"], AskOptions())
+            assert first["answer"]["labels"][0]["label"] == "espresso"
+            loaded = {e.version.name: e.memory_bytes for e in core.runner.loaded()}
+            assert loaded["efficientnet-lite0"] > 5 * 2**20  # measured growth, not a guess
+            faces = await ask_json(core, "faces", photos["astronaut"], AskOptions())
+            assert len(faces["answer"]["faces"]) == 1
+            assert [e.version.name for e in core.runner.loaded()] == ["mtcnn"]
+            again = await ask_json(core, "labels", photos["coffee"], AskOptions())
+            assert again["answer"] == first["answer"]  # waited for the reload, did not fail
+            assert core.runner.events == {"loads": 3, "unloads": 2}
+        finally:
+            await core.close()
+
+    asyncio.run(main())
+
+
+def test_loading_one_model_does_not_stall_a_loaded_one(home_copy: Path,
+                                                       photos: dict[str, bytes]) -> None:
+    async def main() -> None:
+        core = local_core(Settings(home=home_copy))
+        try:
+            await ask_json(core, "faces", photos["coffee"], AskOptions())  # mtcnn loaded
+            labels_version = core.registry.resolve("efficientnet-lite0")
+            load = asyncio.create_task(core.runner.get(labels_version))
+            done_during_load = 0
+            while not load.done():
+                await ask_json(core, "faces", photos["coffee"], AskOptions())
+                if not load.done():
+                    done_during_load += 1
+            await load
+            assert done_during_load >= 1
+        finally:
+            await core.close()
+
+    asyncio.run(main())
