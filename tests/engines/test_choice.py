@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from argus.engines import RuntimeChoice
-from argus.models.manifest import RuntimeHints
+from argus.manifest import RuntimeHints
 from argus.settings import Settings
 from tests.asking import ask_json
 

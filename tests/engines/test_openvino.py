@@ -11,7 +11,7 @@ from PIL import Image
 
 from argus.engines import OpenVINOSession, RuntimeChoice
 from argus.images import Limits, decode
-from argus.models.manifest import Bf16Check, ModelPackage
+from argus.manifest import Bf16Check, ModelPackage
 from argus.models.packages import PackageStore
 from argus.models.registry import ModelRegistry
 from argus.settings import Settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from argus.models.manifest import Preprocess
+from argus.manifest import Preprocess
 from argus.tasks.classify import preprocess
 
 

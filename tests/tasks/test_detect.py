@@ -18,7 +18,7 @@ from PIL import Image
 from argus.engines import RuntimeChoice
 from argus.errors import BadInput, BadPackage
 from argus.images import DecodedImage, Limits, decode
-from argus.models.manifest import ModelPackage
+from argus.manifest import ModelPackage
 from argus.models.packages import PackageStore
 from argus.tasks import load_task_model
 from argus.tasks.detect import DetectModel, decode_predictions, nms

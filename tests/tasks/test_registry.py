@@ -11,7 +11,7 @@ import pytest
 from argus.db.engine import make_engine
 from argus.errors import BadPackage
 from argus.images import Limits, decode
-from argus.models.manifest import TaskFields
+from argus.manifest import TaskFields
 from argus.models.packages import PackageStore
 from argus.models.registry import ModelRegistry
 from argus.settings import Settings

@@ -14,7 +14,7 @@ from rich.table import Table
 from argus.cli.common import console, handles_errors, print_json, settings
 from argus.db.engine import make_engine, migrate
 from argus.errors import BadInput
-from argus.models.manifest import Preprocess
+from argus.manifest import Preprocess
 from argus.models.packages import PackageStore, read_manifest
 from argus.models.registry import PRODUCTION, ModelRegistry, VersionInfo
 from argus.tasks import TASKS, task_class

@@ -84,7 +84,7 @@ def bf16_check(onnx_path: Path, progress: Progress) -> dict[str, Any]:
     import onnxruntime as ort
 
     from argus.engines import OpenVINOSession
-    from argus.models.manifest import Preprocess
+    from argus.manifest import Preprocess
     from argus.tasks.classify import preprocess
 
     batch = np.stack([preprocess(p, Preprocess()) for p in photos])

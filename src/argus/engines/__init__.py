@@ -16,7 +16,7 @@ from argus.engines.occupancy import OCCUPANCY
 from argus.engines.onnxruntime import ort_session
 from argus.engines.openvino import OpenVINOSession
 from argus.errors import ConfigError
-from argus.models.manifest import RuntimeHints
+from argus.manifest import RuntimeHints
 
 log = logging.getLogger(__name__)
 RUNTIMES = ("onnxruntime", "openvino")

@@ -3,7 +3,7 @@
 The manifest lists the sha256 of every other file in the package, so the digest of the
 manifest's canonical form identifies the whole package. Packages live in a content-addressed
 store (``<home>/packages/sha256/ab/cdef…``) and are verified before they are loaded: every
-file against its sha256, the manifest against :class:`~argus.models.manifest.Manifest` and
+file against its sha256, the manifest against :class:`~argus.manifest.Manifest` and
 its task's fields (:data:`argus.tasks.TASKS`).
 """
 
@@ -20,7 +20,7 @@ import yaml
 
 from argus.errors import BadPackage
 from argus.fsutil import addressed
-from argus.models.manifest import FORMAT, MANIFEST, Manifest, ModelPackage, TaskFields
+from argus.manifest import FORMAT, MANIFEST, Manifest, ModelPackage, TaskFields
 from argus.tasks import task_class
 
 

@@ -28,7 +28,7 @@ from argus.db.schema import (
     utcnow,
 )
 from argus.errors import BadInput, Conflict, NotFound
-from argus.models.manifest import ModelPackage
+from argus.manifest import ModelPackage
 from argus.models.packages import PackageStore
 from argus.models.versions import ModelInfo, Registered, VersionInfo, canary_bucket
 

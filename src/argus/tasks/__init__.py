@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from argus.engines import RuntimeChoice
 from argus.errors import BadPackage
-from argus.models.manifest import ModelPackage
+from argus.manifest import ModelPackage
 from argus.tasks.base import TaskModel
 from argus.tasks.classify import ClassifyModel
 from argus.tasks.detect import DetectModel

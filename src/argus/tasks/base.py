@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from argus.engines import RuntimeChoice, make_session
 from argus.images import DecodedImage
-from argus.models.manifest import ModelPackage, TaskFields
+from argus.manifest import ModelPackage, TaskFields
 from argus.tasks.prepared import InputPreparer
 
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from argus.engines import RuntimeChoice
 from argus.errors import BadInput
 from argus.images import DecodedImage
-from argus.models.manifest import ModelPackage, Preprocess, TaskFields
+from argus.manifest import ModelPackage, Preprocess, TaskFields
 from argus.tasks.base import TaskModel
 from argus.tasks.prepared import InputPreparer
 

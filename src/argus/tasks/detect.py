@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from argus.engines import RuntimeChoice
 from argus.errors import BadInput, BadPackage
 from argus.images import DecodedImage
-from argus.models.manifest import ModelPackage, TaskFields
+from argus.manifest import ModelPackage, TaskFields
 from argus.tasks.base import TaskModel
 from argus.tasks.letterbox import letterbox, unletterbox
 

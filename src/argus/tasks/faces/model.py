@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from argus.engines import RuntimeChoice
 from argus.images import DecodedImage, png_b64
-from argus.models.manifest import ModelPackage, TaskFields
+from argus.manifest import ModelPackage, TaskFields
 from argus.tasks.base import TaskModel
 from argus.tasks.faces.align import align_face
 from argus.tasks.faces.cascade import MTCNN, Face
