@@ -1,4 +1,4 @@
-"""Generate Python code for the wire schemas in ``protos/`` into ``src/argus/grpc/generated/``.
+"""Generate Python code for the wire schemas in ``protos/`` into ``src/argus/generated/``.
 
 Run as ``python scripts/gen_protos.py`` (``make protos``); ``--check`` only reports whether the
 committed files are stale (exit status 1), for CI. Running it twice changes nothing.
@@ -7,14 +7,14 @@ Two fixes are applied to what ``grpc_tools.protoc`` writes:
 
 * Imports. protoc writes ``import inference_pb2`` / ``from argus.v1 import vision_pb2``, which
   only work with the output directory on ``sys.path``. They are rewritten to
-  ``argus.grpc.generated...``. A proto at ``protos/argus/<rest>`` lands at
+  ``argus.generated...``. A proto at ``protos/argus/<rest>`` lands at
   ``generated/<rest>`` because the Python package is already ``argus``.
 * The descriptor pool. Generated modules normally register their types in protobuf's process-wide
   default pool, where a symbol may be defined once. ``inference.proto`` declares
   ``inference.ModelInferRequest`` and friends, and so does ``tritonclient.grpc`` (and any other
   KServe client a user imports next to Argus): whichever comes second would fail to import with
   "duplicate symbol". Argus' modules therefore register in their own pool
-  (``argus.grpc.generated._pool.POOL``). Wire compatibility is unaffected: only field numbers and
+  (``argus.generated._pool.POOL``). Wire compatibility is unaffected: only field numbers and
   types travel. The price is that a proto of ours cannot import a well-known type
   (``google/protobuf/*.proto``); this script refuses such a proto rather than emit broken code.
 """
@@ -31,8 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "protos"
-OUT_DIR = ROOT / "src" / "argus" / "grpc" / "generated"
-OUT_PACKAGE = "argus.grpc.generated"
+OUT_DIR = ROOT / "src" / "argus" / "generated"
+OUT_PACKAGE = "argus.generated"
 
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import grpc
 
-from argus.grpc.generated.v1 import vision_pb2 as v1
-from argus.grpc.generated.v1 import vision_pb2_grpc
+from argus.generated.v1 import vision_pb2 as v1
+from argus.generated.v1 import vision_pb2_grpc
 from tests.conftest import ServerProcess, free_port, start_server
 
 #: Fields of an answer that describe how it was made, not what it says.

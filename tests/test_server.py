@@ -18,7 +18,7 @@ import grpc
 import httpx
 import pytest
 
-from argus.grpc.generated.v1 import vision_pb2 as v1
+from argus.generated.v1 import vision_pb2 as v1
 from tests.conftest import ARGUS, start_server
 from tests.roles import Served, answer_of, serve, vision_stub
 

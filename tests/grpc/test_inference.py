@@ -9,8 +9,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from argus.grpc.generated import inference_pb2 as pb
-from argus.grpc.generated import inference_pb2_grpc
+from argus.generated import inference_pb2 as pb
+from argus.generated import inference_pb2_grpc
 from argus.server import ServeOptions
 from argus.settings import Settings
 from tests.grpc.conftest import start_grpc, stop_grpc

@@ -11,8 +11,8 @@ import pytest
 
 from argus.auth import Tokens
 from argus.errors import ConfigError
-from argus.grpc.generated import inference_pb2 as pb
-from argus.grpc.generated import inference_pb2_grpc
+from argus.generated import inference_pb2 as pb
+from argus.generated import inference_pb2_grpc
 from argus.grpc.server import build_server
 from argus.metrics import Metrics
 from argus.server import ServeOptions, build_parts

@@ -17,8 +17,8 @@ import grpc
 import pytest
 
 from argus.db.engine import make_engine
-from argus.grpc.generated.v1 import vision_pb2 as v1
-from argus.grpc.generated.v1 import vision_pb2_grpc
+from argus.generated.v1 import vision_pb2 as v1
+from argus.generated.v1 import vision_pb2_grpc
 from argus.models.packages import PackageStore
 from argus.models.registry import ModelRegistry
 from argus.records import find_records

@@ -10,7 +10,7 @@ import grpc
 import httpx
 import pytest
 
-from argus.grpc.generated.v1 import vision_pb2 as v1
+from argus.generated.v1 import vision_pb2 as v1
 from tests.grpc.conftest import LOWER_LIMIT, MB
 from tests.roles import Served, answer_of, chunks, comparable, vision_stub
 

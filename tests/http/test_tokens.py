@@ -17,9 +17,9 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from argus.grpc.generated import inference_pb2 as pb
-from argus.grpc.generated import inference_pb2_grpc
-from argus.grpc.generated.v1 import vision_pb2 as v1
+from argus.generated import inference_pb2 as pb
+from argus.generated import inference_pb2_grpc
+from argus.generated.v1 import vision_pb2 as v1
 from tests.roles import Served, answer_of, chunks, serve, triton_http, vision_stub
 
 ADMIN = "adm-8f2c41d0e6"

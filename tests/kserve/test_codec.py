@@ -22,8 +22,8 @@ import tritonclient.http as httpclient
 from tritonclient.grpc import service_pb2 as triton_pb
 
 from argus.errors import BadInput
-from argus.grpc.generated import inference_pb2 as pb
-from argus.grpc.generated.v1 import vision_pb2
+from argus.generated import inference_pb2 as pb
+from argus.generated.v1 import vision_pb2
 from argus.kserve import (
     InferRequest,
     InferResponse,
@@ -125,14 +125,14 @@ def test_inference_proto_matches_tritonclient_field_for_field() -> None:
 @pytest.mark.parametrize(
     "first, second",
     [
-        ("argus.grpc.generated.inference_pb2", "tritonclient.grpc"),
-        ("tritonclient.grpc", "argus.grpc.generated.inference_pb2"),
+        ("argus.generated.inference_pb2", "tritonclient.grpc"),
+        ("tritonclient.grpc", "argus.generated.inference_pb2"),
     ],
 )
 def test_generated_code_imports_next_to_tritonclient_in_either_order(
     first: str, second: str
 ) -> None:
-    program = f"import {first}, {second}; import argus.grpc.generated.inference_pb2_grpc"
+    program = f"import {first}, {second}; import argus.generated.inference_pb2_grpc"
     result = subprocess.run(
         [sys.executable, "-c", program], capture_output=True, text=True, check=False
     )
@@ -610,7 +610,7 @@ def grpc_port() -> Iterator[int]:
 
     import grpc
 
-    from argus.grpc.generated import inference_pb2_grpc
+    from argus.generated import inference_pb2_grpc
 
     class Servicer(inference_pb2_grpc.GRPCInferenceServiceServicer):
         def ServerLive(self, request: Any, context: Any) -> pb.ServerLiveResponse:

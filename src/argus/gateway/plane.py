@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from argus.core import Core
 from argus.errors import Unavailable
-from argus.grpc.generated import inference_pb2 as pb
+from argus.generated import inference_pb2 as pb
 from argus.kserve.grpc import decode_grpc_response, encode_grpc_request, metadata_from_grpc
 from argus.kserve.tensors import InferRequest, InferResponse, ModelMetadata
 

@@ -19,8 +19,8 @@ import grpc
 import grpc.aio
 
 from argus.errors import ConfigError, Unavailable
+from argus.generated import inference_pb2_grpc
 from argus.grpc.errors import from_status
-from argus.grpc.generated import inference_pb2_grpc
 
 log = logging.getLogger(__name__)
 

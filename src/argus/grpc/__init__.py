@@ -1,1 +1,1 @@
-"""gRPC services of Argus; their wire code is generated into ``argus.grpc.generated``."""
+"""gRPC services of Argus; their wire code is generated into ``argus.generated``."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
+from argus.generated import inference_pb2 as pb
+from argus.generated import inference_pb2_grpc
 from argus.grpc.errors import handles_errors
-from argus.grpc.generated import inference_pb2 as pb
-from argus.grpc.generated import inference_pb2_grpc
 from argus.kserve.dataplane import ModelPlane, server_metadata
 from argus.kserve.grpc import decode_grpc_request, encode_grpc_response, metadata_to_grpc
 from argus.kserve.tensors import InferResponse

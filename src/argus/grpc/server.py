@@ -10,9 +10,9 @@ import grpc.aio
 from argus.auth import Tokens
 from argus.core import Core
 from argus.errors import ConfigError
+from argus.generated import inference_pb2_grpc
+from argus.generated.v1 import vision_pb2_grpc
 from argus.grpc.auth import TokenInterceptor
-from argus.grpc.generated import inference_pb2_grpc
-from argus.grpc.generated.v1 import vision_pb2_grpc
 from argus.grpc.inference import InferenceServicer
 from argus.grpc.vision import VisionServicer
 from argus.kserve.dataplane import ModelPlane

@@ -18,9 +18,9 @@ from typing import Any, TypeAlias
 from argus.contracts import Answer, AskOptions
 from argus.core import Core
 from argus.errors import ArgusError, BadInput, TooLarge
+from argus.generated.v1 import vision_pb2 as v1
+from argus.generated.v1 import vision_pb2_grpc
 from argus.grpc.errors import handles_errors
-from argus.grpc.generated.v1 import vision_pb2 as v1
-from argus.grpc.generated.v1 import vision_pb2_grpc
 from argus.metrics import Metrics
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from argus.errors import BadInput
-from argus.grpc.generated import inference_pb2 as pb
+from argus.generated import inference_pb2 as pb
 from argus.kserve.tensors import (
     InferRequest,
     InferResponse,

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from argus.grpc.generated.v1 import vision_pb2 as argus_dot_v1_dot_vision__pb2
+from argus.generated.v1 import vision_pb2 as argus_dot_v1_dot_vision__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from argus.grpc.generated import inference_pb2 as inference__pb2
+from argus.generated import inference_pb2 as inference__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
