@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from argus.errors import BadInput
+from argus.tasks import ITEM_KEYS
 
 NUM, STR, BOOL, LIST = "number", "string", "true/false", "list"
 
@@ -412,14 +413,15 @@ def parse_expression(source: str, resolve: NameResolver) -> Expression:
 
 
 def items_of(result: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The items a step answered: labels, faces or objects, flattened over per-crop results."""
+    """The items a step answered (its task's list: labels, faces, objects, … or an op's crops),
+    flattened over per-crop results."""
     if "results" in result and isinstance(result["results"], list):
         out: list[Mapping[str, Any]] = []
         for sub in result["results"]:
             if isinstance(sub, Mapping):
                 out.extend(items_of(sub))
         return out
-    for key in ("labels", "faces", "objects", "crops"):
+    for key in (*ITEM_KEYS, "crops"):
         value = result.get(key)
         if isinstance(value, list):
             return [v for v in value if isinstance(v, Mapping)]

@@ -16,10 +16,10 @@ import numpy as np
 
 from argus.errors import Conflict
 from argus.images import png_b64
+from argus.tasks import ITEM_KEYS
 from argus.tasks.faces.align import align_face
 
 Array = np.ndarray[Any, Any]
-ITEM_KEYS = ("labels", "faces", "objects")
 
 
 @dataclass
@@ -36,7 +36,7 @@ def main_items(result: Mapping[str, Any], step: str, op: str) -> tuple[str, list
         if isinstance(value, list):
             return key, value
     raise Conflict(
-        f"op {op} needs labels, faces or objects, but step {step!r} answered "
+        f"op {op} needs {', '.join(ITEM_KEYS)}, but step {step!r} answered "
         f"{', '.join(sorted(result)) or 'nothing'}"
     )
 

@@ -432,6 +432,18 @@ def _topological(raws: dict[str, _RawStep], where: _Where) -> list[str]:
     return order
 
 
+#: The item field each op reads; the answer kinds it takes are those of the tasks whose items
+#: have it, so a new task's answers work with the ops that apply to them.
+OP_NEEDS = {"align": "landmarks", "crop": "box", "threshold": "score", "top_k": "score"}
+
+
+def kinds_with(field: str) -> tuple[str, ...]:
+    """Answer kinds whose items have ``field``."""
+    return tuple(dict.fromkeys(
+        cls.answer_kind for cls in TASKS.values() if field in cls.item_fields
+    ))
+
+
 def _check_kinds(raws: dict[str, _RawStep], where: _Where) -> None:
     for raw in raws.values():
         step = raw.step
@@ -447,12 +459,7 @@ def _check_kinds(raws: dict[str, _RawStep], where: _Where) -> None:
             continue
         src = raws[step.source].step
         line = raw.key_lines["from"]
-        needed = {
-            "align": ("faces",),
-            "crop": ("faces", "objects"),
-            "threshold": ("labels", "faces", "objects"),
-            "top_k": ("labels", "faces", "objects"),
-        }[step.op or ""]
+        needed = kinds_with(OP_NEEDS[step.op or ""])
         if src.kind is not None and src.kind not in needed:
             raise where.error(
                 line,

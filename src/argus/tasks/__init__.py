@@ -19,6 +19,8 @@ from argus.tasks.prepared import InputPreparer
 TASKS: dict[str, type[TaskModel]] = {
     cls.task: cls for cls in (ClassifyModel, DetectModel, FacesModel)
 }
+#: The keys of the tasks' lists of answer items (labels, objects, faces, …).
+ITEM_KEYS: tuple[str, ...] = tuple(dict.fromkeys(cls.answer_kind for cls in TASKS.values()))
 
 
 def task_class(name: str) -> type[TaskModel]:
@@ -36,4 +38,4 @@ def load_task_model(
     return task_class(package.task)(package, threads, choice)
 
 
-__all__ = ["TASKS", "InputPreparer", "TaskModel", "load_task_model", "task_class"]
+__all__ = ["ITEM_KEYS", "TASKS", "InputPreparer", "TaskModel", "load_task_model", "task_class"]
