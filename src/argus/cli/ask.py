@@ -10,7 +10,18 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from argus.cli.common import console, err_console, fail, print_json, settings
+from argus.cli.common import (
+    ALIAS,
+    APP,
+    CONF,
+    TOP_K,
+    VERSION,
+    console,
+    err_console,
+    fail,
+    print_json,
+    settings,
+)
 from argus.contracts import Answer
 from argus.errors import ArgusError
 
@@ -18,17 +29,17 @@ from argus.errors import ArgusError
 def ask(
     question: str = typer.Argument(..., help="labels, faces, or any registered model or graph."),
     images: list[Path] = typer.Argument(..., help="Image files."),
-    top_k: int = typer.Option(None, "--top-k", help="How many labels to show."),
-    app: str = typer.Option(None, "--app", help="Answer with this application's pinned versions."),
-    version: int = typer.Option(None, "--version", help="Use this exact model version."),
-    alias: str = typer.Option(None, "--alias", help="Use the version this alias points at."),
+    top_k: int = TOP_K,
+    app: str = APP,
+    version: int = VERSION,
+    alias: str = ALIAS,
+    conf: float = CONF,
     crops: Path = typer.Option(None, "--crops", help="Write aligned face crops into DIR."),
     draw: Path = typer.Option(None, "--draw", help="Write the image with the answer drawn."),
     json_out: bool = typer.Option(False, "--json", help="One JSON document per image."),
     record: bool = typer.Option(
         False, "--record", help="Write a prediction record of each answer (source cli)."
     ),
-    conf: float = typer.Option(None, "--conf", help="Detection confidence threshold."),
 ) -> None:
     """Ask a question of one or more images."""
     from argus.contracts import AskOptions

@@ -19,6 +19,14 @@ err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# The ask options every command that asks a question takes (AskOptions parses them).
+TOP_K = typer.Option(None, "--top-k", help="How many labels a classifying step answers.")
+APP = typer.Option(None, "--app", help="Answer with this application's pinned versions.")
+VERSION = typer.Option(None, "--version", help="Use this exact model version.")
+ALIAS = typer.Option(None, "--alias", help="Use the version this alias points at.")
+CONF = typer.Option(None, "--conf", help="Detection confidence threshold (0 to 1).")
+
+
 def settings() -> Settings:
     return Settings()
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from argus.cli.common import handles_errors, settings
+from argus.cli.common import ALIAS, APP, CONF, TOP_K, VERSION, handles_errors, settings
 
 
 @handles_errors
@@ -25,11 +25,11 @@ def ingest(
     ),
     gateway_token: str = typer.Option(None, "--gateway-token", envvar="ARGUS_GATEWAY_TOKEN"),
     concurrency: int = typer.Option(16, "--concurrency", min=1, max=1024),
-    top_k: int = typer.Option(None, "--top-k"),
-    app_name: str = typer.Option(None, "--app", help="Use this application's pinned versions."),
-    version: int = typer.Option(None, "--version", help="Use this exact model version."),
-    alias: str = typer.Option(None, "--alias", help="Use the version this alias points at."),
-    conf: float = typer.Option(None, "--conf", help="Detection confidence threshold."),
+    top_k: int = TOP_K,
+    app_name: str = APP,
+    version: int = VERSION,
+    alias: str = ALIAS,
+    conf: float = CONF,
     crops: bool = typer.Option(False, "--crops", help="Keep aligned face crops in answers."),
     once: bool = typer.Option(
         False, "--once", help="Handle what is there now, then exit (no watching)."

@@ -10,7 +10,18 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from argus.cli.common import console, err_console, handles_errors, print_json, settings
+from argus.cli.common import (
+    ALIAS,
+    APP,
+    CONF,
+    TOP_K,
+    VERSION,
+    console,
+    err_console,
+    handles_errors,
+    print_json,
+    settings,
+)
 from argus.errors import BadInput
 
 app = typer.Typer(help="Submit questions as durable jobs and follow them.", no_args_is_help=True)
@@ -37,11 +48,11 @@ def submit(
         None, "--callback-url", help="POSTed the answer when done (host must be allowed)."
     ),
     max_attempts: int = typer.Option(None, "--max-attempts", help="Tries before 'dead'."),
-    top_k: int = typer.Option(None, "--top-k"),
-    app_name: str = typer.Option(None, "--app", help="Use this application's pinned versions."),
-    version: int = typer.Option(None, "--version", help="Use this exact model version."),
-    alias: str = typer.Option(None, "--alias", help="Use the version this alias points at."),
-    conf: float = typer.Option(None, "--conf", help="Detection confidence threshold."),
+    top_k: int = TOP_K,
+    app_name: str = APP,
+    version: int = VERSION,
+    alias: str = ALIAS,
+    conf: float = CONF,
     crops: bool = typer.Option(False, "--crops", help="Aligned face crops in face answers."),
     wait: bool = typer.Option(False, "--wait", help="Wait for the answers."),
     json_out: bool = JSON,

@@ -21,7 +21,7 @@ from argus.contracts import Answer, AskOptions
 from argus.core import Core
 from argus.errors import ArgusError, Unauthorized
 from argus.http import errors
-from argus.http.body import read_image
+from argus.http.body import image_body, read_image
 from argus.http.jobs import router as jobs_router
 from argus.http.kserve import infer_body_limit
 from argus.http.kserve import router as kserve_router
@@ -32,22 +32,7 @@ from argus.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-IMAGE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"image": {"type": "string", "format": "binary"}},
-                    "required": ["image"],
-                }
-            },
-        },
-    }
-}
+IMAGE_BODY = image_body()
 
 
 def options_from(request: Request, source: str = "http") -> AskOptions:

@@ -3,6 +3,8 @@ a byte is read, and a stream that passes it is cut off as soon as it does."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 from starlette.types import Message
 
@@ -10,6 +12,30 @@ from argus.errors import BadInput, TooLarge
 
 #: What a multipart form may add around the image (boundaries, headers, small fields).
 MULTIPART_HEADROOM = 64 * 1024
+
+
+def image_body(required: tuple[str, ...] = (), **fields: str) -> dict[str, Any]:
+    """The OpenAPI request body of a route that takes an image as the raw body or as the
+    multipart field ``image``, with more multipart ``fields`` (name → JSON Schema type)."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    properties: dict[str, Any] = {"image": {"type": "string", "format": "binary"}}
+    properties.update({name: {"type": kind} for name, kind in fields.items()})
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": binary,
+                "image/jpeg": binary,
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": properties,
+                        "required": ["image", *required],
+                    }
+                },
+            },
+        }
+    }
 
 
 async def read_body(request: Request, limit: int, what: str = "the request") -> bytes:

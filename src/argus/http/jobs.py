@@ -11,41 +11,27 @@ from fastapi.responses import JSONResponse
 from argus.contracts import AskOptions, parse_int
 from argus.core import Core
 from argus.errors import BadInput
-from argus.http.body import read_upload
+from argus.http.body import image_body, read_upload
 from argus.jobs import JobQueue, open_queue
 from argus.jobs.submit import submit_job
 from argus.jobs.types import STATUSES
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-JOB_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "image": {"type": "string", "format": "binary"},
-                        "question": {"type": "string"},
-                        "top_k": {"type": "integer"},
-                        "conf": {"type": "number"},
-                        "crops": {"type": "boolean"},
-                        "version": {"type": "integer"},
-                        "alias": {"type": "string"},
-                        "app": {"type": "string"},
-                        "priority": {"type": "integer"},
-                        "idempotency_key": {"type": "string"},
-                        "callback_url": {"type": "string"},
-                    },
-                    "required": ["image", "question"],
-                }
-            },
-        },
-    }
-}
+JOB_BODY = image_body(
+    required=("question",),
+    question="string",
+    top_k="integer",
+    conf="number",
+    crops="boolean",
+    version="integer",
+    alias="string",
+    app="string",
+    priority="integer",
+    idempotency_key="string",
+    callback_url="string",
+    max_attempts="integer",
+)
 
 
 def _queue(request: Request) -> JobQueue:
