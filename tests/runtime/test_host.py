@@ -54,3 +54,30 @@ def test_loading_one_model_does_not_stall_a_loaded_one(home_copy: Path,
             await core.close()
 
     asyncio.run(main())
+
+
+def test_a_reloaded_model_counts_what_it_holds(home_copy: Path, photos: dict[str, bytes]) -> None:
+    """A reload measures little RSS growth (freed arenas are reused), yet holds the same
+    weights: the budget must count it as much as its first load."""
+
+    async def main() -> tuple[int, int, int]:
+        settings = Settings(home=home_copy, model_memory_mb=1, cache_entries=0)
+        core = local_core(settings)
+        try:
+            def labels_memory() -> int:
+                return next(e.memory_bytes for e in core.runner.loaded()
+                            if e.version.name == "efficientnet-lite0")
+
+            await ask_json(core, "labels", photos["coffee"])
+            first = labels_memory()
+            await ask_json(core, "faces", photos["astronaut"])  # unloads labels
+            await ask_json(core, "labels", photos["coffee"])  # loads it again
+            version = core.registry.resolve("efficientnet-lite0")
+            package = core.store.load(version.digest)
+            weights = sum(p.stat().st_size for p in package.onnx_files().values())
+            return first, labels_memory(), weights
+        finally:
+            await core.close()
+
+    first, again, weights = asyncio.run(main())
+    assert again >= first >= weights > 10 * 2**20

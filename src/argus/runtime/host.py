@@ -23,6 +23,7 @@ from typing import Any
 from argus.engines import RuntimeChoice
 from argus.futures import settle
 from argus.images import DecodedImage, ImageSource
+from argus.manifest import ModelPackage
 from argus.models.packages import PackageStore
 from argus.models.versions import VersionInfo
 from argus.runtime.batching import Batcher, Deferred
@@ -89,6 +90,7 @@ class ModelHost:
         )
         self.load_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="argus-load")
         self.events: dict[str, int] = {"loads": 0, "unloads": 0}
+        self._measured: dict[str, int] = {}  # package digest → bytes its loads took
 
     @classmethod
     def from_settings(cls, store: PackageStore, settings: Settings) -> ModelHost:
@@ -245,7 +247,7 @@ class ModelHost:
                 lone_threads=self.lone_threads,
             )
             model = load_task_model(package, self.threads, choice)
-            memory = max(0, rss_bytes() - before)
+            memory = self._memory_of(package, rss_bytes() - before)
             batch = self.max_batch_size or model.max_batch_size
             wait = self.max_wait_ms if self.max_wait_ms is not None else model.max_wait_ms
             batcher: Batcher[Any, Any] = Batcher(
@@ -270,6 +272,16 @@ class ModelHost:
             )
             runtime = f"{choice.engine}-{choice.precision}"
             return Loaded(version, model, batcher, memory, runtime, now, now)
+
+    def _memory_of(self, package: ModelPackage, growth: int) -> int:
+        """What a loaded version holds: the RSS growth its load measured, but never less than
+        its ONNX files (the weights the sessions keep) nor than an earlier load of the same
+        package measured. Another thread's allocations or a reused arena can make one
+        measurement small; the budget must hold anyway."""
+        weights = sum(path.stat().st_size for path in package.onnx_files().values())
+        memory = max(growth, weights, self._measured.get(package.digest, 0))
+        self._measured[package.digest] = memory
+        return memory
 
     def _evict(self, keep: str) -> None:
         if self.memory_budget <= 0:
