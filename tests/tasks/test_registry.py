@@ -18,6 +18,8 @@ from argus.settings import Settings
 from argus.tasks import TASKS, TaskModel, load_task_model, task_class
 from tests.models.test_packages import FIELDS, make_src
 from tests.tasks.test_detect import candidates, package, yolo_onnx
+from tests.tasks.test_embed import FIELDS as EMBED_FIELDS
+from tests.tasks.test_embed import embed_onnx
 
 
 @pytest.fixture(scope="module")
@@ -36,23 +38,27 @@ def loaded(pulled_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     work = tmp_path_factory.mktemp("detect")
     block = candidates(2, (32, 32, 20, 16, 1, 0.9))
     models["detect"] = load_task_model(package(work, yolo_onnx(work / "m.onnx", block)), 1)
+    src = tmp_path_factory.mktemp("embed")
+    embed_onnx(src / "model.onnx")
+    embedder = store.add(src, {**EMBED_FIELDS, "name": "embedder"})
+    models["embed"] = load_task_model(embedder, 1)
     return models
 
 
 def test_each_name_maps_to_the_class_that_declares_it() -> None:
-    assert list(TASKS) == ["classify", "detect", "faces"]
+    assert list(TASKS) == ["classify", "detect", "embed", "faces"]
     for name, cls in TASKS.items():
         assert task_class(name) is cls
         assert issubclass(cls, TaskModel) and cls.task == name
-        assert cls.answer_kind and cls.item_fields
+        assert cls.answer_kind
         assert issubclass(cls.fields, TaskFields) and cls.fields is not TaskFields
     kinds = [cls.answer_kind for cls in TASKS.values()]
     assert len(set(kinds)) == len(kinds)  # an answer's key says which task gave it
 
 
 def test_an_unknown_task_is_refused_naming_the_known_ones(tmp_path: Path) -> None:
-    with pytest.raises(BadPackage, match=r"unknown task 'embed'; known tasks: ") as refused:
-        task_class("embed")
+    with pytest.raises(BadPackage, match=r"unknown task 'pose'; known tasks: ") as refused:
+        task_class("pose")
     assert all(name in refused.value.message for name in TASKS)
     with pytest.raises(BadPackage, match=r"unknown task 'poetry'; known tasks: classify, detect"):
         PackageStore(tmp_path / "store").add(make_src(tmp_path), {**FIELDS, "task": "poetry"})
@@ -78,14 +84,17 @@ def test_answers_hold_the_declared_kind_and_item_fields(
         items = answer[cls.answer_kind]
         assert items, f"{name} found nothing on the astronaut photo"
         for item in items:
-            assert set(item) == cls.item_fields, name
+            if cls.item_fields:  # a list of items (labels, objects, faces)
+                assert set(item) == cls.item_fields, name
+            else:  # a vector (embed)
+                assert isinstance(item, float), name
 
 
 def test_a_prepared_input_is_one_row_of_the_models_single_input(
     loaded: dict[str, TaskModel], photos: dict[str, bytes]
 ) -> None:
     preparing = [name for name, cls in TASKS.items() if cls.takes_prepared_input]
-    assert preparing == ["classify"]
+    assert preparing == ["classify", "embed"]
     for name in preparing:
         model = loaded[name]
         (spec,) = model.package.manifest.inputs

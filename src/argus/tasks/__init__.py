@@ -13,14 +13,17 @@ from argus.manifest import ModelPackage
 from argus.tasks.base import TaskModel
 from argus.tasks.classify import ClassifyModel
 from argus.tasks.detect import DetectModel
+from argus.tasks.embed import EmbedModel
 from argus.tasks.faces import FacesModel
 from argus.tasks.prepared import InputPreparer
 
 TASKS: dict[str, type[TaskModel]] = {
-    cls.task: cls for cls in (ClassifyModel, DetectModel, FacesModel)
+    cls.task: cls for cls in (ClassifyModel, DetectModel, EmbedModel, FacesModel)
 }
 #: The keys of the tasks' lists of answer items (labels, objects, faces, …).
-ITEM_KEYS: tuple[str, ...] = tuple(dict.fromkeys(cls.answer_kind for cls in TASKS.values()))
+ITEM_KEYS: tuple[str, ...] = tuple(
+    dict.fromkeys(cls.answer_kind for cls in TASKS.values() if cls.item_fields)
+)
 
 
 def task_class(name: str) -> type[TaskModel]:

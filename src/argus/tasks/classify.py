@@ -14,7 +14,7 @@ from argus.errors import BadInput
 from argus.images import DecodedImage
 from argus.manifest import ModelPackage, Preprocess, TaskFields
 from argus.tasks.base import TaskModel
-from argus.tasks.prepared import InputPreparer
+from argus.tasks.prepared import InputPreparer, image_preparer
 
 
 def preprocess(rgb: np.ndarray, pre: Preprocess) -> np.ndarray:
@@ -83,14 +83,7 @@ class ClassifyModel(TaskModel):
 
     @classmethod
     def input_preparer(cls, package: ModelPackage) -> InputPreparer | None:
-        inputs = package.manifest.inputs
-        if len(inputs) != 1:
-            return None
-        pre = package.fields_as(ClassifyFields).preprocess
-        row = (3, pre.crop, pre.crop) if pre.layout == "NCHW" else (pre.crop, pre.crop, 3)
-        return InputPreparer(
-            inputs[0].name, row, pre.resize_shorter, lambda img: preprocess(img.rgb, pre)
-        )
+        return image_preparer(package, package.fields_as(ClassifyFields).preprocess, preprocess)
 
     def __init__(
         self, package: ModelPackage, threads: int, choice: RuntimeChoice | None = None
