@@ -117,7 +117,10 @@ class Core:
             return Question(name, spec.description, spec, False, "user")
         asked = self.resolutions.derived(("question", name), lambda: self._model_question(name))
         if asked is None:
-            raise NotFound(f"no question named {name!r}; GET /v1/questions lists them")
+            raise NotFound(
+                f"no question named {name!r}; `argus questions list` (or GET /v1/questions) "
+                "lists them"
+            )
         return asked
 
     def _model_question(self, name: str) -> Question | None:

@@ -54,6 +54,7 @@ def test_ask_bad_files_exit_non_zero_with_reason(pulled_home: Path, tmp_path: Pa
     assert "empty" in out.stderr and "not an image" in out.stderr
     missing = run(pulled_home, "ask", "riddles", str(text))
     assert missing.returncode == 2 and "no question named 'riddles'" in missing.stderr
+    assert "argus questions list" in missing.stderr
 
 
 def test_models_list_and_show(pulled_home: Path) -> None:
@@ -115,3 +116,35 @@ def test_add_own_classifier_and_ask_it(home_copy: Path, tmp_path: Path) -> None:
     assert answer["label"] == "green"
     questions = json.loads(run(home_copy, "questions", "list", "--json").stdout)
     assert "rgb" in {q["name"] for q in questions}
+
+
+def test_ask_a_folder_and_stdin(pulled_home: Path, photo_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    for name in ("coffee", "china"):
+        (folder / f"{name}.jpg").write_bytes((photo_dir / f"{name}.jpg").read_bytes())
+    (folder / "notes.txt").write_text("not an image, and not asked")
+    out = run(pulled_home, "ask", "labels", str(folder), "--json", "--top-k", "1")
+    assert out.returncode == 0, out.stderr
+    docs = [json.loads(d) for d in out.stdout.replace("}\n{", "}\n\x00{").split("\x00")]
+    assert [(Path(d["file"]).name, d["answer"]["labels"][0]["label"]) for d in docs] == [
+        ("china.jpg", "palace"), ("coffee.jpg", "espresso")
+    ]
+    env = {**os.environ, "ARGUS_HOME": str(pulled_home)}
+    piped = subprocess.run(
+        [ARGUS, "ask", "labels", "-", "--json"], env=env, capture_output=True, timeout=120,
+        input=(photo_dir / "coffee.jpg").read_bytes(),
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout)["answer"]["labels"][0]["label"] == "espresso"
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    none = run(pulled_home, "ask", "labels", str(empty))
+    assert none.returncode == 2 and "no images" in none.stderr
+
+
+def test_version(tmp_path: Path) -> None:
+    from argus import __version__
+
+    out = run(tmp_path, "--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"argus {__version__}"

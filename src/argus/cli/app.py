@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from argus import __version__
 from argus.cli import apps as apps_cmd
 from argus.cli import ask as ask_cmd
 from argus.cli import ingest as ingest_cmd
@@ -21,6 +22,23 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        typer.echo(f"argus {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Argus answers questions about images with versioned ONNX models."""
+
+
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(apps_cmd.app, name="apps")
 app.add_typer(jobs_cmd.app, name="jobs")

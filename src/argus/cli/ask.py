@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ from argus.errors import ArgusError
 
 def ask(
     question: str = typer.Argument(..., help="labels, faces, or any registered model or graph."),
-    images: list[Path] = typer.Argument(..., help="Image files."),
+    images: list[Path] = typer.Argument(
+        ..., help="Image files, folders (every image in them) or - (one image on stdin)."
+    ),
     top_k: int = TOP_K,
     app: str = APP,
     version: int = VERSION,
@@ -58,12 +61,16 @@ def ask(
         return
     failures = 0
 
+    inputs = expand_inputs(images)
+    if not inputs:
+        fail("no images: the folders given hold no image files", 2)
+
     async def run() -> None:
         nonlocal failures
         try:
-            for path in images:
+            for path in inputs:
                 try:
-                    data = path.read_bytes()
+                    data = sys.stdin.buffer.read() if path == STDIN else path.read_bytes()
                     answer = await core.ask(question, data, options)
                 except OSError as exc:
                     failures += 1
@@ -76,7 +83,7 @@ def ask(
                         raise
                     continue
                 doc = answer.to_json()
-                _outputs(path, data, doc, crops, draw, len(images) > 1)
+                _outputs(path, data, doc, crops, draw, len(inputs) > 1)
                 if json_out:
                     print_json({"file": str(path), **doc})
                 else:
@@ -90,6 +97,28 @@ def ask(
         raise typer.Exit(2) from None
     if failures:
         raise typer.Exit(2)
+
+
+STDIN = Path("-")
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".mpo"})
+
+
+def expand_inputs(paths: list[Path]) -> list[Path]:
+    """The images to ask of: files as given, every image file of a folder (sorted, not
+    recursive), and ``-`` for one image on stdin (at most once)."""
+    out: list[Path] = []
+    for path in paths:
+        if path == STDIN:
+            if STDIN in out:
+                raise typer.BadParameter("- (stdin) can be given once")
+            out.append(STDIN)
+        elif path.is_dir():
+            out.extend(sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            ))
+        else:
+            out.append(path)
+    return out
 
 
 def _step_results(doc: dict[str, Any]) -> list[tuple[str | None, dict[str, Any]]]:

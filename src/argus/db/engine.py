@@ -53,7 +53,15 @@ def migrate(engine: Engine) -> None:
 
         cfg = Config()
         cfg.set_main_option("script_location", str(Path(__file__).parent.parent / "migrations"))
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        # Alembic says "Context impl SQLiteImpl" and the like at INFO on every start: only
+        # its warnings are worth a user's attention.
+        alembic_log = logging.getLogger("alembic")
+        level = alembic_log.level
+        alembic_log.setLevel(max(level, logging.WARNING))
+        try:
+            with engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        finally:
+            alembic_log.setLevel(level)
         _migrated.add(key)
