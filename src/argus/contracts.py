@@ -89,11 +89,17 @@ def _pins(given: Mapping[str, Any]) -> dict[str, str]:
     return pins
 
 
-class AskOptions(BaseModel):
+class Contract(BaseModel):
+    """A wire contract: its attribute docstrings are its schema's descriptions."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+
+class AskOptions(Contract):
     """What a caller may say besides the image. Build it with :meth:`parse` (from strings or
     stored values), which checks every field; the constructor trusts its caller."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
     top_k: int | None = None
     """How many labels a classifying step answers (its default when None)."""
@@ -172,13 +178,13 @@ class AskOptions(BaseModel):
         return {k: v for k in STORED if (v := getattr(self, k)) not in (None, False)}
 
 
-class ImageFacts(BaseModel):
+class ImageFacts(Contract):
     sha256: str
     width: int
     height: int
 
 
-class ModelUsed(BaseModel):
+class ModelUsed(Contract):
     """The exact model version a step used."""
 
     name: str
@@ -186,7 +192,7 @@ class ModelUsed(BaseModel):
     digest: str
 
 
-class Timings(BaseModel):
+class Timings(Contract):
     decode: float
     """Milliseconds decoding the image (every size the steps needed)."""
     infer: float
@@ -194,7 +200,7 @@ class Timings(BaseModel):
     total: float
 
 
-class StepReport(BaseModel):
+class StepReport(Contract):
     """How one step of the question's graph went; times in ms since the request started."""
 
     ms: float
@@ -206,7 +212,7 @@ class StepReport(BaseModel):
     model: ModelUsed | None = None
 
 
-class Answer(BaseModel):
+class Answer(Contract):
     """The answer to a question about one image, the same over every transport."""
 
     question: str

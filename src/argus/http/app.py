@@ -16,12 +16,14 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from argus import __version__
 from argus.auth import Tokens, bearer, http_scope
 from argus.contracts import Answer, AskOptions
 from argus.core import Core
 from argus.errors import ArgusError, Unauthorized
 from argus.http import errors
 from argus.http.body import image_body, read_image
+from argus.http.docs import ask_parameters, error_responses, install_docs
 from argus.http.jobs import router as jobs_router
 from argus.http.kserve import infer_body_limit
 from argus.http.kserve import router as kserve_router
@@ -136,10 +138,13 @@ def create_app(
     caller's start-up and shutdown)."""
     app = FastAPI(
         title="Argus",
-        version="0.1.0",
+        version=__version__,
         description="Answers questions about images with versioned ONNX models.",
         lifespan=lifespan,
+        docs_url=None,  # served from the installed package by install_docs, not a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.core = core
     app.state.plane = plane
     app.state.metrics = metrics
@@ -171,8 +176,11 @@ def create_app(
     @app.post(
         "/v1/questions/{question}",
         tags=["questions"],
-        openapi_extra=IMAGE_BODY,
-        responses={200: {"model": Answer, "description": "The answer, the same on every path."}},
+        openapi_extra={**IMAGE_BODY, "parameters": ask_parameters()},
+        responses={
+            200: {"model": Answer, "description": "The answer, the same on every path."},
+            **error_responses(400, 401, 403, 404, 413, 415, 503),
+        },
     )
     async def ask(question: str, request: Request) -> JSONResponse:
         """Ask QUESTION of the image in the body (raw bytes or multipart field ``image``).
