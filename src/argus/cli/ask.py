@@ -11,18 +11,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from argus.cli.common import (
-    ALIAS,
-    APP,
-    CONF,
-    TOP_K,
-    VERSION,
-    console,
-    err_console,
-    fail,
-    print_json,
-    settings,
-)
+from argus.cli import common
+from argus.cli.common import console, err_console, fail, print_json, settings
 from argus.contracts import Answer
 from argus.errors import ArgusError
 
@@ -32,11 +22,11 @@ def ask(
     images: list[Path] = typer.Argument(
         ..., help="Image files, folders (every image in them) or - (one image on stdin)."
     ),
-    top_k: int = TOP_K,
-    app: str = APP,
-    version: int = VERSION,
-    alias: str = ALIAS,
-    conf: float = CONF,
+    top_k: int = common.TOP_K,
+    app: str = common.APP,
+    version: int = common.VERSION,
+    alias: str = common.ALIAS,
+    conf: float = common.CONF,
     crops: Path = typer.Option(None, "--crops", help="Write aligned face crops into DIR."),
     draw: Path = typer.Option(None, "--draw", help="Write the image with the answer drawn."),
     json_out: bool = typer.Option(False, "--json", help="One JSON document per image."),

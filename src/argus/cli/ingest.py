@@ -12,7 +12,8 @@ from typing import Any
 
 import typer
 
-from argus.cli.common import ALIAS, APP, CONF, TOP_K, VERSION, handles_errors, settings
+from argus.cli import common
+from argus.cli.common import handles_errors, settings
 
 
 @handles_errors
@@ -25,11 +26,11 @@ def ingest(
     ),
     gateway_token: str = typer.Option(None, "--gateway-token", envvar="ARGUS_GATEWAY_TOKEN"),
     concurrency: int = typer.Option(16, "--concurrency", min=1, max=1024),
-    top_k: int = TOP_K,
-    app_name: str = APP,
-    version: int = VERSION,
-    alias: str = ALIAS,
-    conf: float = CONF,
+    top_k: int = common.TOP_K,
+    app_name: str = common.APP,
+    version: int = common.VERSION,
+    alias: str = common.ALIAS,
+    conf: float = common.CONF,
     crops: bool = typer.Option(False, "--crops", help="Keep aligned face crops in answers."),
     once: bool = typer.Option(
         False, "--once", help="Handle what is there now, then exit (no watching)."

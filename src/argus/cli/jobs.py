@@ -10,18 +10,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from argus.cli.common import (
-    ALIAS,
-    APP,
-    CONF,
-    TOP_K,
-    VERSION,
-    console,
-    err_console,
-    handles_errors,
-    print_json,
-    settings,
-)
+from argus.cli import common
+from argus.cli.common import console, err_console, handles_errors, print_json, settings
 from argus.errors import BadInput
 
 app = typer.Typer(help="Submit questions as durable jobs and follow them.", no_args_is_help=True)
@@ -48,11 +38,11 @@ def submit(
         None, "--callback-url", help="POSTed the answer when done (host must be allowed)."
     ),
     max_attempts: int = typer.Option(None, "--max-attempts", help="Tries before 'dead'."),
-    top_k: int = TOP_K,
-    app_name: str = APP,
-    version: int = VERSION,
-    alias: str = ALIAS,
-    conf: float = CONF,
+    top_k: int = common.TOP_K,
+    app_name: str = common.APP,
+    version: int = common.VERSION,
+    alias: str = common.ALIAS,
+    conf: float = common.CONF,
     crops: bool = typer.Option(False, "--crops", help="Aligned face crops in face answers."),
     wait: bool = typer.Option(False, "--wait", help="Wait for the answers."),
     json_out: bool = JSON,

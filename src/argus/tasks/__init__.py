@@ -10,12 +10,11 @@ from __future__ import annotations
 from argus.engines import RuntimeChoice
 from argus.errors import BadPackage
 from argus.manifest import ModelPackage
-from argus.tasks.base import TaskModel
+from argus.tasks.base import InputPreparer, TaskModel
 from argus.tasks.classify import ClassifyModel
 from argus.tasks.detect import DetectModel
 from argus.tasks.embed import EmbedModel
 from argus.tasks.faces import FacesModel
-from argus.tasks.prepared import InputPreparer
 
 TASKS: dict[str, type[TaskModel]] = {
     cls.task: cls for cls in (ClassifyModel, DetectModel, EmbedModel, FacesModel)

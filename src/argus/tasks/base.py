@@ -4,14 +4,32 @@ a task declares about itself, which the rest of Argus asks instead of keeping ta
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
+
+import numpy as np
 
 from argus.engines import RuntimeChoice, make_session
 from argus.images import DecodedImage
 from argus.manifest import ModelPackage, TaskFields
-from argus.tasks.prepared import InputPreparer
+
+
+@dataclass(frozen=True)
+class InputPreparer:
+    """How a client holding a package makes one row of its model's single input itself."""
+
+    input_name: str
+    row_shape: tuple[int, ...]
+    """One row of the input tensor (float32)."""
+    min_side: int | None
+    """The shorter side to decode the image at (None: full size)."""
+    prepare: Callable[[DecodedImage], np.ndarray]
+
+    @property
+    def tensor_bytes(self) -> int:
+        return 4 * int(np.prod(self.row_shape))
 
 
 class TaskModel(ABC):

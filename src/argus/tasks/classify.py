@@ -12,9 +12,8 @@ from pydantic import BaseModel, ConfigDict
 from argus.engines import RuntimeChoice
 from argus.errors import BadInput
 from argus.images import DecodedImage
-from argus.manifest import ModelPackage, Preprocess, TaskFields
-from argus.tasks.base import TaskModel
-from argus.tasks.prepared import InputPreparer, image_preparer
+from argus.manifest import ModelPackage, Preprocess
+from argus.tasks.image_input import ImageFields, OneImageModel
 
 
 def preprocess(rgb: np.ndarray, pre: Preprocess) -> np.ndarray:
@@ -69,50 +68,28 @@ class Postprocess(BaseModel):
     """softmax makes logits probabilities; any other value takes the outputs as scores."""
 
 
-class ClassifyFields(TaskFields):
-    preprocess: Preprocess = Preprocess()
+class ClassifyFields(ImageFields):
     postprocess: Postprocess = Postprocess()
 
 
-class ClassifyModel(TaskModel):
+class ClassifyModel(OneImageModel):
     task = "classify"
     answer_kind = "labels"
     item_fields = frozenset({"label", "score", "index"})
-    takes_prepared_input = True
     fields = ClassifyFields
-
-    @classmethod
-    def input_preparer(cls, package: ModelPackage) -> InputPreparer | None:
-        return image_preparer(package, package.fields_as(ClassifyFields).preprocess, preprocess)
+    preprocess = staticmethod(preprocess)
 
     def __init__(
         self, package: ModelPackage, threads: int, choice: RuntimeChoice | None = None
     ) -> None:
         super().__init__(package, threads, choice)
-        fields = package.fields_as(ClassifyFields)
-        self.pre = fields.preprocess
-        self.ort = self.session(package.onnx_files()["model"])
-        self.input_name = self.ort.get_inputs()[0].name
-        self.activation = fields.postprocess.activation
+        self.activation = package.fields_as(ClassifyFields).postprocess.activation
         self.labels = package.labels
 
-    @property
-    def min_side(self) -> int | None:
-        return self.pre.resize_shorter
-
-    def prepare(self, image: DecodedImage, params: dict[str, Any]) -> np.ndarray:
-        return preprocess(image.rgb, self.pre)
-
     def infer(self, prepared: Sequence[np.ndarray]) -> list[np.ndarray]:
-        batch = np.stack(prepared) if len(prepared) > 1 else prepared[0][None]
-        logits = self.ort.run(None, {self.input_name: batch})[0]
+        logits = self.run(prepared)[0]
         probs = softmax(logits) if self.activation == "softmax" else logits
         return list(probs)
-
-    def infer_tensors(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        outputs = self.ort.run(None, inputs)
-        names = [o.name for o in self.ort.get_outputs()]
-        return dict(zip(names, outputs, strict=True))
 
     def finish(
         self, raw: np.ndarray, image: DecodedImage, params: dict[str, Any]
