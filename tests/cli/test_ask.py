@@ -148,3 +148,12 @@ def test_version(tmp_path: Path) -> None:
 
     out = run(tmp_path, "--version")
     assert out.returncode == 0 and out.stdout.strip() == f"argus {__version__}"
+
+
+def test_a_database_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "ARGUS_HOME": str(tmp_path), "ARGUS_DATABASE_URL": "sqlite:////proc/no/x.db"}
+    for args in (["questions", "list"], ["ask", "labels", str(tmp_path)]):
+        out = subprocess.run([ARGUS, *args], env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode != 0
+        assert "cannot create the data directory /proc/no" in out.stderr
+        assert "Traceback" not in out.stderr

@@ -12,11 +12,12 @@ import typer
 from rich.table import Table
 
 from argus.cli import common
-from argus.cli.common import console, err_console, fail, print_json, settings
+from argus.cli.common import console, err_console, fail, handles_errors, print_json, settings
 from argus.contracts import Answer
 from argus.errors import ArgusError
 
 
+@handles_errors
 def ask(
     question: str = typer.Argument(..., help="labels, faces, or any registered model or graph."),
     images: list[Path] = typer.Argument(

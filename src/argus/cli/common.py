@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import OperationalError
 
 from argus.errors import ArgusError
 from argus.settings import Settings
@@ -42,7 +43,8 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def handles_errors(fn: F) -> F:
-    """Turn ArgusError into a one-line message and a non-zero exit."""
+    """Turn ArgusError into a one-line message and a non-zero exit; a database that cannot be
+    opened or reached is one line too, not a traceback."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -50,6 +52,10 @@ def handles_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except ArgusError as exc:
             fail(exc.message, 2 if exc.status < 500 else 1)
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            fail(f"the database cannot be used ({reason}); check ARGUS_HOME or "
+                 "ARGUS_DATABASE_URL", 1)
 
     return wrapper  # type: ignore[return-value]
 

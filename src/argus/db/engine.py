@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from argus.errors import ConfigError
+
 log = logging.getLogger(__name__)
 _migrated: set[str] = set()
 _lock = threading.Lock()
@@ -19,7 +21,14 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(parsed.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create the data directory {folder}: {exc.strerror}; set ARGUS_HOME "
+                    "(or ARGUS_DATABASE_URL) to a place this user may write"
+                ) from None
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
