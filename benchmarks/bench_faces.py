@@ -3,7 +3,7 @@
 Prints the median time per image after warm-up, and its ratio to facenet-pytorch 2.6.0's
 figures measured on the reference machine (97 ms with 1 thread, 51 ms with 2). Those figures
 come from another run, so the script also times, in this process, the same numpy cascade
-driving the torch networks rebuilt by ``argus.convert.mtcnn`` (needs torch): a same-run
+driving the torch networks rebuilt in ``tests/convert/reference.py`` (needs torch): a same-run
 baseline that shares the machine's current load.
 
     .venv/bin/python benchmarks/bench_faces.py [--runs 30] [--threads 1,2] [--models DIR]
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -134,9 +135,10 @@ def main() -> None:
             return
         import torch
 
-        from argus.convert.mtcnn import torch_networks
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's tests/
+        from tests.convert.reference import mtcnn_torch
 
-        nets = torch_networks(args.cache_dir)
+        nets = mtcnn_torch(args.cache_dir)
         pnet, rnet, onet = (TorchSession(n, nets[n]) for n in NETWORKS)
         torch_detector = MTCNN(pnet, rnet, onet)
         for threads in thread_counts:
