@@ -16,10 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 
@@ -27,38 +24,6 @@ from argus.tasks.faces import MTCNN, load_sessions
 
 REFERENCE_MS = {1: 97.0, 2: 51.0}
 NETWORKS = ("pnet", "rnet", "onet")
-OUTPUTS = {"pnet": ("reg", "prob"), "rnet": ("reg", "prob"), "onet": ("reg", "landmarks", "prob")}
-INPUT_SHAPES: dict[str, list[Any]] = {
-    "pnet": ["batch", 3, "height", "width"],
-    "rnet": ["batch", 3, 24, 24],
-    "onet": ["batch", 3, 48, 48],
-}
-
-
-class TorchSession:
-    """A torch module behind the slice of the onnxruntime session API the cascade uses."""
-
-    def __init__(self, name: str, module: Any) -> None:
-        self._name = name
-        self._module = module
-
-    def run(
-        self, output_names: Sequence[str] | None, input_feed: Mapping[str, Any], /
-    ) -> list[Any]:
-        import torch
-
-        (batch,) = input_feed.values()
-        with torch.inference_mode():
-            outputs = dict(
-                zip(OUTPUTS[self._name], self._module(torch.from_numpy(batch)), strict=True)
-            )
-        return [outputs[n].numpy() for n in (output_names or OUTPUTS[self._name])]
-
-    def get_inputs(self) -> list[Any]:
-        return [SimpleNamespace(name="input", shape=INPUT_SHAPES[self._name])]
-
-    def get_outputs(self) -> list[Any]:
-        return [SimpleNamespace(name=n) for n in OUTPUTS[self._name]]
 
 
 def median_ms(detector: MTCNN, rgb: np.ndarray, runs: int, warmup: int) -> tuple[float, int]:
@@ -136,7 +101,7 @@ def main() -> None:
         import torch
 
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's tests/
-        from tests.convert.reference import mtcnn_torch
+        from tests.convert.reference import TorchSession, mtcnn_torch
 
         nets = mtcnn_torch(args.cache_dir)
         pnet, rnet, onet = (TorchSession(n, nets[n]) for n in NETWORKS)
