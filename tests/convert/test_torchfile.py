@@ -139,3 +139,15 @@ def test_something_that_is_not_a_state_dict_is_refused() -> None:
     no_storages = pickle.dumps([], protocol=2)
     with pytest.raises(TorchFileError, match="does not hold a mapping of names to tensors"):
         load_state_dict(_legacy_header() + pickle.dumps([1, 2], protocol=2) + no_storages)
+
+
+def test_a_stride_0_view_is_read_but_not_past_a_memory_bound(torch_module: Any) -> None:
+    buffer = io.BytesIO()
+    torch_module.save({"w": torch_module.tensor([2.5]).expand(3, 4)}, buffer)
+    assert np.array_equal(load_state_dict(buffer.getvalue())["w"], np.full((3, 4), 2.5, np.float32))
+    # One stored element viewed as 2**29: reading it would allocate 2 GiB.
+    buffer = io.BytesIO()
+    torch_module.save({"w": torch_module.tensor([2.5]).expand(1 << 15, 1 << 14)}, buffer)
+    assert len(buffer.getvalue()) < 10_000
+    with pytest.raises(TorchFileError, match="larger than any weights Argus reads"):
+        load_state_dict(buffer.getvalue())

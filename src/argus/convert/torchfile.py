@@ -100,8 +100,10 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    **{("torch", name): _StorageType(name, dtype) for name, dtype in STORAGE_DTYPES.items()},
 }
+# A tensor may not hold more elements than this (1 GiB of float32): a stride-0 view of one
+# element could otherwise ask for any amount of memory.
+MAX_ELEMENTS = 1 << 28
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -110,6 +112,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self._storages = storages
 
     def find_class(self, module: str, name: str) -> Any:
+        if module == "torch" and name in STORAGE_DTYPES:
+            # A new object each time: a BUILD opcode in the file can then change nothing shared.
+            return _StorageType(name, STORAGE_DTYPES[name])
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
@@ -142,6 +147,8 @@ def _materialise(obj: Any) -> Any:
         size, stride, offset = obj.size, obj.stride, obj.offset
         if 0 in size:
             return np.zeros(size, data.dtype)
+        if int(np.prod(size, dtype=np.float64)) > MAX_ELEMENTS:
+            raise TorchFileError(f"a tensor of size {size} is larger than any weights Argus reads")
         last = offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
         # as_strided reads raw memory: bounds are checked first so no view can leave the storage.
         if offset < 0 or last >= data.size:
