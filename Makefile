@@ -3,37 +3,44 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 ARGUS := $(VENV)/bin/argus
-STAMP := $(VENV)/.installed-stamp
+# Two stamps: `make run` installs the runtime only; `make test` adds the dev extras on top
+# (torch among them, for the converter checks), so neither re-installs what the other did.
+RUN_STAMP := $(VENV)/.runtime-stamp
+DEV_STAMP := $(VENV)/.dev-stamp
 
-.PHONY: setup run test lint bench protos clean
-
-setup: $(STAMP)
+setup: $(RUN_STAMP)
 	$(ARGUS) models pull
 
-$(STAMP): pyproject.toml
+$(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Argus needs Python 3.11 or newer")'
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,convert]'
-	touch $(STAMP)
+
+$(RUN_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $(RUN_STAMP)
+
+$(DEV_STAMP): $(RUN_STAMP)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(DEV_STAMP)
 
 run: setup
 	$(ARGUS) serve --host 127.0.0.1 --port 8000
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/mypy src/argus
 
 test: setup lint
 	$(VENV)/bin/pytest -q
 
-bench: setup
+bench: setup $(DEV_STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 	$(PY) benchmarks/bench_faces.py
 	$(PY) benchmarks/bench_graphs.py
 	$(PY) benchmarks/bench_jobs.py
 
-protos: $(STAMP)
+protos: $(DEV_STAMP)
 	$(PY) scripts/gen_protos.py
 
 clean:

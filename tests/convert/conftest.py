@@ -1,0 +1,30 @@
+"""The pinned weights and the torch reference networks, once per run (torch: dev extra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CACHE_DIR = Path.home() / ".cache" / "argus"
+
+
+@pytest.fixture(scope="session")
+def torch_module() -> Any:
+    return pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="session")
+def efficientnet_torch(torch_module: Any) -> Any:
+    from tests.convert.reference import efficientnet_torch
+
+    torch_module.set_num_threads(1)
+    return efficientnet_torch(CACHE_DIR)
+
+
+@pytest.fixture(scope="session")
+def mtcnn_torch(torch_module: Any) -> dict[str, Any]:
+    from tests.convert.reference import mtcnn_torch
+
+    return mtcnn_torch(CACHE_DIR)

