@@ -24,8 +24,11 @@ $(DEV_STAMP): $(RUN_STAMP)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(DEV_STAMP)
 
+PORT ?= 8000
+GRPC_PORT ?= $(shell echo $$(($(PORT) + 1)))
+
 run: setup
-	$(ARGUS) serve --host 127.0.0.1 --port 8000
+	$(ARGUS) serve --host 127.0.0.1 --port $(PORT) --grpc-port $(GRPC_PORT)
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts
