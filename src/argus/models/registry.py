@@ -7,7 +7,7 @@ generation, so servers notice moves and no error leaves partial state behind.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -511,7 +511,7 @@ class ModelRegistry:
         name: str,
         version: int,
         actor: str = "",
-        graphs: dict[str, Iterable[tuple[str, int | None]]] | None = None,
+        graphs: Mapping[str, Iterable[tuple[str, int | None]]] | None = None,
     ) -> VersionInfo:
         """Remove a version. Refused while an alias or app pin points at it, or while a
         question graph (``graphs``: question → the (model, pinned version or None) of each
