@@ -22,6 +22,7 @@ from argus.cli.common import (
     print_json,
     settings,
 )
+from argus.cli.tables import Col, fit
 from argus.errors import BadInput
 
 app = typer.Typer(help="Submit questions as durable jobs and follow them.", no_args_is_help=True)
@@ -118,9 +119,11 @@ def _wait(queue: Any, job_id: str, timeout: float = 3600.0) -> Any:
 
 @app.command()
 @handles_errors
-def show(job_id: str, json_out: bool = JSON) -> None:
+def show(job_id: str = typer.Argument(..., help="A job id or a unique start of one."),
+         json_out: bool = JSON) -> None:
     """Status, attempts, answer and error of one job."""
-    job = _queue().get(job_id)
+    queue = _queue()
+    job = queue.get(queue.find(job_id))
     if json_out:
         print_json(job.to_dict())
         return
@@ -151,21 +154,25 @@ def list_jobs(
     if json_out:
         print_json([j.to_dict() for j in jobs])
         return
-    table = Table("id", "question", "status", "attempts", "created", "error")
-    for j in jobs:
-        created = j.created_at.isoformat()[:19] if j.created_at else "-"
-        table.add_row(j.id, j.question, j.status, f"{j.attempts}/{j.max_attempts}", created,
-                      (j.error or "")[:60])
-    console.print(table)
+    columns = [Col("id", key=True), Col("question"), Col("status"), Col("tries", drop=2),
+               Col("created", drop=3), Col("error", drop=1)]
+    rows = [
+        (j.id, j.question, j.status, f"{j.attempts}/{j.max_attempts}",
+         j.created_at.isoformat()[:19] if j.created_at else "-", (j.error or "")[:60])
+        for j in jobs
+    ]
+    console.print(fit(columns, rows))
     counts = queue.counts()
     console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no jobs")
 
 
 @app.command()
 @handles_errors
-def cancel(job_id: str, json_out: bool = JSON) -> None:
+def cancel(job_id: str = typer.Argument(..., help="A job id or a unique start of one."),
+           json_out: bool = JSON) -> None:
     """Cancel a job that has not started (or is waiting to retry)."""
-    job = _queue().cancel(job_id)
+    queue = _queue()
+    job = queue.cancel(queue.find(job_id))
     if json_out:
         print_json(job.to_dict())
     else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -40,6 +41,7 @@ from argus.records import record_row
 log = logging.getLogger(__name__)
 
 CHANNEL = "argus_jobs"
+_PREFIX = re.compile(r"^(job_)?[0-9a-f]{1,32}$")
 
 
 class JobQueue:
@@ -385,6 +387,29 @@ class JobQueue:
         if row is None:
             raise NotFound(f"no job with id {job_id!r}")
         return JobInfo.of(row)
+
+    def find(self, id_or_prefix: str) -> str:
+        """The id of the one job whose id is, or starts with, ``id_or_prefix`` (``job_`` may
+        be left out). For the command line, which has the database anyway; the REST API
+        takes whole ids only, since an id is what lets a caller see a job."""
+        text = id_or_prefix.strip().lower()
+        if not _PREFIX.match(text):
+            raise NotFound(f"no job with id {id_or_prefix!r}")
+        if not text.startswith("job_"):
+            text = "job_" + text
+        with self.engine.connect() as conn:
+            # the prefix is hex after "job_", so a literal '_' is all LIKE needs escaped
+            pattern = text.replace("_", "\\_") + "%"
+            ids = list(
+                conn.execute(
+                    select(Job.id).where(Job.id.like(pattern, escape="\\")).limit(2)
+                ).scalars()
+            )
+        if not ids:
+            raise NotFound(f"no job with id {id_or_prefix!r}")
+        if len(ids) > 1 and text not in ids:
+            raise BadInput(f"{id_or_prefix!r} starts more than one job id; give more of it")
+        return text if text in ids else ids[0]
 
     def list_jobs(
         self,

@@ -585,3 +585,6 @@ class ModelRegistry:
 
     def apps(self) -> list[dict[str, Any]]:
         return self.app_pins.list()
+
+    def app(self, name: str) -> dict[str, Any]:
+        return self.app_pins.show(name)
