@@ -135,6 +135,18 @@ def show(job_id: str = typer.Argument(..., help="A job id or a unique start of o
             value = f"{d[key]}" if key != "attempts" else f"{d['attempts']} of {d['max_attempts']}"
             table.add_row(key, value)
     table.add_row("image", f"sha256:{job.image_sha256} ({job.image_bytes:,} bytes)")
+    if job.callback_url:
+        table.add_row("callback_url", job.callback_url)
+    if job.callback:
+        cb = job.callback
+        text = f"{cb['status']} ({cb['attempts']} attempt(s))"
+        if cb["delivered_at"]:
+            text += f" at {cb['delivered_at']}"
+        elif cb["next_at"]:
+            text += f", next try {cb['next_at']}"
+        if cb["last_error"]:
+            text += f"; last error: {cb['last_error']}"
+        table.add_row("callback", text)
     console.print(table)
     if job.answer:
         print_json(job.answer)

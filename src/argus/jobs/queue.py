@@ -25,15 +25,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from argus.contracts import Answer, AskOptions
-from argus.db.schema import Job, PredictionRecord
+from argus.db.schema import Callback, Job, PredictionRecord
 from argus.errors import BadInput, Conflict, NotFound
 from argus.jobs.images import ImageStore
+from argus.jobs.outbox import callback_body, enqueue
 from argus.jobs.types import (
     STATUSES,
     WAITING,
     Claimed,
     JobInfo,
     JobPolicy,
+    callback_state,
     utcnow,
 )
 from argus.records import record_row
@@ -324,10 +326,17 @@ class JobQueue:
             )
             if result.rowcount != 1:
                 return False
+            opts, callback_url, question = conn.execute(
+                select(Job.options, Job.callback_url, Job.question).where(Job.id == job_id)
+            ).one()
             if record:
-                opts = conn.execute(select(Job.options).where(Job.id == job_id)).scalar_one()
                 row = record_row(answer, "job", app=(opts or {}).get("app"), job_id=job_id)
                 conn.execute(insert(PredictionRecord).values(**row))
+            if callback_url:
+                # In this transaction: a worker that dies after the commit leaves the
+                # callback in the outbox for any worker to deliver.
+                body = callback_body(job_id, question, answer.to_json())
+                enqueue(conn, job_id, callback_url, body)
         return True
 
     def fail(self, job_id: str, token: str, error: str, retryable: bool = True) -> str | None:
@@ -384,9 +393,12 @@ class JobQueue:
     def get(self, job_id: str) -> JobInfo:
         with self.engine.connect() as conn:
             row = conn.execute(select(Job).where(Job.id == job_id)).first()
-        if row is None:
-            raise NotFound(f"no job with id {job_id!r}")
-        return JobInfo.of(row)
+            if row is None:
+                raise NotFound(f"no job with id {job_id!r}")
+            callback = conn.execute(
+                select(Callback).where(Callback.job_id == job_id).order_by(Callback.id.desc())
+            ).first()
+        return JobInfo.of(row, callback_state(callback) if callback is not None else None)
 
     def find(self, id_or_prefix: str) -> str:
         """The id of the one job whose id is, or starts with, ``id_or_prefix`` (``job_`` may

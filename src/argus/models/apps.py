@@ -6,17 +6,15 @@ colon), which is what ``apps show`` lists."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from argus.db.schema import App, AppPin, AuditEvent, Model, ModelVersion, utcnow
 from argus.errors import BadInput, Conflict, NotFound
+from argus.models.transactions import audit, bump, find_model, find_version, run_write
 from argus.models.versions import check_name, check_version, event_dict
-
-if TYPE_CHECKING:
-    from argus.models.registry import ModelRegistry
 
 
 def _subject(app: str) -> str:
@@ -24,8 +22,8 @@ def _subject(app: str) -> str:
 
 
 class AppPins:
-    def __init__(self, registry: ModelRegistry) -> None:
-        self.registry = registry
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     def _app(self, session: Session, name: str) -> App:
         row = session.scalar(select(App).where(App.name == name))
@@ -35,30 +33,28 @@ class AppPins:
 
     def add(self, name: str, actor: str = "") -> None:
         check_name("app", name)
-        reg = self.registry
 
         def work(session: Session) -> None:
             if session.scalar(select(App.id).where(App.name == name)) is not None:
                 raise Conflict(f"app {name!r} exists already")
             session.add(App(name=name))
             session.flush()
-            reg._audit(session, _subject(name), "add-app", actor)
-            reg._bump(session, f"app {name}")
+            audit(session, _subject(name), "add-app", actor)
+            bump(session, f"app {name}")
 
-        reg._write(work)
+        run_write(self.engine, work)
 
     def remove(self, name: str, actor: str = "") -> None:
         """Remove an app and its pins; requests naming it are then refused (404)."""
-        reg = self.registry
 
         def work(session: Session) -> None:
             row = self._app(session, name)
             session.execute(delete(AppPin).where(AppPin.app_id == row.id))
             session.execute(delete(App).where(App.id == row.id))
-            reg._audit(session, _subject(name), "remove-app", actor)
-            reg._bump(session, f"remove app {name}")
+            audit(session, _subject(name), "remove-app", actor)
+            bump(session, f"remove app {name}")
 
-        reg._write(work)
+        run_write(self.engine, work)
 
     def pin(
         self,
@@ -74,12 +70,11 @@ class AppPins:
             version = check_version(version)
         if alias is not None:
             check_name("alias", alias)
-        reg = self.registry
 
         def work(session: Session) -> None:
             app_row = self._app(session, app)
-            model = reg._model(session, name)
-            version_id = reg._version(session, model, version).id if version is not None else None
+            model = find_model(session, name)
+            version_id = find_version(session, model, version).id if version is not None else None
             pin = session.scalar(
                 select(AppPin).where(AppPin.app_id == app_row.id, AppPin.model_id == model.id)
             )
@@ -90,22 +85,21 @@ class AppPins:
             else:
                 pin.version_id, pin.alias, pin.updated_at = version_id, alias, utcnow()
             for subject in (name, _subject(app)):
-                reg._audit(
+                audit(
                     session, subject, "pin", actor, alias=alias, to_version=version,
                     detail={"app": app, "model": name},
                 )
-            reg._bump(session, f"pin {app} {name}")
+            bump(session, f"pin {app} {name}")
 
-        reg._write(work)
+        run_write(self.engine, work)
         return {"app": app, "model": name, "version": version, "alias": alias}
 
     def unpin(self, app: str, name: str, actor: str = "") -> None:
         """Drop the app's pin of a model: it then gets what un-pinned requests get."""
-        reg = self.registry
 
         def work(session: Session) -> None:
             app_row = self._app(session, app)
-            model = reg._model(session, name)
+            model = find_model(session, name)
             pin = session.scalar(
                 select(AppPin).where(AppPin.app_id == app_row.id, AppPin.model_id == model.id)
             )
@@ -114,13 +108,13 @@ class AppPins:
             row = session.get(ModelVersion, pin.version_id) if pin.version_id else None
             session.delete(pin)
             for subject in (name, _subject(app)):
-                reg._audit(
+                audit(
                     session, subject, "unpin", actor, alias=pin.alias,
                     from_version=row.number if row else None, detail={"app": app, "model": name},
                 )
-            reg._bump(session, f"unpin {app} {name}")
+            bump(session, f"unpin {app} {name}")
 
-        reg._write(work)
+        run_write(self.engine, work)
 
     def _pins(self, session: Session, app: App) -> list[dict[str, Any]]:
         pins = []
@@ -138,7 +132,7 @@ class AppPins:
 
     def show(self, name: str) -> dict[str, Any]:
         """An app: its pins and its history (oldest first)."""
-        with Session(self.registry.engine) as session:
+        with Session(self.engine) as session:
             app = self._app(session, name)
             events = session.scalars(
                 select(AuditEvent)
@@ -153,7 +147,7 @@ class AppPins:
             }
 
     def list(self) -> list[dict[str, Any]]:
-        with Session(self.registry.engine) as session:
+        with Session(self.engine) as session:
             return [
                 {"name": app.name, "pins": self._pins(session, app)}
                 for app in session.scalars(select(App).order_by(App.name))

@@ -29,7 +29,14 @@ from argus.errors import BadInput, Conflict, NotFound
 from argus.manifest import ModelPackage
 from argus.models.apps import AppPins
 from argus.models.packages import PackageStore
-from argus.models.transactions import Raced, run_write
+from argus.models.transactions import (
+    Raced,
+    audit,
+    bump,
+    find_model,
+    find_version,
+    run_write,
+)
 from argus.models.versions import (
     ModelInfo,
     Registered,
@@ -62,10 +69,15 @@ class ModelRegistry:
     def __init__(self, engine: Engine, store: PackageStore) -> None:
         self.engine = engine
         self.store = store
-        self.app_pins = AppPins(self)
+        self.app_pins = AppPins(engine)
 
     def _write(self, work: Callable[[Session], T]) -> T:
         return run_write(self.engine, work)
+
+    _model = staticmethod(find_model)
+    _version = staticmethod(find_version)
+    _bump = staticmethod(bump)
+    _audit = staticmethod(audit)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -73,22 +85,6 @@ class ModelRegistry:
         with Session(self.engine) as session:
             value = session.scalar(select(RegistryState.generation).where(RegistryState.id == 1))
             return int(value or 0)
-
-    def _model(self, session: Session, name: str) -> Model:
-        model = session.scalar(select(Model).where(Model.name == name))
-        if model is None:
-            raise NotFound(f"no model named {name!r}")
-        return model
-
-    def _version(self, session: Session, model: Model, number: int) -> ModelVersion:
-        row = session.scalar(
-            select(ModelVersion).where(
-                ModelVersion.model_id == model.id, ModelVersion.number == number
-            )
-        )
-        if row is None:
-            raise NotFound(f"model {model.name!r} has no version {number}")
-        return row
 
     def _move_target(self, session: Session, model: Model, number: int) -> ModelVersion:
         """The version an alias is to move to; one that does not exist is a conflict (409),
@@ -218,19 +214,6 @@ class ModelRegistry:
             return [event_dict(r) for r in rows]
 
     # -- writing ---------------------------------------------------------------------
-
-    def _bump(self, session: Session, note: str) -> None:
-        # One UPDATE adding 1, so concurrent writers never lose a bump.
-        result = session.execute(
-            update(RegistryState)
-            .where(RegistryState.id == 1)
-            .values(generation=RegistryState.generation + 1, note=note)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            session.add(RegistryState(id=1, generation=1, note=note))
-
-    def _audit(self, session: Session, model: str, action: str, actor: str, **kw: Any) -> None:
-        session.add(AuditEvent(model_name=model, action=action, actor=actor, **kw))
 
     def register(
         self,

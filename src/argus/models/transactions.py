@@ -1,5 +1,6 @@
 """Registry write transactions: the write lock taken first, and a bounded retry when the
-database was busy or a concurrent change raced the transaction."""
+database was busy or a concurrent change raced the transaction; and what every registry
+change does inside one (look rows up, write an audit event, bump the generation)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from argus.errors import Conflict, Unavailable
+from argus.db.schema import AuditEvent, Model, ModelVersion, RegistryState
+from argus.errors import Conflict, NotFound, Unavailable
 
 T = TypeVar("T")
 WRITE_TRIES = 8
@@ -66,3 +68,35 @@ def run_write(engine: Engine, work: Callable[[Session], T]) -> T:
                 raise Conflict("the registry was changed concurrently; try again") from None
         time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def find_model(session: Session, name: str) -> Model:
+    model = session.scalar(select(Model).where(Model.name == name))
+    if model is None:
+        raise NotFound(f"no model named {name!r}")
+    return model
+
+
+def find_version(session: Session, model: Model, number: int) -> ModelVersion:
+    row = session.scalar(
+        select(ModelVersion).where(ModelVersion.model_id == model.id, ModelVersion.number == number)
+    )
+    if row is None:
+        raise NotFound(f"model {model.name!r} has no version {number}")
+    return row
+
+
+def bump(session: Session, note: str) -> None:
+    """Move the registry generation (servers poll it): one UPDATE adding 1, so concurrent
+    writers never lose a bump."""
+    result = session.execute(
+        update(RegistryState)
+        .where(RegistryState.id == 1)
+        .values(generation=RegistryState.generation + 1, note=note)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.add(RegistryState(id=1, generation=1, note=note))
+
+
+def audit(session: Session, subject: str, action: str, actor: str, **kw: Any) -> None:
+    session.add(AuditEvent(model_name=subject, action=action, actor=actor, **kw))
