@@ -79,6 +79,7 @@ def test_version_numbers_out_of_range_are_bad_input(
         lambda: registry.canary("m", number, 10),  # type: ignore[arg-type]
         lambda: registry.delete_version("m", number),  # type: ignore[arg-type]
         lambda: registry.pin("shop", "m", version=number),  # type: ignore[arg-type]
+        lambda: registry.resolve("m", version=number),  # type: ignore[arg-type]
     ]
     for call in calls:
         with pytest.raises(BadInput, match="version must be"):

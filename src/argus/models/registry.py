@@ -155,6 +155,8 @@ class ModelRegistry:
     ) -> VersionInfo:
         """The exact version a request gets: explicit version, else alias, else the app's pin,
         else the canary share (by ``route_key``, the image digest), else ``production``."""
+        if version is not None:
+            version = check_version(version)  # every transport's pin: in range or BadInput
         with Session(self.engine) as session:
             model = self._model(session, name)
             aliases = self._aliases_of(session, model)
