@@ -199,7 +199,8 @@ def add(
             metrics=_parse_kv(metric, "--metric"),
             labels=_parse_kv(label, "--label"),
             alias=alias,
-            source=_source_of(path, source),
+            # a package directory's manifest says where it came from, unless --source does
+            source=None if path.is_dir() and not source else _source_of(path, source),
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
