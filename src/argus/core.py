@@ -144,6 +144,15 @@ class Core:
                 out.append(own.to_dict(True))
         return out
 
+    def model_refs(self) -> dict[str, list[tuple[str, int | None]]]:
+        """Each graph question's model steps as (model, pinned version or None): what the
+        registry must not remove from under them."""
+        graphs = {**self.catalogue.builtins, **self.catalogue.user()}
+        return {
+            name: [(s.model.name, s.model.version) for s in g.steps.values() if s.model]
+            for name, g in graphs.items()
+        }
+
     # -- resolution (cached until the registry changes) -------------------------------
 
     def resolve(self, model: str, options: AskOptions, image_sha: str) -> VersionInfo:

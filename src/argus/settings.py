@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     callback_hosts: str = ""
     """Comma-separated hosts (or host:port) a job's callback_url may point at; empty = none."""
 
+    callback_secret: str = Field(default="", repr=False)
+    """Key that signs job callbacks: each POST carries ``X-Argus-Signature: sha256=<hex>``,
+    the HMAC-SHA256 of the exact body bytes with this key (no header when empty)."""
+
     job_lease_seconds: float = 30.0
     """How long a worker's claim holds without a heartbeat before another worker may retry it."""
 

@@ -1,10 +1,13 @@
 """1,000 jobs, three `argus worker` processes, a worker holding leases killed with SIGKILL
 twice (worker 0 when it holds some, else another: the queue does not promise any one worker a
-share of the jobs): every job ends done exactly once, with one prediction record, on SQLite and
-on PostgreSQL."""
+share of the jobs): every job ends done exactly once, with one prediction record, and its
+signed callback reaches a real HTTP receiver at least once, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import signal
 import subprocess
 import time
@@ -16,18 +19,22 @@ from sqlalchemy import func, select
 from argus.db.schema import Job, PredictionRecord
 from argus.jobs import open_queue
 from argus.jobs.queue import JobQueue
+from argus.jobs.types import JobPolicy
 from argus.settings import Settings
 from tests.cli_commands import argus
 from tests.jobs.conftest import small_images, worker_env
+from tests.jobs.receiver import Received, receiver
 
 JOBS = 1000
+SECRET = "kill-test-secret"
 
 
 def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [*argus("worker"), "--concurrency", "16", "--lease-seconds", "2",
          "--log-level", "info"],
-        env=worker_env(settings),
+        env={**worker_env(settings), "ARGUS_CALLBACK_HOSTS": "127.0.0.1",
+             "ARGUS_CALLBACK_SECRET": SECRET},
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
@@ -46,11 +53,31 @@ def holds_leases(queue: JobQueue, pid: int) -> bool:
         )
 
 
+def called_back(got: Received) -> set[str]:
+    """Job ids whose callback arrived with a valid signature."""
+    with got.lock:
+        posts = list(got.posts)
+    ids = set()
+    for headers, body in posts:
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(headers["x-argus-signature"], expected)
+        ids.add(json.loads(body)["id"])
+    return ids
+
+
 @pytest.mark.slow
 def test_jobs_survive_a_worker_killed_twice(
     tiny_settings: Settings, photos: dict[str, bytes], tmp_path: Path
 ) -> None:
+    with receiver() as got:
+        _kill_workers_twice(tiny_settings, photos, tmp_path, got)
+
+
+def _kill_workers_twice(
+    tiny_settings: Settings, photos: dict[str, bytes], tmp_path: Path, got: Received
+) -> None:
     queue = open_queue(tiny_settings)
+    queue.policy = JobPolicy(callback_hosts=("127.0.0.1",))
     images = small_images(photos, JOBS)
     ids: set[str] = set()
     logs = [tmp_path / f"worker{i}.log" for i in range(3)]
@@ -60,7 +87,7 @@ def test_jobs_survive_a_worker_killed_twice(
     try:
         while time.monotonic() < deadline:
             done = queue.counts().get("done", 0)
-            if done >= JOBS:
+            if done >= JOBS and len(called_back(got)) >= JOBS:
                 break
             # Jobs arrive over time, and not while a worker is (re)starting: each kill must
             # find one holding leases, however slowly a loaded machine brings it back up.
@@ -69,7 +96,7 @@ def test_jobs_survive_a_worker_killed_twice(
                 # Five attempts: a job may be held by the killed worker twice (once per kill)
                 # and still must not be dead; attempts counting is tested on its own.
                 ids.update(
-                    queue.submit("tiny", data, max_attempts=5)[0].id
+                    queue.submit("tiny", data, max_attempts=5, callback_url=got.url)[0].id
                     for data in images[len(ids) : len(ids) + 50]
                 )
             due = (kills == 0 and done >= 200) or (kills == 1 and done >= 550)
@@ -109,4 +136,8 @@ def test_jobs_survive_a_worker_killed_twice(
         )
     assert set(per_job) == ids
     assert set(per_job.values()) == {1}
+    # Every callback arrived (a killed worker's are delivered by the others), and each job
+    # shows it delivered.
+    assert called_back(got) == ids
+    assert {j.callback["status"] for j in map(queue.get, sorted(ids)[:50])} == {"delivered"}
     queue.engine.dispose()

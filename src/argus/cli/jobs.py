@@ -12,6 +12,7 @@ from rich.table import Table
 
 from argus.cli import common
 from argus.cli.common import console, err_console, handles_errors, print_json, settings
+from argus.cli.tables import Col, fit
 from argus.errors import BadInput
 
 app = typer.Typer(help="Submit questions as durable jobs and follow them.", no_args_is_help=True)
@@ -108,9 +109,11 @@ def _wait(queue: Any, job_id: str, timeout: float = 3600.0) -> Any:
 
 @app.command()
 @handles_errors
-def show(job_id: str, json_out: bool = JSON) -> None:
+def show(job_id: str = typer.Argument(..., help="A job id or a unique start of one."),
+         json_out: bool = JSON) -> None:
     """Status, attempts, answer and error of one job."""
-    job = _queue().get(job_id)
+    queue = _queue()
+    job = queue.get(queue.find(job_id))
     if json_out:
         print_json(job.to_dict())
         return
@@ -122,6 +125,18 @@ def show(job_id: str, json_out: bool = JSON) -> None:
             value = f"{d[key]}" if key != "attempts" else f"{d['attempts']} of {d['max_attempts']}"
             table.add_row(key, value)
     table.add_row("image", f"sha256:{job.image_sha256} ({job.image_bytes:,} bytes)")
+    if job.callback_url:
+        table.add_row("callback_url", job.callback_url)
+    if job.callback:
+        cb = job.callback
+        text = f"{cb['status']} ({cb['attempts']} attempt(s))"
+        if cb["delivered_at"]:
+            text += f" at {cb['delivered_at']}"
+        elif cb["next_at"]:
+            text += f", next try {cb['next_at']}"
+        if cb["last_error"]:
+            text += f"; last error: {cb['last_error']}"
+        table.add_row("callback", text)
     console.print(table)
     if job.answer:
         print_json(job.answer)
@@ -141,21 +156,25 @@ def list_jobs(
     if json_out:
         print_json([j.to_dict() for j in jobs])
         return
-    table = Table("id", "question", "status", "attempts", "created", "error")
-    for j in jobs:
-        created = j.created_at.isoformat()[:19] if j.created_at else "-"
-        table.add_row(j.id, j.question, j.status, f"{j.attempts}/{j.max_attempts}", created,
-                      (j.error or "")[:60])
-    console.print(table)
+    columns = [Col("id", key=True), Col("question"), Col("status"), Col("tries", drop=2),
+               Col("created", drop=3), Col("error", drop=1)]
+    rows = [
+        (j.id, j.question, j.status, f"{j.attempts}/{j.max_attempts}",
+         j.created_at.isoformat()[:19] if j.created_at else "-", (j.error or "")[:60])
+        for j in jobs
+    ]
+    console.print(fit(columns, rows))
     counts = queue.counts()
     console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no jobs")
 
 
 @app.command()
 @handles_errors
-def cancel(job_id: str, json_out: bool = JSON) -> None:
+def cancel(job_id: str = typer.Argument(..., help="A job id or a unique start of one."),
+           json_out: bool = JSON) -> None:
     """Cancel a job that has not started (or is waiting to retry)."""
-    job = _queue().cancel(job_id)
+    queue = _queue()
+    job = queue.cancel(queue.find(job_id))
     if json_out:
         print_json(job.to_dict())
     else:

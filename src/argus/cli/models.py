@@ -6,12 +6,14 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import typer
 import yaml
 from rich.table import Table
 
 from argus.cli.common import console, handles_errors, print_json, settings
+from argus.cli.tables import Col, fit
 from argus.db.engine import make_engine, migrate
 from argus.errors import BadInput
 from argus.manifest import Preprocess
@@ -71,24 +73,29 @@ def list_models(json_out: bool = JSON) -> None:
     if json_out:
         print_json([m.to_dict() for m in models])
         return
-    table = Table("model", "task", "versions", "aliases", "licence", "source")
+    columns = [Col("model", key=True), Col("task"), Col("versions"), Col("aliases"),
+               Col("licence", drop=1), Col("source", drop=2)]
+    rows = []
     for m in models:
         latest = m.versions[-1] if m.versions else None
-        table.add_row(
+        rows.append((
             m.name,
             m.task,
-            str(len(m.versions)),
-            ", ".join(f"{a}→{v}" for a, v in m.aliases.items()) or "-",
+            ",".join(str(v.number) for v in m.versions) or "-",
+            "\n".join(f"{a}→{v}" for a, v in m.aliases.items()) or "-",
             latest.license if latest else "",
             _source_text(latest.source) if latest else "",
-        )
-    console.print(table)
+        ))
+    console.print(fit(columns, rows))
 
 
 def _source_text(source: dict[str, Any]) -> str:
     if source.get("kind") == "wheel":
         return ", ".join(f"{w['project']}=={w['version']}" for w in source.get("wheels", []))
-    return str(source.get("file") or source.get("url") or source.get("kind") or "")
+    for key in ("url", "file", "note", "upstream", "kind"):
+        if source.get(key):
+            return str(source[key])
+    return ""
 
 
 @app.command()
@@ -102,7 +109,10 @@ def show(name: str, json_out: bool = JSON) -> None:
     console.print(f"[bold]{info.name}[/] ({info.task})")
     if info.canary_percent is not None:
         console.print(f"canary: {info.canary_percent}% of un-pinned traffic")
-    table = Table("version", "digest", "aliases", "licence", "source", "lineage", "created")
+    columns = [Col("version", key=True), Col("digest", drop=4), Col("aliases"),
+               Col("licence", drop=2), Col("source", drop=1), Col("lineage", drop=3),
+               Col("created", drop=5)]
+    rows = []
     for v in info.versions:
         lineage = []
         if v.parent_version:
@@ -113,7 +123,7 @@ def show(name: str, json_out: bool = JSON) -> None:
             lineage.append("metrics " + ", ".join(f"{k}={val}" for k, val in v.metrics.items()))
         if v.labels:
             lineage.append("labels " + ", ".join(f"{k}={val}" for k, val in v.labels.items()))
-        table.add_row(
+        rows.append((
             str(v.number),
             v.digest[:19] + "…",
             ", ".join(v.aliases) or "-",
@@ -121,8 +131,8 @@ def show(name: str, json_out: bool = JSON) -> None:
             _source_text(v.source),
             "; ".join(lineage) or "-",
             v.created_at.strftime("%Y-%m-%d %H:%M") if v.created_at else "",
-        )
-    console.print(table)
+        ))
+    console.print(fit(columns, rows))
     if info.versions:
         console.print(f"path: {info.versions[-1].path}")
 
@@ -175,9 +185,10 @@ def add(
                 raise BadInput("--task is needed when adding a bare ONNX file")
             fields = _fields_for_onnx(path, task, labels, preprocess, work)
         fields.setdefault("license", license_)
-        fields.setdefault("source", {"kind": "file", "file": str(path.resolve())})
-        if source:
-            fields["source"] = {**fields["source"], "note": source}
+        # The package holds no path: identity is content only, so the same file added from
+        # another folder answers the version it already is. Where it came from is kept with
+        # the version row instead.
+        fields.setdefault("source", {"kind": "file"})
         result = reg.register(
             name,
             work,
@@ -188,6 +199,8 @@ def add(
             metrics=_parse_kv(metric, "--metric"),
             labels=_parse_kv(label, "--label"),
             alias=alias,
+            # a package directory's manifest says where it came from, unless --source does
+            source=None if path.is_dir() and not source else _source_of(path, source),
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -196,6 +209,15 @@ def add(
         json_out,
         "registered" if result.created else "identical content already registered",
     )
+
+
+def _source_of(path: Path, source: str | None) -> dict[str, Any]:
+    """What ``models list/show`` say a version came from: ``--source`` (a URL or a note),
+    else the file it was added from."""
+    if source:
+        kind = "url" if urlsplit(source).scheme in ("http", "https", "s3", "gs") else "note"
+        return {"kind": kind, kind: source}
+    return {"kind": "file", "file": str(path.resolve())}
 
 
 def _fields_for_onnx(
@@ -322,6 +344,30 @@ def history(name: str, json_out: bool = JSON) -> None:
 @app.command("rm")
 @handles_errors
 def remove(name: str, version: int) -> None:
-    """Remove VERSION of NAME (refused while an alias or app pin points at it)."""
-    registry().delete_version(name, version, actor=_actor())
+    """Remove VERSION of NAME (refused while an alias, an app pin or a question needs it);
+    its package files go when no other version uses them."""
+    from argus.server import local_core
+
+    core = local_core(settings())
+    try:
+        refs = core.model_refs()
+    finally:
+        core.engine.dispose()
+    registry().delete_version(name, version, actor=_actor(), graphs=refs)
     console.print(f"removed {name} version {version}")
+
+
+@app.command("rm-alias")
+@handles_errors
+def remove_alias(name: str, alias: str) -> None:
+    """Remove ALIAS of NAME (refused while an app is pinned to it; rollback restores it)."""
+    registry().delete_alias(name, alias, actor=_actor())
+    console.print(f"removed alias {alias} of {name}")
+
+
+@app.command("end-canary")
+@handles_errors
+def end_canary(name: str) -> None:
+    """Stop the canary of NAME: production takes all un-pinned traffic again."""
+    registry().end_canary(name, actor=_actor())
+    console.print(f"canary of {name} ended")

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from argus.cli.common import console, handles_errors, print_json, settings
+from argus.cli.tables import Col, fit
 from argus.errors import NotFound
 
 if TYPE_CHECKING:
@@ -35,17 +36,14 @@ def list_questions(json_out: bool = typer.Option(False, "--json")) -> None:
     if json_out:
         print_json(items)
         return
-    table = Table("question", "kind", "models", "steps", "available", "description")
-    for q in items:
-        table.add_row(
-            q["name"],
-            q["kind"],
-            ", ".join(q["models"]),
-            str(len(q["steps"])),
-            "yes" if q["available"] else "no",
-            q["description"],
-        )
-    console.print(table)
+    columns = [Col("question", key=True), Col("kind", drop=2), Col("models"),
+               Col("steps", drop=3), Col("available"), Col("description", drop=1)]
+    rows = [
+        (q["name"], q["kind"], "\n".join(q["models"]), str(len(q["steps"])),
+         "yes" if q["available"] else "no", q["description"])
+        for q in items
+    ]
+    console.print(fit(columns, rows))
     for name, why in sorted(problems.items()):
         console.print(f"[yellow]not loaded:[/] {name}: {why}", highlight=False)
 

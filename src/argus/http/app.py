@@ -27,6 +27,7 @@ from argus.http.docs import ask_parameters, error_responses, install_docs
 from argus.http.jobs import router as jobs_router
 from argus.http.kserve import infer_body_limit
 from argus.http.kserve import router as kserve_router
+from argus.http.models import apps_router
 from argus.http.models import router as models_router
 from argus.http.records import router as records_router
 from argus.kserve.dataplane import ModelPlane
@@ -165,6 +166,7 @@ def create_app(
         return app
 
     app.include_router(models_router)
+    app.include_router(apps_router)
     app.include_router(jobs_router)
     app.include_router(records_router)
 

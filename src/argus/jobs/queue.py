@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -24,15 +25,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from argus.contracts import Answer, AskOptions
-from argus.db.schema import Job, PredictionRecord
+from argus.db.schema import Callback, Job, PredictionRecord
 from argus.errors import BadInput, Conflict, NotFound
 from argus.jobs.images import ImageStore
+from argus.jobs.outbox import callback_body, enqueue
 from argus.jobs.types import (
     STATUSES,
     WAITING,
     Claimed,
     JobInfo,
     JobPolicy,
+    callback_state,
     utcnow,
 )
 from argus.records import record_row
@@ -40,6 +43,7 @@ from argus.records import record_row
 log = logging.getLogger(__name__)
 
 CHANNEL = "argus_jobs"
+_PREFIX = re.compile(r"^(job_)?[0-9a-f]{1,32}$")
 
 
 class JobQueue:
@@ -322,10 +326,17 @@ class JobQueue:
             )
             if result.rowcount != 1:
                 return False
+            opts, callback_url, question = conn.execute(
+                select(Job.options, Job.callback_url, Job.question).where(Job.id == job_id)
+            ).one()
             if record:
-                opts = conn.execute(select(Job.options).where(Job.id == job_id)).scalar_one()
                 row = record_row(answer, "job", app=(opts or {}).get("app"), job_id=job_id)
                 conn.execute(insert(PredictionRecord).values(**row))
+            if callback_url:
+                # In this transaction: a worker that dies after the commit leaves the
+                # callback in the outbox for any worker to deliver.
+                body = callback_body(job_id, question, answer.to_json())
+                enqueue(conn, job_id, callback_url, body)
         return True
 
     def fail(self, job_id: str, token: str, error: str, retryable: bool = True) -> str | None:
@@ -382,9 +393,35 @@ class JobQueue:
     def get(self, job_id: str) -> JobInfo:
         with self.engine.connect() as conn:
             row = conn.execute(select(Job).where(Job.id == job_id)).first()
-        if row is None:
-            raise NotFound(f"no job with id {job_id!r}")
-        return JobInfo.of(row)
+            if row is None:
+                raise NotFound(f"no job with id {job_id!r}")
+            callback = conn.execute(
+                select(Callback).where(Callback.job_id == job_id).order_by(Callback.id.desc())
+            ).first()
+        return JobInfo.of(row, callback_state(callback) if callback is not None else None)
+
+    def find(self, id_or_prefix: str) -> str:
+        """The id of the one job whose id is, or starts with, ``id_or_prefix`` (``job_`` may
+        be left out). For the command line, which has the database anyway; the REST API
+        takes whole ids only, since an id is what lets a caller see a job."""
+        text = id_or_prefix.strip().lower()
+        if not _PREFIX.match(text):
+            raise NotFound(f"no job with id {id_or_prefix!r}")
+        if not text.startswith("job_"):
+            text = "job_" + text
+        with self.engine.connect() as conn:
+            # the prefix is hex after "job_", so a literal '_' is all LIKE needs escaped
+            pattern = text.replace("_", "\\_") + "%"
+            ids = list(
+                conn.execute(
+                    select(Job.id).where(Job.id.like(pattern, escape="\\")).limit(2)
+                ).scalars()
+            )
+        if not ids:
+            raise NotFound(f"no job with id {id_or_prefix!r}")
+        if len(ids) > 1 and text not in ids:
+            raise BadInput(f"{id_or_prefix!r} starts more than one job id; give more of it")
+        return text if text in ids else ids[0]
 
     def list_jobs(
         self,

@@ -4,7 +4,7 @@ back, a claimed job, and the prediction-record row built from an answer."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,6 +41,10 @@ class JobPolicy:
     backoff_seconds: float = 2.0
     backoff_max_seconds: float = 300.0
     callback_hosts: tuple[str, ...] = ()
+    callback_secret: str = field(default="", repr=False)
+    callback_attempts: int = 12
+    """Deliveries of one callback before it is marked failed (about an hour of backoff)."""
+    callback_backoff_seconds: float = 1.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobPolicy:
@@ -50,7 +54,13 @@ class JobPolicy:
             max_attempts=settings.job_max_attempts,
             backoff_seconds=settings.job_backoff_seconds,
             callback_hosts=tuple(h.strip().lower() for h in hosts if h.strip()),
+            callback_secret=settings.callback_secret,
         )
+
+    def callback_backoff(self, attempts: int) -> float:
+        """Seconds before delivery ``attempts + 1``: doubling from 1 s, at most 15 minutes."""
+        base = min(900.0, self.callback_backoff_seconds * 2 ** max(0, attempts - 1))
+        return base * (1.0 + 0.2 * random.random())
 
     def backoff(self, attempts: int) -> float:
         """Seconds to wait before attempt ``attempts + 1``: doubling, capped, 0–20 % jitter."""
@@ -97,9 +107,11 @@ class JobInfo:
     created_at: datetime | None
     updated_at: datetime | None
     finished_at: datetime | None
+    callback: dict[str, Any] | None = None
+    """The delivery state of the callback (None: no callback, or not due yet)."""
 
     @classmethod
-    def of(cls, row: Any) -> JobInfo:
+    def of(cls, row: Any, callback: dict[str, Any] | None = None) -> JobInfo:
         return cls(
             id=row.id,
             question=row.question,
@@ -120,6 +132,7 @@ class JobInfo:
             created_at=_aware(row.created_at),
             updated_at=_aware(row.updated_at),
             finished_at=_aware(row.finished_at),
+            callback=callback,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,6 +155,7 @@ class JobInfo:
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
             "finished_at": _iso(self.finished_at),
+            "callback": self.callback,
         }
 
 
@@ -157,3 +171,14 @@ class Claimed:
     max_attempts: int
     callback_url: str | None
     token: str
+
+
+def callback_state(row: Any) -> dict[str, Any]:
+    """A row of the callback outbox as ``jobs show`` and ``GET /v1/jobs/{id}`` show it."""
+    return {
+        "status": row.status,
+        "attempts": row.attempts,
+        "next_at": _iso(row.next_at) if row.status == "pending" else None,
+        "last_error": row.last_error,
+        "delivered_at": _iso(row.delivered_at),
+    }

@@ -3,11 +3,14 @@
 All jobs of a claim are asked at once, so the per-model batcher sees real batches. A heartbeat
 pushes the leases forward while answers are being computed; on SIGTERM/SIGINT the worker stops
 claiming, lets running jobs finish for a grace period and gives back the ones it never finished.
+Every worker also delivers callbacks from the outbox (:mod:`argus.jobs.outbox`), its own and
+those a dead worker left behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -15,9 +18,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from argus.contracts import Answer, AskOptions
+from argus.contracts import AskOptions
 from argus.core import Core
 from argus.errors import ArgusError, ConfigError
+from argus.jobs.outbox import TIMEOUT_SECONDS, Outbox
 from argus.jobs.queue import JobQueue, Wakeup
 from argus.jobs.types import Claimed
 
@@ -34,6 +38,7 @@ class WorkerStats:
     failed: int = 0
     dead: int = 0
     lost: int = 0
+    callbacks: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def to_dict(self) -> dict[str, Any]:
@@ -43,6 +48,7 @@ class WorkerStats:
             "failed": self.failed,
             "dead": self.dead,
             "lost_leases": self.lost,
+            "callbacks_delivered": self.callbacks,
             "jobs_per_s": round(self.done / elapsed, 2),
         }
 
@@ -75,7 +81,9 @@ class Worker:
         self.stats = WorkerStats()
         self.stopping = asyncio.Event()
         self._running: dict[asyncio.Task[None], Claimed] = {}
-        self._callbacks: set[asyncio.Task[None]] = set()
+        self.outbox = Outbox(queue.engine, queue.policy)
+        self._callback_due = asyncio.Event()
+        self._last_delivery_pass = False
 
     def stop(self) -> None:
         self.stopping.set()
@@ -85,6 +93,7 @@ class Worker:
     async def run(self) -> WorkerStats:
         wakeup = await asyncio.to_thread(Wakeup, self.queue.engine)
         heartbeat = asyncio.create_task(self._heartbeat())
+        delivery = asyncio.create_task(self._deliver())
         stop = asyncio.ensure_future(self.stopping.wait())
         idle = 0.05
         try:
@@ -112,6 +121,12 @@ class Worker:
         finally:
             stop.cancel()
             await self._shutdown()
+            # One last pass sends what is due now; the rest stays in the outbox for others.
+            self._last_delivery_pass = True
+            self._callback_due.set()
+            await asyncio.wait([delivery], timeout=TIMEOUT_SECONDS + 2)
+            delivery.cancel()
+            await asyncio.gather(delivery, return_exceptions=True)
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
             await asyncio.to_thread(wakeup.close)
@@ -156,8 +171,6 @@ class Worker:
             given_back = await asyncio.to_thread(self.queue.release, token, ids)
             log.info("gave back %d unfinished job(s)", given_back)
         self._running.clear()
-        if self._callbacks:
-            await asyncio.wait(list(self._callbacks), timeout=5.0)
 
     async def _heartbeat(self) -> None:
         interval = max(0.2, self.lease_seconds / 3)
@@ -208,9 +221,7 @@ class Worker:
         if await asyncio.to_thread(self.queue.complete, job.id, job.token, answer):
             self.stats.done += 1
             if job.callback_url:
-                task = asyncio.create_task(self._callback(job, answer))
-                self._callbacks.add(task)
-                task.add_done_callback(self._callbacks.discard)
+                self._callback_due.set()  # complete() put it in the outbox
         else:
             self.stats.lost += 1
             log.warning("job %s was taken over before it finished here; answer dropped", job.id)
@@ -226,24 +237,28 @@ class Worker:
         else:
             self.stats.lost += 1
 
-    async def _callback(self, job: Claimed, answer: Answer) -> None:
+    async def _deliver(self) -> None:
+        """Deliver due callbacks from the outbox until the worker stops: at once when this
+        worker completed a job with one, else looking every second for any left behind."""
         import httpx
 
-        url = job.callback_url or ""
-        try:
-            self.queue.policy.check_callback(url)
-        except ArgusError as exc:
-            log.warning("callback for job %s not sent: %s", job.id, exc.message)
-            return
-        body = {"id": job.id, "status": "done", "question": job.question,
-                "answer": answer.to_json()}
-        async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as client:
-            for attempt in range(3):
+        async with httpx.AsyncClient(follow_redirects=False) as client:
+            while True:
+                sent = 0
                 try:
-                    response = await client.post(url, json=body)
-                    if response.status_code < 500:
-                        return
-                except httpx.HTTPError as exc:
-                    log.info("callback for job %s failed: %s", job.id, exc)
-                await asyncio.sleep(0.5 * 2**attempt)
-        log.warning("callback for job %s to %s gave up after 3 tries", job.id, url)
+                    if await asyncio.to_thread(self.outbox.has_due):
+                        batch = await asyncio.to_thread(self.outbox.claim, self.owner)
+                        results = await asyncio.gather(
+                            *(self.outbox.send(client, d) for d in batch)
+                        )
+                        sent = len(results)
+                        self.stats.callbacks += results.count("delivered")
+                except Exception as exc:  # the database may blink; the next pass tries again
+                    log.warning("callback delivery pass failed: %s", exc)
+                if sent:
+                    continue
+                if self._last_delivery_pass:
+                    return
+                self._callback_due.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._callback_due.wait(), timeout=1.0)

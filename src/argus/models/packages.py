@@ -9,6 +9,7 @@ its task's fields (:data:`argus.tasks.TASKS`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -128,6 +129,17 @@ class PackageStore:
                 if not dest.exists():
                     raise
         return load_package(dest, digest)
+
+    def remove(self, digest: str) -> None:
+        """Delete a package's files (the registry calls this once no version uses them):
+        renamed aside first, so a reader sees the whole package or none of it."""
+        path = self.path_for(digest)
+        if not path.exists():
+            return
+        doomed = Path(tempfile.mkdtemp(prefix=".removed-", dir=path.parent))
+        with contextlib.suppress(OSError):
+            path.rename(doomed / "package")
+        shutil.rmtree(doomed, ignore_errors=True)
 
     def load(self, digest: str) -> ModelPackage:
         path = self.path_for(digest)

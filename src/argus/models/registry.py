@@ -7,16 +7,14 @@ generation, so servers notice moves and no error leaves partial state behind.
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from argus.contracts import parse_int
 from argus.db.schema import (
     Alias,
     App,
@@ -29,14 +27,31 @@ from argus.db.schema import (
 )
 from argus.errors import BadInput, Conflict, NotFound
 from argus.manifest import ModelPackage
+from argus.models.apps import AppPins
 from argus.models.packages import PackageStore
-from argus.models.versions import ModelInfo, Registered, VersionInfo, canary_bucket
+from argus.models.transactions import (
+    Raced,
+    audit,
+    bump,
+    find_model,
+    find_version,
+    run_write,
+)
+from argus.models.versions import (
+    ModelInfo,
+    Registered,
+    VersionInfo,
+    canary_bucket,
+    check_name,
+    check_version,
+    event_dict,
+)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PRODUCTION = "production"
 CANARY = "canary"
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 __all__ = [
     "CANARY",
     "PRODUCTION",
@@ -46,27 +61,23 @@ __all__ = [
     "VersionInfo",
     "canary_bucket",
     "check_name",
+    "check_version",
 ]
-
-
-def check_name(kind: str, name: str) -> str:
-    if not _NAME.match(name):
-        raise BadInput(
-            f"{kind} name {name!r} must be lower-case letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return name
 
 
 class ModelRegistry:
     def __init__(self, engine: Engine, store: PackageStore) -> None:
         self.engine = engine
         self.store = store
+        self.app_pins = AppPins(engine)
 
-    @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
+    def _write(self, work: Callable[[Session], T]) -> T:
+        return run_write(self.engine, work)
+
+    _model = staticmethod(find_model)
+    _version = staticmethod(find_version)
+    _bump = staticmethod(bump)
+    _audit = staticmethod(audit)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -74,22 +85,6 @@ class ModelRegistry:
         with Session(self.engine) as session:
             value = session.scalar(select(RegistryState.generation).where(RegistryState.id == 1))
             return int(value or 0)
-
-    def _model(self, session: Session, name: str) -> Model:
-        model = session.scalar(select(Model).where(Model.name == name))
-        if model is None:
-            raise NotFound(f"no model named {name!r}")
-        return model
-
-    def _version(self, session: Session, model: Model, number: int) -> ModelVersion:
-        row = session.scalar(
-            select(ModelVersion).where(
-                ModelVersion.model_id == model.id, ModelVersion.number == number
-            )
-        )
-        if row is None:
-            raise NotFound(f"model {model.name!r} has no version {number}")
-        return row
 
     def _move_target(self, session: Session, model: Model, number: int) -> ModelVersion:
         """The version an alias is to move to; one that does not exist is a conflict (409),
@@ -160,6 +155,8 @@ class ModelRegistry:
     ) -> VersionInfo:
         """The exact version a request gets: explicit version, else alias, else the app's pin,
         else the canary share (by ``route_key``, the image digest), else ``production``."""
+        if version is not None:
+            version = check_version(version)  # every transport's pin: in range or BadInput
         with Session(self.engine) as session:
             model = self._model(session, name)
             aliases = self._aliases_of(session, model)
@@ -216,32 +213,9 @@ class ModelRegistry:
             rows = session.scalars(
                 select(AuditEvent).where(AuditEvent.model_name == name).order_by(AuditEvent.id)
             ).all()
-            return [
-                {
-                    "id": r.id,
-                    "action": r.action,
-                    "alias": r.alias,
-                    "from_version": r.from_version,
-                    "to_version": r.to_version,
-                    "actor": r.actor,
-                    "detail": r.detail,
-                    "at": r.created_at.isoformat(),
-                }
-                for r in rows
-            ]
+            return [event_dict(r) for r in rows]
 
     # -- writing ---------------------------------------------------------------------
-
-    def _bump(self, session: Session, note: str) -> None:
-        state = session.get(RegistryState, 1)
-        if state is None:
-            session.add(RegistryState(id=1, generation=1, note=note))
-        else:
-            state.generation += 1
-            state.note = note
-
-    def _audit(self, session: Session, model: str, action: str, actor: str, **kw: Any) -> None:
-        session.add(AuditEvent(model_name=model, action=action, actor=actor, **kw))
 
     def register(
         self,
@@ -255,9 +229,12 @@ class ModelRegistry:
         metrics: dict[str, Any] | None = None,
         labels: dict[str, Any] | None = None,
         alias: str | None = None,
+        source: dict[str, Any] | None = None,
     ) -> Registered:
         """Store the package and make it the next version of ``name``; identical content
-        answers the existing version instead of creating a duplicate."""
+        answers the existing version instead of creating a duplicate. ``source`` (where it
+        came from) is kept with the version, not in the package, so it is no part of the
+        identity: the same file added from two folders is one version."""
         check_name("model", name)
         package = self.store.add(src_dir, {**fields, "name": name})
         return self.register_package(
@@ -268,6 +245,7 @@ class ModelRegistry:
             metrics=metrics,
             labels=labels,
             alias=alias,
+            source=source,
         )
 
     def register_package(
@@ -280,67 +258,61 @@ class ModelRegistry:
         metrics: dict[str, Any] | None = None,
         labels: dict[str, Any] | None = None,
         alias: str | None = None,
+        source: dict[str, Any] | None = None,
     ) -> Registered:
         name = package.name
-        for attempt in range(3):
-            try:
-                with self._tx() as session:
-                    model = session.scalar(select(Model).where(Model.name == name))
-                    if model is None:
-                        model = Model(name=name, task=package.task, last_number=0)
-                        session.add(model)
-                        session.flush()
-                    elif model.task != package.task:
-                        raise Conflict(
-                            f"model {name!r} is a {model.task} model; a {package.task} package "
-                            "cannot be a version of it"
-                        )
-                    existing = session.scalar(
-                        select(ModelVersion).where(
-                            ModelVersion.model_id == model.id,
-                            ModelVersion.digest == package.digest,
-                        )
-                    )
-                    if existing is not None:
-                        return Registered(
-                            self._info(model, existing, self._aliases_of(session, model)), False
-                        )
-                    number = model.last_number + 1
-                    model.last_number = number
-                    if parent_version is not None:
-                        self._version(session, model, parent_version)
-                    row = ModelVersion(
-                        model_id=model.id,
-                        number=number,
-                        digest=package.digest,
-                        task=package.task,
-                        source=package.manifest.source.record(),
-                        license=package.manifest.license,
-                        parent_version=parent_version,
-                        training_data_digest=training_data_digest,
-                        metrics=metrics or {},
-                        labels=labels or {},
-                        created_by=actor,
-                    )
-                    session.add(row)
-                    session.flush()
-                    self._audit(
-                        session,
-                        name,
-                        "register",
-                        actor,
-                        to_version=number,
-                        detail={"digest": package.digest},
-                    )
-                    if alias is not None:
-                        self._move(session, model, alias, row, actor, "alias")
-                    self._bump(session, f"register {name}:{number}")
-                    aliases = self._aliases_of(session, model)
-                    return Registered(self._info(model, row, aliases), True)
-            except IntegrityError:
-                if attempt == 2:
-                    raise Conflict(f"model {name!r} was changed concurrently; try again") from None
-        raise AssertionError("unreachable")
+        if parent_version is not None:
+            parent_version = check_version(parent_version, "parent version")
+
+        def work(session: Session) -> Registered:
+            model = session.scalar(select(Model).where(Model.name == name))
+            if model is None:
+                model = Model(name=name, task=package.task, last_number=0)
+                session.add(model)
+                session.flush()
+            elif model.task != package.task:
+                raise Conflict(
+                    f"model {name!r} is a {model.task} model; a {package.task} package "
+                    "cannot be a version of it"
+                )
+            existing = session.scalar(
+                select(ModelVersion).where(
+                    ModelVersion.model_id == model.id, ModelVersion.digest == package.digest
+                )
+            )
+            if existing is not None:
+                return Registered(
+                    self._info(model, existing, self._aliases_of(session, model)), False
+                )
+            number = model.last_number + 1
+            model.last_number = number
+            if parent_version is not None:
+                self._version(session, model, parent_version)
+            row = ModelVersion(
+                model_id=model.id,
+                number=number,
+                digest=package.digest,
+                task=package.task,
+                source={**package.manifest.source.record(), **(source or {})},
+                license=package.manifest.license,
+                parent_version=parent_version,
+                training_data_digest=training_data_digest,
+                metrics=metrics or {},
+                labels=labels or {},
+                created_by=actor,
+            )
+            session.add(row)
+            session.flush()
+            self._audit(
+                session, name, "register", actor, to_version=number,
+                detail={"digest": package.digest},
+            )
+            if alias is not None:
+                self._move(session, model, alias, row, actor, "alias")
+            self._bump(session, f"register {name}:{number}")
+            return Registered(self._info(model, row, self._aliases_of(session, model)), True)
+
+        return self._write(work)
 
     def _move(
         self,
@@ -354,8 +326,9 @@ class ModelRegistry:
         percent: int = 100,
     ) -> int | None:
         check_name("alias", alias)
+        # Locked (PostgreSQL) so concurrent moves of one alias queue instead of racing.
         current = session.scalar(
-            select(Alias).where(Alias.model_id == model.id, Alias.name == alias)
+            select(Alias).where(Alias.model_id == model.id, Alias.name == alias).with_for_update()
         )
         before: int | None = None
         if current is None:
@@ -377,6 +350,8 @@ class ModelRegistry:
                 )
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
+                if expected_revision is None:
+                    raise Raced  # nobody asked for a revision: redo the move on fresh rows
                 raise Conflict(
                     f"alias {alias!r} of {model.name!r} was moved by someone else meanwhile; "
                     "look again and retry"
@@ -403,7 +378,10 @@ class ModelRegistry:
         action: str = "alias",
         expected_revision: int | None = None,
     ) -> VersionInfo:
-        with self._tx() as session:
+        version = check_version(version)
+        check_name("alias", alias)
+
+        def work(session: Session) -> VersionInfo:
             model = self._model(session, name)
             row = self._move_target(session, model, version)
             self._move(session, model, alias, row, actor, action, expected_revision)
@@ -412,41 +390,84 @@ class ModelRegistry:
             self._bump(session, f"{action} {name}@{alias}={version}")
             return self._info(model, row, self._aliases_of(session, model))
 
+        return self._write(work)
+
     def promote(
         self, name: str, version: int, to: str = PRODUCTION, actor: str = ""
     ) -> VersionInfo:
         return self.set_alias(name, to, version, actor=actor, action="promote")
 
     def canary(self, name: str, version: int, percent: int, actor: str = "") -> VersionInfo:
-        if not 0 <= percent <= 100:
-            raise BadInput(f"canary percent must be between 0 and 100, not {percent}")
-        with self._tx() as session:
+        version = check_version(version)
+        share = parse_int("canary percent", percent, 0, 100)
+        if share is None:
+            raise BadInput("canary percent is missing")
+
+        def work(session: Session) -> VersionInfo:
             model = self._model(session, name)
             row = self._move_target(session, model, version)
-            self._move(session, model, CANARY, row, actor, "canary", percent=percent)
-            self._bump(session, f"canary {name}={version} {percent}%")
+            self._move(session, model, CANARY, row, actor, "canary", percent=share)
+            self._bump(session, f"canary {name}={version} {share}%")
             return self._info(model, row, self._aliases_of(session, model))
 
-    def _end_canary(self, session: Session, model: Model, actor: str) -> None:
+        return self._write(work)
+
+    def _end_canary(self, session: Session, model: Model, actor: str) -> bool:
         canary = session.scalar(
             select(Alias).where(Alias.model_id == model.id, Alias.name == CANARY)
         )
-        if canary is not None:
-            old = session.get(ModelVersion, canary.version_id)
-            session.delete(canary)
+        if canary is None:
+            return False
+        old = session.get(ModelVersion, canary.version_id)
+        session.delete(canary)
+        before = old.number if old else None
+        self._audit(session, model.name, "end-canary", actor, alias=CANARY, from_version=before)
+        return True
+
+    def end_canary(self, name: str, actor: str = "") -> None:
+        """Stop sending a share of traffic to the canary version (production takes it all)."""
+
+        def work(session: Session) -> None:
+            model = self._model(session, name)
+            if not self._end_canary(session, model, actor):
+                raise NotFound(f"model {name!r} has no canary running")
+            self._bump(session, f"end canary {name}")
+
+        self._write(work)
+
+    def delete_alias(self, name: str, alias: str, actor: str = "") -> None:
+        """Remove an alias (refused while an app is pinned to it); ``rollback`` restores it."""
+
+        def work(session: Session) -> None:
+            model = self._model(session, name)
+            current = self._aliases_of(session, model).get(alias)
+            if current is None:
+                raise NotFound(f"model {name!r} has no alias {alias!r}")
+            pinned = session.scalars(
+                select(App.name)
+                .join(AppPin, AppPin.app_id == App.id)
+                .where(AppPin.model_id == model.id, AppPin.alias == alias)
+            ).all()
+            if pinned:
+                raise Conflict(
+                    f"alias {alias!r} of {name!r} is pinned by app {', '.join(sorted(pinned))}; "
+                    "unpin it first"
+                )
+            old = session.get(ModelVersion, current.version_id)
+            session.delete(current)
             self._audit(
-                session,
-                model.name,
-                "end-canary",
-                actor,
-                alias=CANARY,
+                session, name, "delete-alias", actor, alias=alias,
                 from_version=old.number if old else None,
             )
+            self._bump(session, f"delete alias {name}@{alias}")
+
+        self._write(work)
 
     def rollback(self, name: str, alias: str = PRODUCTION, actor: str = "") -> VersionInfo:
         """Move ``alias`` back to where it was before its last move (repeatable: each rollback
-        undoes one more move)."""
-        with self._tx() as session:
+        undoes one more move; a removed alias comes back)."""
+
+        def work(session: Session) -> VersionInfo:
             model = self._model(session, name)
             events = session.scalars(
                 select(AuditEvent)
@@ -455,21 +476,36 @@ class ModelRegistry:
             ).all()
             stack: list[int | None] = []
             for ev in events:
-                if ev.action in ("alias", "promote", "canary"):
+                if ev.action in ("alias", "promote", "canary", "delete-alias"):
                     stack.append(ev.from_version)
                 elif ev.action == "rollback" and stack:
                     stack.pop()
             if not stack or stack[-1] is None:
                 raise Conflict(f"alias {alias!r} of {name!r} has no earlier version to go back to")
-            target = self._version(session, model, stack[-1])
+            target = self._move_target(session, model, stack[-1])
             self._move(session, model, alias, target, actor, "rollback")
             if alias == PRODUCTION:
                 self._end_canary(session, model, actor)
             self._bump(session, f"rollback {name}@{alias}")
             return self._info(model, target, self._aliases_of(session, model))
 
-    def delete_version(self, name: str, version: int, actor: str = "") -> None:
-        with self._tx() as session:
+        return self._write(work)
+
+    def delete_version(
+        self,
+        name: str,
+        version: int,
+        actor: str = "",
+        graphs: Mapping[str, Iterable[tuple[str, int | None]]] | None = None,
+    ) -> VersionInfo:
+        """Remove a version. Refused while an alias or app pin points at it, or while a
+        question graph (``graphs``: question → the (model, pinned version or None) of each
+        model step) would lose it: a graph pinning this version, or any graph using the
+        model when this is its last version. Its package files go when no version of any
+        model uses that digest any more."""
+        version = check_version(version)
+
+        def work(session: Session) -> VersionInfo:
             model = self._model(session, name)
             row = self._version(session, model, version)
             pointing = session.scalars(select(Alias.name).where(Alias.version_id == row.id)).all()
@@ -487,66 +523,53 @@ class ModelRegistry:
                 raise Conflict(
                     f"version {version} of {name!r} is pinned by app {', '.join(sorted(pinned))}"
                 )
+            others = session.scalars(
+                select(ModelVersion.id).where(
+                    ModelVersion.model_id == model.id, ModelVersion.id != row.id
+                )
+            ).all()
+            users = sorted(
+                question
+                for question, refs in (graphs or {}).items()
+                if any(m == name and (v == version or (v is None and not others))
+                       for m, v in refs)
+            )
+            if users:
+                raise Conflict(
+                    f"version {version} of {name!r} is used by question "
+                    f"{', '.join(users)}; remove or change the question first"
+                )
+            info = self._info(model, row, {})
             session.delete(row)
             self._audit(session, name, "delete", actor, from_version=version)
             self._bump(session, f"delete {name}:{version}")
+            return info
 
-    # -- apps ------------------------------------------------------------------------
+        removed = self._write(work)
+        self._drop_package(removed.digest)
+        return removed
+
+    def _drop_package(self, digest: str) -> None:
+        """Delete a package's files once no version refers to its digest. A server that
+        loaded it keeps its session until the generation bump makes it re-resolve."""
+        with Session(self.engine) as session:
+            still = session.scalar(
+                select(ModelVersion.id).where(ModelVersion.digest == digest).limit(1)
+            )
+        if still is None:
+            self.store.remove(digest)
+
+    # -- apps: argus.models.apps (these three stay for existing callers) ----------------
 
     def add_app(self, name: str, actor: str = "") -> None:
-        check_name("app", name)
-        try:
-            with self._tx() as session:
-                session.add(App(name=name))
-                self._bump(session, f"app {name}")
-        except IntegrityError:
-            raise Conflict(f"app {name!r} exists already") from None
+        self.app_pins.add(name, actor)
 
-    def pin(
-        self,
-        app: str,
-        name: str,
-        version: int | None = None,
-        alias: str | None = None,
-        actor: str = "",
-    ) -> dict[str, Any]:
-        if (version is None) == (alias is None):
-            raise BadInput("pin either a version number or an @alias")
-        with self._tx() as session:
-            app_row = session.scalar(select(App).where(App.name == app))
-            if app_row is None:
-                raise NotFound(f"no app named {app!r}")
-            model = self._model(session, name)
-            version_id = self._version(session, model, version).id if version is not None else None
-            pin = session.scalar(
-                select(AppPin).where(AppPin.app_id == app_row.id, AppPin.model_id == model.id)
-            )
-            if pin is None:
-                session.add(
-                    AppPin(app_id=app_row.id, model_id=model.id, version_id=version_id, alias=alias)
-                )
-            else:
-                pin.version_id, pin.alias, pin.updated_at = version_id, alias, utcnow()
-            self._audit(
-                session, name, "pin", actor, alias=alias, to_version=version, detail={"app": app}
-            )
-            self._bump(session, f"pin {app} {name}")
-        return {"app": app, "model": name, "version": version, "alias": alias}
+    def pin(self, app: str, name: str, version: int | None = None, alias: str | None = None,
+            actor: str = "") -> dict[str, Any]:
+        return self.app_pins.pin(app, name, version, alias, actor)
 
     def apps(self) -> list[dict[str, Any]]:
-        with Session(self.engine) as session:
-            out = []
-            for app in session.scalars(select(App).order_by(App.name)):
-                pins = []
-                for pin in session.scalars(select(AppPin).where(AppPin.app_id == app.id)):
-                    model = session.get(Model, pin.model_id)
-                    row = session.get(ModelVersion, pin.version_id) if pin.version_id else None
-                    pins.append(
-                        {
-                            "model": model.name if model else None,
-                            "version": row.number if row else None,
-                            "alias": pin.alias,
-                        }
-                    )
-                out.append({"name": app.name, "pins": pins})
-            return out
+        return self.app_pins.list()
+
+    def app(self, name: str) -> dict[str, Any]:
+        return self.app_pins.show(name)

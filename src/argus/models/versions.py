@@ -4,10 +4,34 @@ database session that read them."""
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from argus.contracts import MAX_VERSION, parse_int
+from argus.errors import BadInput
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+
+
+def check_name(kind: str, name: str) -> str:
+    if not _NAME.match(name):
+        raise BadInput(
+            f"{kind} name {name!r} must be lower-case letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_version(value: Any, what: str = "version") -> int:
+    """A version number as the registry stores it (1 to 2**31-1): the one check every
+    transport's number goes through, so none reaches the database out of range."""
+    number = parse_int(what, value, 1, MAX_VERSION)
+    if number is None:
+        raise BadInput(f"{what} is missing")
+    return number
 
 
 def canary_bucket(route_key: str) -> int:
@@ -78,3 +102,17 @@ class ModelInfo:
 class Registered:
     version: VersionInfo
     created: bool
+
+
+def event_dict(row: Any) -> dict[str, Any]:
+    """An audit event (a row of ``audit_events``) as the history shows it."""
+    return {
+        "id": row.id,
+        "action": row.action,
+        "alias": row.alias,
+        "from_version": row.from_version,
+        "to_version": row.to_version,
+        "actor": row.actor,
+        "detail": row.detail,
+        "at": row.created_at.isoformat(),
+    }
