@@ -133,6 +133,13 @@ class Settings(BaseSettings):
     infer_tokens: str = ""
     """Comma-separated inference tokens, or @path to a file."""
 
+    records_query_timeout_s: float = 10.0
+    """``argus records query``: the clause is stopped after this many seconds."""
+
+    records_reader_role: str = "argus_records_reader"
+    """PostgreSQL: the role ``records query`` runs as (SELECT on prediction_records only;
+    created, and granted to the database user, on first use when the user may)."""
+
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'argus.db'}"
