@@ -13,7 +13,7 @@ from argus.db.engine import make_engine, migrate
 from argus.db.schema import Job, PredictionRecord
 from argus.errors import BadInput
 from argus.records import query_records
-from argus.records.guard import enter_reader, ensure_reader_role
+from argus.records.guard import ensure_reader_role, enter_reader
 
 HOOK = "https://hooks.example/secret-token-7f3a"
 ANSWER = {"labels": [{"label": "private-label-91c2", "score": 0.9}]}
@@ -132,7 +132,7 @@ def test_the_postgres_reader_role_can_read_the_records_table_alone(
                     conn.exec_driver_sql(sql)
                 )
             # insufficient privilege, or a write in a read-only transaction
-            assert getattr(info.value, "orig").sqlstate in ("42501", "25006"), sql
+            assert info.value.orig.sqlstate in ("42501", "25006"), sql
             conn.rollback()
     with engine.connect() as conn:
         enter_reader(conn, role, 5.0)
