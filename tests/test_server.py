@@ -191,3 +191,39 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_tampered_package_is_refused_and_the_others_serve(
+    tmp_path: Path, photos: dict[str, bytes]
+) -> None:
+    from argus.db.engine import make_engine, migrate
+    from argus.models.packages import PackageStore
+    from argus.models.registry import ModelRegistry
+    from argus.settings import Settings
+    from tests.graphs.conftest import register_classifier
+
+    settings = Settings(home=tmp_path)
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    registry = ModelRegistry(engine, PackageStore(settings.packages_dir))
+    tampered = register_classifier(registry, "tint")
+    register_classifier(registry, "heavy", build="heavy")
+    engine.dispose()
+    (tampered.path / "labels.txt").write_text("red\ngreen\nevil\n")
+
+    served = serve(tmp_path)
+    try:
+        ready = httpx.get(f"{served.url}/v2/health/ready", timeout=10)
+        assert ready.status_code == 200
+        [refused] = ready.json()["refused"]
+        assert (refused["model"], refused["version"]) == ("tint", 1)
+        assert "file labels.txt was modified" in refused["reason"]
+        good = httpx.post(f"{served.url}/v1/questions/heavy", content=photos["astronaut"],
+                          timeout=30)
+        assert good.status_code == 200, good.text
+        bad = httpx.post(f"{served.url}/v1/questions/tint", content=photos["astronaut"],
+                         timeout=30)
+        assert bad.status_code == 503 and bad.json()["error"] == refused["reason"]
+        assert "model tint version 1 is refused: package" in served.proc.output()
+    finally:
+        served.stop()

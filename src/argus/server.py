@@ -109,7 +109,7 @@ class Parts:
             core.ready = True
         elif isinstance(self.plane, LocalPlane) and self.plane.models is not None:
             for info in await asyncio.to_thread(self.plane.served_versions):
-                await core.runner.load(info)
+                await core.load_or_refuse(info)
             core.ready = True
         else:
             await core.preload()
@@ -208,6 +208,7 @@ class Server:
             parts.tokens,
             max_image_bytes=self.settings.max_image_bytes,
             core=parts.core if parts.questions else None,
+            refused=parts.core.refused_models,
         )
 
     def _grpc_server(self) -> tuple[Any, int] | None:

@@ -130,10 +130,12 @@ def create_app(
     max_image_bytes: int,
     core: Core | None = None,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    refused: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> FastAPI:
     """The REST application: KServe v2 over ``plane``, health and ``/metrics``; with ``core``
     the image API, registry, jobs and records too. ``lifespan`` runs around serving (the
-    caller's start-up and shutdown)."""
+    caller's start-up and shutdown). ``refused`` lists the model versions refused at load
+    (readiness shows them)."""
     app = FastAPI(
         title="Argus",
         version="0.1.0",
@@ -142,6 +144,7 @@ def create_app(
     )
     app.state.core = core
     app.state.plane = plane
+    app.state.refused = refused or (core.refused_models if core is not None else list)
     app.state.metrics = metrics
     app.state.infer_body_limit = infer_body_limit(max_image_bytes)
     errors.install(app)
