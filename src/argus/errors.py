@@ -72,6 +72,14 @@ class Overloaded(ArgusError):
         self.retry_after = retry_after
 
 
+class ClientClosed(ArgusError):
+    """The client went away before its request was read whole: not a fault of either side's
+    making worth a traceback; counted apart (499, as nginx names it) and never answered."""
+
+    status = 499
+    grpc_code = "CANCELLED"
+
+
 class Unavailable(ArgusError):
     """A model or upstream is not there (not loaded yet, service down)."""
 
