@@ -163,8 +163,10 @@ class _RestServer:
     """uvicorn without its own signal handling: the server handles SIGTERM for REST and gRPC
     together."""
 
-    def __init__(self, app: Any, opts: ServeOptions) -> None:
+    def __init__(self, app: Any, opts: ServeOptions, settings: Settings) -> None:
         import uvicorn
+
+        from argus.http.connections import guarded_protocol
 
         class Server(uvicorn.Server):
             @contextlib.contextmanager
@@ -177,6 +179,8 @@ class _RestServer:
             access_log=False,
             timeout_graceful_shutdown=max(1, round(opts.grace)),
             lifespan="on",
+            http=guarded_protocol(settings.header_timeout_s, settings.body_timeout_s),
+            timeout_keep_alive=max(1, round(settings.keepalive_timeout_s)),
         )
         self.server = Server(config)
 
@@ -262,7 +266,7 @@ class Server:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
-        rest = _RestServer(self.rest_app(), opts)
+        rest = _RestServer(self.rest_app(), opts, self.settings)
         if grpc is not None:
             await grpc[0].start()
         rest_task = asyncio.create_task(rest.serve(sock), name="rest")
