@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+DRAIN_CANCEL = "argus: the server is shutting down"
+"""The message a request's task is cancelled with when the server's grace is over (it is
+answered 503, and counted so)."""
+
 
 class ArgusError(Exception):
     """Base of every error a user may see. ``status`` is the HTTP status it maps to."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import multiprocessing
 import os
 import signal
@@ -177,7 +178,9 @@ class _RestServer:
             app,
             log_level=opts.log_level,
             access_log=False,
-            timeout_graceful_shutdown=max(1, round(opts.grace)),
+            # The server answers what is left 503 at the grace (Drain); uvicorn's own cancel,
+            # which answers 500 with a traceback, comes only after that.
+            timeout_graceful_shutdown=math.ceil(opts.grace) + 2,
             lifespan="on",
             http=guarded_protocol(settings.header_timeout_s, settings.body_timeout_s),
             timeout_keep_alive=max(1, round(settings.keepalive_timeout_s)),
@@ -201,6 +204,9 @@ class Server:
         self.parts = build_parts(opts, settings)
         self.stopping = asyncio.Event()
         self.failed = False
+        from argus.http.draining import Drain
+
+        self.drain = Drain()
 
     def rest_app(self) -> FastAPI:
         from argus.http.app import create_app
@@ -213,6 +219,7 @@ class Server:
             max_image_bytes=self.settings.max_image_bytes,
             core=parts.core if parts.questions else None,
             refused=parts.core.refused_models,
+            drain=self.drain,
         )
 
     def _grpc_server(self) -> tuple[Any, int] | None:
@@ -285,7 +292,9 @@ class Server:
         stops: list[Any] = [rest_task]
         if grpc is not None:
             stops.append(grpc[0].stop(opts.grace))
+        expire = loop.call_later(opts.grace, self.drain.expire)
         results = await asyncio.gather(*stops, return_exceptions=True)
+        expire.cancel()
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, SystemExit):
                 log.error("error while stopping: %r", result)

@@ -22,6 +22,7 @@ from argus.core import Core
 from argus.errors import ArgusError, Unauthorized
 from argus.http import errors
 from argus.http.body import image_body, read_image
+from argus.http.draining import Drain, DrainMiddleware
 from argus.http.jobs import router as jobs_router
 from argus.http.kserve import infer_body_limit
 from argus.http.kserve import router as kserve_router
@@ -131,11 +132,13 @@ def create_app(
     core: Core | None = None,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     refused: Callable[[], list[dict[str, Any]]] | None = None,
+    drain: Drain | None = None,
 ) -> FastAPI:
     """The REST application: KServe v2 over ``plane``, health and ``/metrics``; with ``core``
     the image API, registry, jobs and records too. ``lifespan`` runs around serving (the
     caller's start-up and shutdown). ``refused`` lists the model versions refused at load
-    (readiness shows them)."""
+    (readiness shows them); ``drain`` answers 503 for requests the server stops without
+    answering."""
     app = FastAPI(
         title="Argus",
         version="0.1.0",
@@ -151,6 +154,8 @@ def create_app(
     if core is not None:  # added first, so it runs inside the token check
         app.add_middleware(AskFastPath, core=core, metrics=metrics, max_bytes=max_image_bytes)
     app.add_middleware(TokenMiddleware, tokens=tokens)
+    if drain is not None:  # outermost: it sees every request, and whether it has answered
+        app.add_middleware(DrainMiddleware, drain=drain)
     app.include_router(kserve_router)
 
     @app.get("/metrics", tags=["health"])
