@@ -18,7 +18,7 @@ from typing import Any
 
 from argus.contracts import Answer, AskOptions, ImageFacts, Timings
 from argus.db.engine import make_engine, migrate
-from argus.errors import BadInput, BadPackage, NotFound, Unavailable
+from argus.errors import BadInput, BadPackage, NotFound, PackageRefused
 from argus.graphs.cache import StepCache
 from argus.graphs.catalogue import Catalogue
 from argus.graphs.executor import GraphExecutor
@@ -170,17 +170,17 @@ class Core:
             version = self.resolve(ref.name, pinned, image_sha)
         refused = self.refused.get(version.digest)
         if refused is not None:  # not re-hashed on every request: refused until it changes
-            raise Unavailable(refused["reason"])
+            raise PackageRefused(refused["reason"])
         return version
 
-    def _refuse(self, version: VersionInfo, exc: BadPackage) -> Unavailable:
+    def _refuse(self, version: VersionInfo, exc: BadPackage) -> PackageRefused:
         reason = f"model {version.name} version {version.number} is refused: {exc.message}"
         if version.digest not in self.refused:
             log.error("%s", reason)
         self.refused[version.digest] = {
             "model": version.name, "version": version.number, "reason": reason
         }
-        return Unavailable(reason)
+        return PackageRefused(reason)
 
     async def load_or_refuse(self, version: VersionInfo) -> None:
         """Load ``version``; a package that fails its checks is refused (logged, listed by
@@ -224,7 +224,7 @@ class Core:
             held = {m.version.digest for m in self.runner.loaded()}
             unloaded = {v.digest: v for v in loading if v.digest not in held}
             if len(unloaded) != 1:  # which step's package it was is not known: not remembered
-                raise Unavailable(exc.message) from exc
+                raise PackageRefused(exc.message) from exc
             raise self._refuse(next(iter(unloaded.values())), exc) from exc
         answer = Answer(
             question=q.name,

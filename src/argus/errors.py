@@ -91,6 +91,11 @@ class Unavailable(ArgusError):
     grpc_code = "UNAVAILABLE"
 
 
+class PackageRefused(Unavailable):
+    """The version asked for was refused at load (its package failed its checks): 503 for a
+    client, since the server serves its other models; a setup fault for a pipeline."""
+
+
 class BadPackage(ArgusError):
     """A model package is malformed or was tampered with."""
 
