@@ -191,3 +191,96 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_tampered_package_is_refused_and_the_others_serve(
+    tmp_path: Path, photos: dict[str, bytes]
+) -> None:
+    from argus.db.engine import make_engine, migrate
+    from argus.models.packages import PackageStore
+    from argus.models.registry import ModelRegistry
+    from argus.settings import Settings
+    from tests.graphs.conftest import register_classifier
+
+    settings = Settings(home=tmp_path)
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    registry = ModelRegistry(engine, PackageStore(settings.packages_dir))
+    tampered = register_classifier(registry, "tint")
+    register_classifier(registry, "heavy", build="heavy")
+    engine.dispose()
+    (tampered.path / "labels.txt").write_text("red\ngreen\nevil\n")
+
+    served = serve(tmp_path)
+    try:
+        ready = httpx.get(f"{served.url}/v2/health/ready", timeout=10)
+        assert ready.status_code == 200
+        [refused] = ready.json()["refused"]
+        assert (refused["model"], refused["version"]) == ("tint", 1)
+        assert "file labels.txt was modified" in refused["reason"]
+        good = httpx.post(f"{served.url}/v1/questions/heavy", content=photos["astronaut"],
+                          timeout=30)
+        assert good.status_code == 200, good.text
+        bad = httpx.post(f"{served.url}/v1/questions/tint", content=photos["astronaut"],
+                         timeout=30)
+        assert bad.status_code == 503 and bad.json()["error"] == refused["reason"]
+        assert "model tint version 1 is refused: package" in served.proc.output()
+    finally:
+        served.stop()
+
+
+def test_requests_left_at_the_end_of_the_grace_get_503_with_retry_after(
+    tmp_path: Path, photos: dict[str, bytes]
+) -> None:
+    """Issue 14: SIGTERM under load answered 500 (with a traceback each) for the requests
+    still running when the grace ran out. Each client holds its own connection, opened
+    before the signal (a connection the server has not accepted yet would be refused)."""
+    from argus.db.engine import make_engine, migrate
+    from argus.models.packages import PackageStore
+    from argus.models.registry import ModelRegistry
+    from argus.settings import Settings
+    from tests.graphs.conftest import register_classifier
+
+    settings = Settings(home=tmp_path)
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    register_classifier(ModelRegistry(engine, PackageStore(settings.packages_dir)), "heavy",
+                        build="heavy", side=320)  # about a second of CPU per image
+    engine.dispose()
+    served = serve(tmp_path, "--grace", "1", "--workers", "2",
+                   env={"ARGUS_MAX_BATCH_SIZE": "1"})
+    count = 20
+    sent = threading.Barrier(count + 1)
+
+    def ask(_: int) -> httpx.Response:
+        with httpx.Client(base_url=served.url, timeout=60) as client:
+            url = "/v1/questions/heavy"
+            assert client.get("/v2/health/live").status_code == 200  # connected
+            sent.wait(30)
+            return client.post(url, content=photos["astronaut"])
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(count) as pool:
+            futures = [pool.submit(ask, i) for i in range(count)]
+            sent.wait(120)
+            time.sleep(0.5)  # every request has arrived; most wait for a lane
+            served.proc.proc.send_signal(signal.SIGTERM)
+            refused = False
+            while not refused and not all(f.done() for f in futures):  # while draining
+                try:
+                    httpx.get(f"{served.url}/v2/health/live", timeout=5)
+                    time.sleep(0.05)
+                except httpx.ConnectError:
+                    refused = True  # no new connections
+            answers = [f.result() for f in futures]
+            assert refused
+        assert served.proc.proc.wait(30) == 0
+        statuses = sorted(r.status_code for r in answers)
+        assert set(statuses) <= {200, 503} and 503 in statuses, statuses
+        for refused in (r for r in answers if r.status_code == 503):
+            assert refused.headers["retry-after"] == "1"
+            assert refused.json()["error"] == "the server is shutting down; retry the request"
+        output = served.proc.output()
+        assert "Traceback" not in output and "Exception in ASGI" not in output, output
+    finally:
+        served.stop()

@@ -18,7 +18,7 @@ from typing import Any
 
 from argus.contracts import Answer, AskOptions, ImageFacts, Timings
 from argus.db.engine import make_engine, migrate
-from argus.errors import BadInput, NotFound
+from argus.errors import BadInput, BadPackage, NotFound, PackageRefused
 from argus.graphs.cache import StepCache
 from argus.graphs.catalogue import Catalogue
 from argus.graphs.executor import GraphExecutor
@@ -93,6 +93,9 @@ class Core:
             for name, spec in self.catalogue.builtins.items()
         }
         self.ready = False
+        self.refused: dict[str, dict[str, Any]] = {}
+        """Package digest → the version refused at load (model, version, reason): its
+        questions answer 503 with the reason until a new version is registered or a restart."""
 
     # -- catalogue ---------------------------------------------------------------------
 
@@ -172,9 +175,35 @@ class Core:
 
     def _resolve_step(self, ref: ModelRef, options: AskOptions, image_sha: str) -> VersionInfo:
         if ref.version is None and ref.alias is None:
-            return self.resolve(ref.name, options, image_sha)
-        # The graph pins this step: the request's version, alias and app do not apply to it.
-        return self.resolve(ref.name, AskOptions(version=ref.version, alias=ref.alias), image_sha)
+            version = self.resolve(ref.name, options, image_sha)
+        else:
+            # The graph pins this step: the request's version, alias and app do not apply.
+            pinned = AskOptions(version=ref.version, alias=ref.alias)
+            version = self.resolve(ref.name, pinned, image_sha)
+        refused = self.refused.get(version.digest)
+        if refused is not None:  # not re-hashed on every request: refused until it changes
+            raise PackageRefused(refused["reason"])
+        return version
+
+    def _refuse(self, version: VersionInfo, exc: BadPackage) -> PackageRefused:
+        reason = f"model {version.name} version {version.number} is refused: {exc.message}"
+        if version.digest not in self.refused:
+            log.error("%s", reason)
+        self.refused[version.digest] = {
+            "model": version.name, "version": version.number, "reason": reason
+        }
+        return PackageRefused(reason)
+
+    async def load_or_refuse(self, version: VersionInfo) -> None:
+        """Load ``version``; a package that fails its checks is refused (logged, listed by
+        :meth:`refused_models`) and the others still load and serve."""
+        try:
+            await self.runner.load(version)
+        except BadPackage as exc:
+            self._refuse(version, exc)
+
+    def refused_models(self) -> list[dict[str, Any]]:
+        return list(self.refused.values())
 
     # -- answering ---------------------------------------------------------------------
 
@@ -193,12 +222,22 @@ class Core:
                 f"version={options.version} pins one model, but question {q.name!r} uses "
                 f"{len(models)} ({', '.join(models)}); use alias= or app= instead"
             )
-        result = await self.executor.run(
-            q.graph,
-            ImageSource(data, image_sha, self.limits),
-            options.params(),
-            lambda ref: self._resolve_step(ref, options, image_sha),
-        )
+        loading: list[VersionInfo] = []
+
+        def resolve(ref: ModelRef) -> VersionInfo:
+            loading.append(self._resolve_step(ref, options, image_sha))
+            return loading[-1]
+
+        try:
+            result = await self.executor.run(
+                q.graph, ImageSource(data, image_sha, self.limits), options.params(), resolve
+            )
+        except BadPackage as exc:  # loaded on demand and refused: a server-side fault
+            held = {m.version.digest for m in self.runner.loaded()}
+            unloaded = {v.digest: v for v in loading if v.digest not in held}
+            if len(unloaded) != 1:  # which step's package it was is not known: not remembered
+                raise PackageRefused(exc.message) from exc
+            raise self._refuse(next(iter(unloaded.values())), exc) from exc
         answer = Answer(
             question=q.name,
             image=ImageFacts(sha256=image_sha, width=width, height=height),
@@ -226,7 +265,7 @@ class Core:
                 version = await asyncio.to_thread(self.registry.resolve, name)
             except NotFound:
                 continue
-            await self.runner.load(version)
+            await self.load_or_refuse(version)
         self.ready = True
 
     async def close(self) -> None:

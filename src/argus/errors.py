@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+DRAIN_CANCEL = "argus: the server is shutting down"
+"""The message a request's task is cancelled with when the server's grace is over (it is
+answered 503, and counted so)."""
+
 
 class ArgusError(Exception):
     """Base of every error a user may see. ``status`` is the HTTP status it maps to."""
@@ -72,11 +76,24 @@ class Overloaded(ArgusError):
         self.retry_after = retry_after
 
 
+class ClientClosed(ArgusError):
+    """The client went away before its request was read whole: not a fault of either side's
+    making worth a traceback; counted apart (499, as nginx names it) and never answered."""
+
+    status = 499
+    grpc_code = "CANCELLED"
+
+
 class Unavailable(ArgusError):
     """A model or upstream is not there (not loaded yet, service down)."""
 
     status = 503
     grpc_code = "UNAVAILABLE"
+
+
+class PackageRefused(Unavailable):
+    """The version asked for was refused at load (its package failed its checks): 503 for a
+    client, since the server serves its other models; a setup fault for a pipeline."""
 
 
 class BadPackage(ArgusError):

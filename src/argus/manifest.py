@@ -173,6 +173,23 @@ class Manifest(_Parsed):
                 raise ValueError(f"bad file name in manifest: {rel!r}")
         return value
 
+    @model_validator(mode="after")
+    def _named_files_are_hashed(self) -> Self:
+        # A file the manifest names but ``files`` does not list would be read unverified (and
+        # ``labels: ../../elsewhere`` from outside the package): every named file must be listed,
+        # and so inside the package and checked against its sha256 before a load.
+        named: dict[str, str | None] = {"labels": self.labels}
+        if self.models:
+            named.update({f"models.{role}": rel for role, rel in self.models.items()})
+        else:
+            named["model"] = self.model
+        for key, rel in named.items():
+            if rel is not None and rel not in self.files:
+                raise ValueError(
+                    f"'{key}' names {rel!r}, which is not among the package's hashed 'files'"
+                )
+        return self
+
     def onnx_files(self) -> dict[str, str]:
         """Relative path of each ONNX file, by role (``model`` for one-network packages)."""
         return dict(self.models) if self.models else {"model": self.model}

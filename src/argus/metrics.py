@@ -7,6 +7,7 @@ transports; ``/metrics`` renders it. Nothing here knows about HTTP or gRPC.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
@@ -21,7 +22,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from argus.contracts import Answer
-from argus.errors import ArgusError
+from argus.errors import DRAIN_CANCEL, ArgusError
 from argus.runtime.runner import ModelRunner
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -167,6 +168,10 @@ class Metrics:
             result = await call
         except ArgusError as exc:
             self.observe(transport, question, (), exc.status, time.perf_counter() - started)
+            raise
+        except asyncio.CancelledError as exc:  # drained at shutdown (503) or the caller left
+            status = 503 if DRAIN_CANCEL in exc.args else 499
+            self.observe(transport, question, (), status, time.perf_counter() - started)
             raise
         except BaseException:
             self.observe(transport, question, (), 500, time.perf_counter() - started)

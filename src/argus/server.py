@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import multiprocessing
 import os
 import signal
@@ -109,7 +110,7 @@ class Parts:
             core.ready = True
         elif isinstance(self.plane, LocalPlane) and self.plane.models is not None:
             for info in await asyncio.to_thread(self.plane.served_versions):
-                await core.runner.load(info)
+                await core.load_or_refuse(info)
             core.ready = True
         else:
             await core.preload()
@@ -163,8 +164,10 @@ class _RestServer:
     """uvicorn without its own signal handling: the server handles SIGTERM for REST and gRPC
     together."""
 
-    def __init__(self, app: Any, opts: ServeOptions) -> None:
+    def __init__(self, app: Any, opts: ServeOptions, settings: Settings) -> None:
         import uvicorn
+
+        from argus.http.connections import guarded_protocol
 
         class Server(uvicorn.Server):
             @contextlib.contextmanager
@@ -175,8 +178,12 @@ class _RestServer:
             app,
             log_level=opts.log_level,
             access_log=False,
-            timeout_graceful_shutdown=max(1, round(opts.grace)),
+            # The server answers what is left 503 at the grace (Drain); uvicorn's own cancel,
+            # which answers 500 with a traceback, comes only after that.
+            timeout_graceful_shutdown=math.ceil(opts.grace) + 2,
             lifespan="on",
+            http=guarded_protocol(settings.header_timeout_s, settings.body_timeout_s),
+            timeout_keep_alive=max(1, round(settings.keepalive_timeout_s)),
         )
         self.server = Server(config)
 
@@ -197,6 +204,9 @@ class Server:
         self.parts = build_parts(opts, settings)
         self.stopping = asyncio.Event()
         self.failed = False
+        from argus.http.draining import Drain
+
+        self.drain = Drain()
 
     def rest_app(self) -> FastAPI:
         from argus.http.app import create_app
@@ -208,6 +218,8 @@ class Server:
             parts.tokens,
             max_image_bytes=self.settings.max_image_bytes,
             core=parts.core if parts.questions else None,
+            refused=parts.core.refused_models,
+            drain=self.drain,
         )
 
     def _grpc_server(self) -> tuple[Any, int] | None:
@@ -261,7 +273,7 @@ class Server:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
-        rest = _RestServer(self.rest_app(), opts)
+        rest = _RestServer(self.rest_app(), opts, self.settings)
         if grpc is not None:
             await grpc[0].start()
         rest_task = asyncio.create_task(rest.serve(sock), name="rest")
@@ -280,7 +292,9 @@ class Server:
         stops: list[Any] = [rest_task]
         if grpc is not None:
             stops.append(grpc[0].stop(opts.grace))
+        expire = loop.call_later(opts.grace, self.drain.expire)
         results = await asyncio.gather(*stops, return_exceptions=True)
+        expire.cancel()
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, SystemExit):
                 log.error("error while stopping: %r", result)

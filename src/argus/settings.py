@@ -137,6 +137,23 @@ class Settings(BaseSettings):
     infer_tokens: str = ""
     """Comma-separated inference tokens, or @path to a file."""
 
+    header_timeout_s: float = 10.0
+    """REST: a connection whose request headers are not complete this many seconds after it
+    opened (or after the request's first byte) is closed (slowloris, idle sockets)."""
+
+    body_timeout_s: float = 60.0
+    """REST: a request body not complete this many seconds after its headers is cut off."""
+
+    keepalive_timeout_s: float = 5.0
+    """REST: an idle keep-alive connection is closed after this many seconds."""
+
+    records_query_timeout_s: float = 10.0
+    """``argus records query``: the clause is stopped after this many seconds."""
+
+    records_reader_role: str = "argus_records_reader"
+    """PostgreSQL: the role ``records query`` runs as (SELECT on prediction_records only;
+    created, and granted to the database user, on first use when the user may)."""
+
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'argus.db'}"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from argus.errors import BadInput
+from argus.graphs.catalogue import Catalogue
 from argus.graphs.parse import model_graph, parse_graph
 from argus.graphs.spec import GraphSpec, ModelFacts
 
@@ -316,3 +318,19 @@ def test_builtin_graphs_are_valid() -> None:
     assert describe.answer == ("labels", "faces", "aligned")
     assert describe.steps["aligned"].op == "align" and describe.steps["aligned"].source == "faces"
     parse(describe.text)  # also valid when the models are known
+
+
+DEEP = "question: deep\nsteps:\n  a: " + "[" * 20_000 + "]" * 20_000 + "\n"
+
+
+def test_a_graph_nested_thousands_deep_is_refused_naming_the_line() -> None:
+    with pytest.raises(BadInput, match=r"portrait.yaml, line 3: nested more than 32 deep"):
+        parse(DEEP)
+
+
+def test_a_bad_file_never_hides_the_good_ones(tmp_path: Path) -> None:
+    (tmp_path / "deep.yaml").write_text(DEEP)
+    (tmp_path / "portrait.yaml").write_text(textwrap.dedent(PORTRAIT))
+    catalogue = Catalogue(tmp_path, MODELS.get)
+    assert set(catalogue.user()) == {"portrait"}
+    assert catalogue.problems["deep.yaml"].startswith("deep.yaml, line 3: nested more than")

@@ -29,14 +29,14 @@ def test_ready_once_the_role_has_loaded_its_models(http_home: Path, loop: LoopTh
         assert client.get("/v2/health/live").status_code == 200
         loading = client.get("/v2/health/ready")
         assert (loading.status_code, loading.json()) == (
-            503, {"ready": False, "error": "models are still loading"}
+            503, {"ready": False, "error": "models are still loading", "refused": []}
         )
         for name in MODELS:
             model = client.get(f"/v2/models/{name}/ready")
             assert (model.status_code, model.json()) == (503, {"name": name, "ready": False})
 
         loop.run(parts.load(opts))
-        assert client.get("/v2/health/ready").json() == {"ready": True}
+        assert client.get("/v2/health/ready").json() == {"ready": True, "refused": []}
         for name in MODELS:
             for path in (f"/v2/models/{name}/ready", f"/v2/models/{name}/versions/1/ready"):
                 model = client.get(path)

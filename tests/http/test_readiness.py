@@ -72,3 +72,32 @@ def test_ready_only_once_the_models_are_loaded(home_copy: Path, tmp_path: Path) 
         assert set(statuses) == {503, 200}
     finally:
         server.stop()
+
+
+def test_a_tampered_package_loaded_on_demand_answers_503_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from argus.server import in_process_app
+    from argus.settings import Settings
+    from tests.graphs.conftest import register_tint
+    from tests.records.test_records import GREEN
+
+    tint = register_tint(tmp_path)
+    (tint.path / "model.onnx").write_bytes(b"not the model that was registered")
+    app = in_process_app(Settings(home=tmp_path, preload=False))
+
+    async def main() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://argus") as client:
+            answers = [await client.post("/v1/questions/tint", content=GREEN) for _ in range(2)]
+            answers.append(await client.get("/v2/health/ready"))
+        await app.state.core.close()
+        return answers
+
+    first, again, ready = asyncio.run(main())
+    reason = "model tint version 1 is refused: package tint: file model.onnx was modified"
+    assert first.status_code == again.status_code == 503
+    assert first.json()["error"].startswith(reason) and again.json() == first.json()
+    assert ready.json()["refused"][0]["reason"] == first.json()["error"]

@@ -187,3 +187,30 @@ def test_a_stream_entry_is_read_named_safely_and_acknowledged_when_stored(
     assert names[ids[4]] == f"{ids[4]}-kept.jpg"
     assert names[ids[-1]] == ids[-1]
     assert all("/" not in name for name in names.values())
+
+
+def test_a_link_that_leads_out_of_the_folder_is_refused_without_reading_its_target(
+    tmp_path: Path,
+) -> None:
+    incoming, outside = tmp_path / "incoming", tmp_path / "private"
+    incoming.mkdir()
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes(b"private bytes")
+    fill(incoming, {"inside.jpg": b"mine"})
+    (incoming / "out.jpg").symlink_to(outside / "secret.jpg")
+    (incoming / "twin.jpg").symlink_to(incoming / "inside.jpg")  # a link inside stays fine
+    source = FolderSource(incoming, settle_seconds=0, watch=False)
+
+    async def run() -> dict[str, bytes | str]:
+        read: dict[str, bytes | str] = {}
+        async for item in source.items(asyncio.Event()):
+            try:
+                read[item.name] = await item.read()
+            except BadImage as exc:
+                read[item.name] = exc.reason
+            await item.finish("done")
+        return read
+
+    read = asyncio.run(run())
+    assert read["inside.jpg"] == read["twin.jpg"] == b"mine"
+    assert read["out.jpg"] == "a symbolic link that leads out of the source folder; not read"

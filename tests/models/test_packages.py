@@ -8,7 +8,13 @@ import pytest
 import yaml
 
 from argus.errors import BadPackage
-from argus.models.packages import PackageStore, canonical_digest, load_package, parse_manifest
+from argus.models.packages import (
+    PackageStore,
+    canonical_digest,
+    load_package,
+    parse_manifest,
+    sha256_file,
+)
 from argus.tasks.classify import ClassifyFields
 
 FIELDS = {
@@ -129,4 +135,17 @@ def test_bad_values_are_refused_naming_their_key(
     tmp_path: Path, change: dict[str, object], message: str
 ) -> None:
     with pytest.raises(BadPackage, match=message):
-        parse_manifest({**FIELDS, "files": {"model.onnx": "0" * 64}, **change})
+        files = {"model.onnx": "0" * 64, "labels.txt": "0" * 64}
+        parse_manifest({**FIELDS, "files": files, **change})
+
+
+@pytest.mark.parametrize("labels", ["../outside.txt", "unlisted.txt"])
+def test_a_file_the_manifest_names_must_be_listed_and_hashed(tmp_path: Path, labels: str) -> None:
+    src = make_src(tmp_path)
+    (tmp_path / "outside.txt").write_text("read from outside the package\n")
+    (src / "unlisted.txt").write_text("never hashed\n")
+    files = {rel: sha256_file(src / rel) for rel in ("model.onnx", "labels.txt")}
+    manifest = {"format": 1, **FIELDS, "labels": labels, "files": files}
+    (src / "argus.yaml").write_text(yaml.safe_dump(manifest))
+    with pytest.raises(BadPackage, match=f"'labels' names '{labels}', which is not among"):
+        load_package(src)

@@ -34,10 +34,14 @@ def query(
     from argus.db.engine import make_engine, migrate
     from argus.records import query_records
 
-    engine = make_engine(settings().db_url)
+    config = settings()
+    engine = make_engine(config.db_url)
     try:
         migrate(engine)
-        rows = query_records(engine, where, limit)
+        rows = query_records(
+            engine, where, limit,
+            timeout_s=config.records_query_timeout_s, reader_role=config.records_reader_role,
+        )
     finally:
         engine.dispose()
     if json_out:

@@ -94,6 +94,10 @@ class Catalogue:
                 problems[name] = exc.message
                 log.warning("question file %s is not loaded: %s", path, exc.message)
                 continue
+            except Exception as exc:  # one file nobody foresaw must not hide the good ones
+                problems[name] = f"cannot be parsed ({type(exc).__name__})"
+                log.exception("question file %s is not loaded", path)
+                continue
             if spec.name in self.builtins or spec.name in graphs:
                 problems[name] = f"question {spec.name!r} is defined more than once"
                 log.warning("question file %s is not loaded: %s", path, problems[name])

@@ -193,6 +193,24 @@ def _parse_step(name: str, node: Node, line: int, where: _Where) -> _RawStep:
     return raw
 
 
+MAX_NESTING = 32
+"""How deep mappings and lists may nest in a graph file (a real graph needs four); PyYAML
+composes recursively, so a file nested thousands deep would exhaust the stack."""
+
+
+def _check_nesting(text: str, where: _Where) -> None:
+    # The event stream is read without recursion, so the depth is known before composing.
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_NESTING:
+                line = event.start_mark.line + 1 if event.start_mark is not None else 1
+                raise where.error(line, f"nested more than {MAX_NESTING} deep; not a graph")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def parse_graph(
     text: str,
     origin: str = "graph",
@@ -206,6 +224,7 @@ def parse_graph(
     is accepted and fails at ask time if the model is still missing (built-in graphs)."""
     where = _Where(origin)
     try:
+        _check_nesting(text, where)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

@@ -24,6 +24,7 @@ from argus.errors import ArgusError, Unauthorized
 from argus.http import errors
 from argus.http.body import image_body, read_image
 from argus.http.docs import ask_parameters, error_responses, install_docs
+from argus.http.draining import Drain, DrainMiddleware
 from argus.http.jobs import router as jobs_router
 from argus.http.kserve import infer_body_limit
 from argus.http.kserve import router as kserve_router
@@ -133,10 +134,14 @@ def create_app(
     max_image_bytes: int,
     core: Core | None = None,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    refused: Callable[[], list[dict[str, Any]]] | None = None,
+    drain: Drain | None = None,
 ) -> FastAPI:
     """The REST application: KServe v2 over ``plane``, health and ``/metrics``; with ``core``
     the image API, registry, jobs and records too. ``lifespan`` runs around serving (the
-    caller's start-up and shutdown)."""
+    caller's start-up and shutdown). ``refused`` lists the model versions refused at load
+    (readiness shows them); ``drain`` answers 503 for requests the server stops without
+    answering."""
     app = FastAPI(
         title="Argus",
         version=__version__,
@@ -148,12 +153,15 @@ def create_app(
     install_docs(app)
     app.state.core = core
     app.state.plane = plane
+    app.state.refused = refused or (core.refused_models if core is not None else list)
     app.state.metrics = metrics
     app.state.infer_body_limit = infer_body_limit(max_image_bytes)
     errors.install(app)
     if core is not None:  # added first, so it runs inside the token check
         app.add_middleware(AskFastPath, core=core, metrics=metrics, max_bytes=max_image_bytes)
     app.add_middleware(TokenMiddleware, tokens=tokens)
+    if drain is not None:  # outermost: it sees every request, and whether it has answered
+        app.add_middleware(DrainMiddleware, drain=drain)
     app.include_router(kserve_router)
 
     @app.get("/metrics", tags=["health"])

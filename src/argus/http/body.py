@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 from starlette.types import Message
 
-from argus.errors import BadInput, TooLarge
+from argus.errors import BadInput, ClientClosed, TooLarge
 
 #: What a multipart form may add around the image (boundaries, headers, small fields).
 MULTIPART_HEADROOM = 64 * 1024
@@ -44,11 +45,14 @@ async def read_body(request: Request, limit: int, what: str = "the request") -> 
         raise TooLarge(f"{what} is {int(length):,} bytes, over the limit of {limit:,} bytes")
     parts: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"{what} is over the limit of {limit:,} bytes")
-        parts.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"{what} is over the limit of {limit:,} bytes")
+            parts.append(chunk)
+    except ClientDisconnect as exc:
+        raise ClientClosed(f"the client closed the connection after {size:,} bytes") from exc
     return b"".join(parts)
 
 

@@ -8,8 +8,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
-from argus.errors import ArgusError, Overloaded
+from argus.errors import ArgusError, ClientClosed, Overloaded
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,8 @@ def error_response(exc: ArgusError) -> JSONResponse:
 def failure_response(exc: Exception) -> JSONResponse:
     """The answer to a request that raised: ArgusError in the common shape (server-side ones
     logged), anything else a logged 500 that names only the exception's type."""
+    if isinstance(exc, ClientDisconnect):  # read outside read_body: still no error
+        exc = ClientClosed("the client closed the connection")
     if isinstance(exc, ArgusError):
         if exc.status >= 500 and not isinstance(exc, Overloaded):
             log.error("request failed: %s", exc.message)

@@ -38,10 +38,13 @@ async def live() -> dict[str, bool]:
 
 @router.get("/v2/health/ready", tags=["health"])
 async def ready(request: Request) -> Response:
-    """200 once every model this process serves is loaded, 503 before."""
+    """200 once every model this process serves is loaded or refused (``refused`` lists
+    those whose package failed its checks, with the reason), 503 before."""
+    refused = request.app.state.refused()
     if _plane(request).ready():
-        return JSONResponse({"ready": True})
-    return JSONResponse({"ready": False, "error": "models are still loading"}, status_code=503)
+        return JSONResponse({"ready": True, "refused": refused})
+    return JSONResponse({"ready": False, "error": "models are still loading", "refused": refused},
+                        status_code=503)
 
 
 @router.get("/v2")

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from argus.contracts import Answer, AskOptions
 from argus.core import Core
-from argus.errors import ArgusError, ConfigError
+from argus.errors import ArgusError, ConfigError, PackageRefused
 
 
 class BadImage(Exception):
@@ -60,6 +60,8 @@ class LocalAsker:
     async def ask(self, data: bytes) -> Answer:
         try:
             return await self.core.ask(self.question, data, self.options)
+        except PackageRefused as exc:  # the model's fault: stop, do not retry every file
+            raise ConfigError(exc.message) from exc
         except ArgusError as exc:
             raise sort_failure(exc.status, exc.message) from exc
 

@@ -121,10 +121,19 @@ class FolderSource:
                 if change in (watchfiles.Change.added, watchfiles.Change.modified):
                     self._offer(Path(raw))
 
+    def _inside(self, path: Path) -> Path:
+        """The file ``path`` really is, refused when a link leads out of the folder: a drop
+        folder must not become a way to read (and copy to the sink) any file the service can."""
+        real = path.resolve()
+        if not real.is_relative_to(self.root):
+            raise BadImage("a symbolic link that leads out of the source folder; not read")
+        return real
+
     def _item(self, path: Path) -> Item:
         async def read() -> bytes:
             try:
-                return await asyncio.to_thread(path.read_bytes)
+                real = self._inside(path)
+                return await asyncio.to_thread(real.read_bytes)
             except FileNotFoundError:
                 raise
             except OSError as exc:

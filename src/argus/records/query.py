@@ -1,31 +1,30 @@
 """Reading prediction records: a structured filter (``GET /v1/records``) or a SQL WHERE
-clause (``argus records query``) run read-only: inside ``SET TRANSACTION READ ONLY`` on
-PostgreSQL and on a ``PRAGMA query_only`` connection on SQLite, time-limited."""
+clause (``argus records query``), which runs where it can read that table alone, read-only and
+time-limited (:mod:`argus.records.guard`)."""
 
 from __future__ import annotations
 
-import re
+import sqlite3
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from argus.db.schema import PredictionRecord
 from argus.errors import BadInput
-
-MAX_LIMIT = 10_000
-QUERY_TIMEOUT_MS = 10_000
-COLUMNS = [c.name for c in PredictionRecord.__table__.columns]
-_STATEMENT_WORDS = frozenset(
-    re.findall(
-        r"\w+",
-        """insert update delete drop alter create attach detach pragma vacuum reindex grant
-        revoke truncate copy merge call execute begin commit rollback savepoint release reset
-        lock listen notify load into""",
-    )
+from argus.records.guard import (
+    check_where,
+    ensure_reader_role,
+    enter_reader,
+    redact,
+    sqlite_sandbox,
 )
 
+MAX_LIMIT = 10_000
+QUERY_TIMEOUT_S = 10.0
+READER_ROLE = "argus_records_reader"
+COLUMNS = [c.name for c in PredictionRecord.__table__.columns]
 
 def _as_dict(row: Any) -> dict[str, Any]:
     out = {name: getattr(row, name) for name in COLUMNS}
@@ -92,61 +91,21 @@ def find_records(
         return [_as_dict(row) for row in session.scalars(stmt)]
 
 
-def check_where(clause: str) -> str:
-    """Refuse anything but one boolean expression: no ';', no comments, no statements, and
-    parentheses that stay balanced (so the clause cannot close the WHERE it is put in)."""
-    if not clause.strip():
-        raise BadInput("the WHERE clause is empty")
-    depth = 0
-    words: list[str] = []
-    i, n = 0, len(clause)
-    while i < n:
-        ch = clause[i]
-        if ch in "'\"":
-            end = i + 1
-            while end < n:
-                if clause[end] == ch:
-                    if end + 1 < n and clause[end + 1] == ch:  # '' inside a string
-                        end += 2
-                        continue
-                    break
-                end += 1
-            if end >= n:
-                raise BadInput("the WHERE clause has a string that is never closed")
-            i = end + 1
-            continue
-        if ch == ";":
-            raise BadInput("the WHERE clause may not contain ';' (one condition, no statements)")
-        if clause.startswith("--", i) or clause.startswith("/*", i):
-            raise BadInput("the WHERE clause may not contain SQL comments")
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth < 0:
-                raise BadInput("the WHERE clause closes a parenthesis it never opened")
-        if ch.isalpha() or ch == "_":
-            end = i
-            while end < n and (clause[end].isalnum() or clause[end] == "_"):
-                end += 1
-            words.append(clause[i:end].lower())
-            i = end
-            continue
-        i += 1
-    if depth != 0:
-        raise BadInput("the WHERE clause leaves a parenthesis open")
-    bad = sorted(set(words) & _STATEMENT_WORDS)
-    if bad:
-        raise BadInput(
-            f"the WHERE clause may only filter records; {', '.join(bad).upper()} is not allowed"
-        )
-    return clause
-
-
-def query_records(engine: Engine, where: str, limit: int = 100) -> list[dict[str, Any]]:
-    """Run ``SELECT … FROM prediction_records WHERE (<where>) … LIMIT :limit`` read-only."""
-    check_where(where)
+def query_records(
+    engine: Engine,
+    where: str,
+    limit: int = 100,
+    *,
+    timeout_s: float = QUERY_TIMEOUT_S,
+    reader_role: str = READER_ROLE,
+) -> list[dict[str, Any]]:
+    """Run ``SELECT … FROM prediction_records WHERE (<where>) … LIMIT :limit`` where it can
+    read that table alone, for at most ``timeout_s`` (see :mod:`argus.records.guard`)."""
+    sqlite = engine.dialect.name == "sqlite"
+    check_where(where, engine.dialect.name)
     _check_limit(limit)
+    if not sqlite:
+        ensure_reader_role(engine, reader_role)
     # ':' would otherwise start a bind parameter (even inside the user's string literals).
     escaped = where.replace(":", "\\:")
     sql = (
@@ -154,23 +113,36 @@ def query_records(engine: Engine, where: str, limit: int = 100) -> list[dict[str
         "ORDER BY created_at DESC, id DESC LIMIT :limit"
     )
     stmt = text(sql).columns(*PredictionRecord.__table__.columns).bindparams(limit=limit)
-    sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as conn:
+        lift = None
         try:
             if sqlite:
-                conn.exec_driver_sql("PRAGMA query_only = ON")
+                dbapi = cast(sqlite3.Connection, conn.connection.driver_connection)
+                lift = sqlite_sandbox(dbapi, timeout_s)
             else:
-                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {QUERY_TIMEOUT_MS}")
+                enter_reader(conn, reader_role, timeout_s)
             try:
                 rows = conn.execute(stmt).all()
             except Exception as exc:
-                reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-                raise BadInput(f"the query failed: {reason}") from exc
+                if _timed_out(exc, sqlite):
+                    raise BadInput(
+                        f"the query took longer than {timeout_s:g} s and was stopped; "
+                        "narrow the condition"
+                    ) from exc
+                raise BadInput(f"the query failed: {redact(exc, where)}") from exc
             finally:
+                if lift is not None:
+                    lift()
                 conn.rollback()
         finally:
             if sqlite:
-                # Never hand a query-only connection back to the pool.
+                # Never hand a confined connection back to the pool.
                 conn.invalidate()
     return [_as_dict(row) for row in rows]
+
+
+def _timed_out(exc: Exception, sqlite: bool) -> bool:
+    orig = getattr(exc, "orig", exc)
+    if sqlite:
+        return isinstance(orig, sqlite3.OperationalError) and str(orig) == "interrupted"
+    return getattr(orig, "sqlstate", None) == "57014"  # query_canceled: statement_timeout
