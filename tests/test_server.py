@@ -284,3 +284,11 @@ def test_requests_left_at_the_end_of_the_grace_get_503_with_retry_after(
         assert "Traceback" not in output and "Exception in ASGI" not in output, output
     finally:
         served.stop()
+
+
+def test_grpc_listens_next_to_the_rest_port_unless_told() -> None:
+    from argus.server import ServeOptions
+
+    assert ServeOptions(port=8000).default_grpc_port() == 8001
+    assert ServeOptions(port=9300).default_grpc_port() == 9301  # make run PORT=9300
+    assert ServeOptions(port=0).default_grpc_port() == 0  # any free REST port: no guess

@@ -45,7 +45,8 @@ from argus.settings import Settings
 log = logging.getLogger(__name__)
 
 ROLES = ("all", "model", "gateway")
-DEFAULT_GRPC_PORT = 8001
+#: gRPC listens on the REST port + 1 unless told otherwise (8000 → 8001).
+GRPC_PORT_OFFSET = 1
 
 
 @dataclass
@@ -55,7 +56,7 @@ class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 8000
     grpc_port: int | None = None
-    """None: the default port, given up with a warning when it is taken; 0: no gRPC."""
+    """None: the REST port + 1, given up with a warning when it is taken; 0: no gRPC."""
     role: str = "all"
     models: list[str] = field(default_factory=list)
     upstreams: list[str] = field(default_factory=list)
@@ -63,6 +64,10 @@ class ServeOptions:
     grace: float = 10.0
     preload: bool = True
     log_level: str = "info"
+
+    def default_grpc_port(self) -> int:
+        """The REST port + 1; none when REST takes any free port (0)."""
+        return self.port + GRPC_PORT_OFFSET if self.port else 0
 
     def check(self) -> None:
         """Refuse contradictory flags with a sentence, before anything starts."""
@@ -226,7 +231,7 @@ class Server:
         from argus.grpc.server import build_server
 
         opts, parts = self.opts, self.parts
-        port = DEFAULT_GRPC_PORT if opts.grpc_port is None else opts.grpc_port
+        port = opts.default_grpc_port() if opts.grpc_port is None else opts.grpc_port
         if not port:
             return None
         try:
@@ -243,7 +248,8 @@ class Server:
             if opts.grpc_port is not None:
                 raise
             # Only the default port: another server here has it; REST still serves.
-            log.warning("gRPC port %d is in use; serving REST only", port)
+            log.warning("gRPC port %d is in use; serving REST only (--grpc-port chooses another)",
+                        port)
             return None
         return server, port
 

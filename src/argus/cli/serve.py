@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from argus.cli.common import handles_errors, settings
-from argus.server import DEFAULT_GRPC_PORT, ServeOptions
+from argus.server import ServeOptions
 from argus.server import serve as run_role
 
 
@@ -16,7 +16,7 @@ def serve(
     ),
     port: int = typer.Option(8000, help="REST port: image API, KServe v2 REST, health, metrics."),
     grpc_port: int | None = typer.Option(
-        None, help=f"gRPC port (default {DEFAULT_GRPC_PORT}; 0 = no gRPC)."
+        None, help="gRPC port (default: the REST port + 1, so 8001; 0 = no gRPC)."
     ),
     role: str = typer.Option(
         "all",
