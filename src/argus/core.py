@@ -83,7 +83,9 @@ class Core:
         self.store = store or PackageStore(settings.packages_dir)
         self.registry = ModelRegistry(self.engine, self.store)
         self.resolutions = Resolutions(self.registry)
-        self.limits = Limits(settings.max_image_bytes, settings.max_image_pixels)
+        self.limits = Limits(
+            settings.max_image_bytes, settings.max_image_pixels, settings.question_pixels
+        )
         self.cache = StepCache(settings.cache_entries, settings.cache_mb * 1024 * 1024)
         self.executor = GraphExecutor(runner, self.cache)
         self.records = RecordWriter(self.engine)
@@ -181,12 +183,16 @@ class Core:
                 f"version={options.version} pins one model, but question {q.name!r} uses "
                 f"{len(models)} ({', '.join(models)}); use alias= or app= instead"
             )
-        result = await self.executor.run(
-            q.graph,
-            ImageSource(data, image_sha, self.limits),
-            options.params(),
-            lambda ref: self._resolve_step(ref, options, image_sha),
-        )
+        source = ImageSource(data, image_sha, self.limits)
+        try:
+            result = await self.executor.run(
+                q.graph,
+                source,
+                options.params(),
+                lambda ref: self._resolve_step(ref, options, image_sha),
+            )
+        finally:
+            await source.close()  # hands a large image's memory back
         answer = Answer(
             question=q.name,
             image=ImageFacts(sha256=image_sha, width=width, height=height),

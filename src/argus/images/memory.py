@@ -1,0 +1,32 @@
+"""Handing freed memory back to the operating system after a large image.
+
+glibc's allocator keeps freed heap memory for reuse, and raises its mmap threshold after a
+large block is freed, so after one big decode or face pyramid the process keeps hundreds of
+megabytes it no longer uses. ``malloc_trim`` returns the free pages; elsewhere (musl, macOS)
+it is absent and this does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+from typing import Any
+
+
+@functools.cache
+def _libc() -> Any:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+def release_memory() -> bool:
+    """Return free heap pages to the OS; True when the C library could."""
+    libc = _libc()
+    if libc is None:
+        return False
+    return bool(libc.malloc_trim(0))
