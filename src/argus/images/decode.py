@@ -129,10 +129,10 @@ def decode(
     img = open_image(data, limits)
     fmt = str(img.format)
     width, height = oriented_size(img)
+    if fmt in ("JPEG", "MPO"):  # a damaged file is 400 whatever its size
+        check_jpeg(data)
     scale = decode_scale(img, DecodeSize.of(min_side))
     check_budget(img, scale, limits.question_pixels)
-    if fmt in ("JPEG", "MPO"):
-        check_jpeg(data)
     digest = sha256 or sha256_bytes(data)
     rgb = _decode_jpeg_fast(data, img, scale) if fmt == "JPEG" else None
     if rgb is None:

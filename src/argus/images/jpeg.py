@@ -6,8 +6,10 @@ error, and fills the rest of the image with grey; a 631-byte file whose frame he
 rewritten to 7071x7071 then decodes to 50 million grey pixels and is answered. Both decoders
 hide the warning, so the file is checked here: every Huffman-coded block costs at least one
 bit in the scan that carries its DC coefficient, so the scans of a whole image hold at least
-one bit per block of its full-resolution component. A file under that bound, or one that
-ends before its end-of-image marker, is refused.
+one bit per block of its full-resolution component; and a file with restart markers holds
+exactly one between every ``interval`` MCUs of each scan over all its components, which
+catches a file cut mid-scan and closed with an end-of-image marker. A file under either
+bound, or one that ends before its end-of-image marker, is refused.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from argus.errors import BadInput
 # where a flat image can take less than a bit per block, so the bound is not applied to them.
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _ARITHMETIC = frozenset({0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
-_SOS, _EOI = 0xDA, 0xD9
+_SOS, _EOI, _DRI = 0xDA, 0xD9, 0xDD
 # A marker ending a scan's entropy-coded data: 0xFF then anything but a stuffed 0x00, a
 # restart marker (D0-D7, inside the scan) or another fill 0xFF.
 _END_OF_SCAN = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
+_RESTART = re.compile(rb"\xff[\xd0-\xd7]")
 
 
 def check_jpeg(data: bytes) -> None:
@@ -33,7 +36,7 @@ def check_jpeg(data: bytes) -> None:
     if data[:2] != b"\xff\xd8":
         return  # not a plain JPEG stream: let the decoder say what it is
     pos, size = 2, len(data)
-    blocks = 0
+    blocks = mcus = components = interval = 0
     arithmetic = False
     scan_bytes = 0
     while True:
@@ -65,6 +68,16 @@ def check_jpeg(data: bytes) -> None:
             width = int.from_bytes(data[pos + 5 : pos + 7], "big")
             blocks = math.ceil(width / 8) * math.ceil(height / 8)
             arithmetic = marker in _ARITHMETIC
+            components = data[pos + 7]
+            sampling = data[pos + 9 : pos + 8 + 3 * components : 3]
+            h_max = max((b >> 4 for b in sampling), default=1) or 1
+            v_max = max((b & 15 for b in sampling), default=1) or 1
+            mcus = math.ceil(width / (8 * h_max)) * math.ceil(height / (8 * v_max))
+            if components == 1:  # a lone component's MCU is one block, whatever its sampling
+                mcus = blocks
+        if marker == _DRI and length >= 4:
+            interval = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        in_scan = data[pos + 2] if marker == _SOS and length >= 3 else 0
         pos += length
         if marker == _SOS:
             end = _END_OF_SCAN.search(data, pos)
@@ -74,6 +87,14 @@ def check_jpeg(data: bytes) -> None:
                     "end-of-image marker"
                 )
             scan_bytes += end.start() - pos
+            if interval and mcus and in_scan == components:
+                restarts = len(_RESTART.findall(data, pos, end.start()))
+                if restarts < math.ceil(mcus / interval) - 1:
+                    raise BadInput(
+                        f"the JPEG image is damaged or truncated: a scan ends after "
+                        f"{restarts + 1:,} of its {math.ceil(mcus / interval):,} restart "
+                        "intervals"
+                    )
             pos = end.start()
     if blocks and not arithmetic and scan_bytes * 8 < blocks:
         raise BadInput(

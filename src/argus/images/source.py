@@ -19,6 +19,7 @@ from argus.images.decode import (
     decode_scale,
     open_image,
 )
+from argus.images.jpeg import check_jpeg
 from argus.images.memory import release_memory
 
 # A question that decoded more pixels than this hands the freed memory back to the OS when
@@ -47,9 +48,13 @@ class ImageSource:
         self._decoded: dict[int, asyncio.Future[DecodedImage]] = {}
 
     def _open(self) -> Image.Image:
-        """The image's header, read once (raises its error: not an image, too large)."""
+        """The image's header, read once (raises its error: not an image, too large,
+        a damaged JPEG)."""
         if self._header is None:
-            self._header = open_image(self.data, self.limits)
+            header = open_image(self.data, self.limits)
+            if header.format in ("JPEG", "MPO"):
+                check_jpeg(self.data)
+            self._header = header
         return self._header
 
     def _scale(self, want: Want) -> int:
