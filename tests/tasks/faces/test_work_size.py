@@ -76,9 +76,8 @@ def test_a_large_image_is_scaled_to_work_pixels_and_mapped_back(
     assert crop.size == (112, 112)
 
 
-def test_p_net_gives_its_buffers_back(faces: FacesModel) -> None:
-    pnet = faces.sessions["pnet"]
-    options = getattr(pnet, "shared", pnet).get_session_options()
-    assert not options.enable_cpu_mem_arena and not options.enable_mem_pattern
-    rnet = faces.sessions["rnet"]
-    assert getattr(rnet, "shared", rnet).get_session_options().enable_cpu_mem_arena
+def test_the_cascade_gives_its_buffers_back(faces: FacesModel) -> None:
+    for net in ("pnet", "rnet", "onet"):
+        session = faces.sessions[net]
+        options = getattr(session, "shared", session).get_session_options()
+        assert not options.enable_cpu_mem_arena and not options.enable_mem_pattern
