@@ -192,7 +192,7 @@ class Core:
                 lambda ref: self._resolve_step(ref, options, image_sha),
             )
         finally:
-            await source.close()  # hands a large image's memory back
+            source.close()  # hands a large image's memory back
         answer = Answer(
             question=q.name,
             image=ImageFacts(sha256=image_sha, width=width, height=height),

@@ -70,9 +70,9 @@ class Settings(BaseSettings):
     question_pixels: int = Field(default=32_000_000, ge=1)
     """Most pixels one question may decode, summed over the sizes its steps decode (a JPEG is
     decoded at the reduced DCT scale each model needs, so it counts a quarter, a sixteenth or
-    a sixty-fourth of its pixels; other formats decode at full size, at about twice the cost
-    per pixel, and count twice: 16 MP at most). Over it: 413 with the reason. Bounds the
-    memory and time one image can cost."""
+    a sixty-fourth of its pixels; other formats decode at full size, at about three times the
+    cost per pixel, and count three times: 10.6 MP at most). Over it: 413 with the reason.
+    Bounds the memory and time one image can cost."""
 
     intra_op_threads: int = 0
     """Runtime threads per inference call; 0 = cores / (workers x lanes)."""

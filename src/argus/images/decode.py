@@ -32,7 +32,7 @@ class Limits:
     max_pixels: int = 50_000_000
     question_pixels: int = 32_000_000
     """Most pixels one question may decode, summed over the sizes its steps decode (a JPEG
-    decoded at 1/4 scale counts a sixteenth of its pixels; other formats count twice)."""
+    decoded at 1/4 scale counts a sixteenth of its pixels; other formats three times)."""
 
 
 @dataclass(frozen=True)
@@ -178,10 +178,11 @@ def _draft_scale(size: tuple[int, int], min_side: int) -> int:
     return next((s for s in (8, 4, 2) if scale >= s), 1)
 
 
-# Formats other than JPEG decode at full size through Pillow: measured here, about twice the
-# time and peak memory per pixel of a JPEG decoded by OpenCV, so they count twice against the
-# budget (a 16 MP PNG costs what a 32 MP JPEG does).
-_FULL_SIZE_WEIGHT = 2
+# Formats other than JPEG decode at full size through Pillow (inflate, unfilter, a 4-byte
+# copy per pixel, then ours): measured here, a 16 MP PNG took 2.5-3 s and up to 360 MB for
+# `faces`, so they count three times against the budget (10.6 MP at most by default, a 4K
+# screenshot with room to spare).
+_FULL_SIZE_WEIGHT = 3
 
 
 def decoded_pixels(size: tuple[int, int], scale: int) -> int:
@@ -190,8 +191,8 @@ def decoded_pixels(size: tuple[int, int], scale: int) -> int:
 
 
 def check_budget(img: Image.Image, scale: int, budget: int, spent: int = 0) -> int:
-    """The pixels decoding ``img`` at ``scale`` costs (twice its pixels for a format decoded
-    at full size); TooLarge when ``spent`` plus that is over ``budget``."""
+    """The pixels decoding ``img`` at ``scale`` costs (three times its pixels for a format
+    decoded at full size); TooLarge when ``spent`` plus that is over ``budget``."""
     jpeg = img.format in ("JPEG", "MPO")
     pixels = decoded_pixels(img.size, scale)
     cost = pixels if jpeg else pixels * _FULL_SIZE_WEIGHT
@@ -199,7 +200,7 @@ def check_budget(img: Image.Image, scale: int, budget: int, spent: int = 0) -> i
         w, h = img.size
         dw, dh = math.ceil(w / scale), math.ceil(h / scale)
         counted = "" if jpeg else (
-            f", counted twice as {img.format} is decoded at full size (a JPEG is decoded at "
+            f", counted three times as {img.format} is decoded at full size (a JPEG is decoded at "
             "the reduced scale a model needs)"
         )
         already = f" after {spent:,} already decoded" if spent else ""
@@ -275,7 +276,7 @@ def to_rgb(img: Image.Image) -> np.ndarray:
         grey = cv2.convertScaleAbs(values, alpha=1.0 / divisor)  # rounded, saturated to 255
         return cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
     if "A" in img.mode or "transparency" in img.info:
-        return _on_white(np.asarray(img.convert("RGBA")))
+        return _on_white(np.asarray(img if img.mode == "RGBA" else img.convert("RGBA")))
     if img.mode in ("L", "1"):  # one channel widened by OpenCV: no 4-byte Pillow copy
         return cv2.cvtColor(np.asarray(img.convert("L")), cv2.COLOR_GRAY2RGB)
     return np.asarray(img.convert("RGB"))

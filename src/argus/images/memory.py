@@ -8,9 +8,12 @@ it is absent and this does nothing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import functools
+import weakref
 from typing import Any
 
 
@@ -30,3 +33,24 @@ def release_memory() -> bool:
     if libc is None:
         return False
     return bool(libc.malloc_trim(0))
+
+
+_pending: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+
+def release_memory_soon(delay: float = 0.2) -> None:
+    """Release memory on a worker thread ``delay`` seconds from now, once however many large
+    requests ask meanwhile: by then the request that asked has answered and dropped its
+    image, its body and its results, which a release made at once would miss."""
+    loop = asyncio.get_running_loop()
+    if loop in _pending:
+        return
+    _pending.add(loop)
+
+    def start() -> None:
+        _pending.discard(loop)
+        # A loop shutting down refuses new work: the process is about to end anyway.
+        with contextlib.suppress(RuntimeError):
+            loop.run_in_executor(None, release_memory)
+
+    loop.call_later(delay, start)

@@ -20,11 +20,13 @@ from argus.images.decode import (
     open_image,
 )
 from argus.images.jpeg import check_jpeg
-from argus.images.memory import release_memory
+from argus.images.memory import release_memory_soon
 
-# A question that decoded more pixels than this hands the freed memory back to the OS when
-# it ends (glibc keeps freed heap memory otherwise, and a few large images would pin it).
+# A question that decoded more pixels than this, or was sent more bytes, hands the freed
+# memory back to the OS when it ends (glibc keeps freed heap memory otherwise, and a few
+# large images would pin it).
 RELEASE_AFTER_PIXELS = 2_000_000
+RELEASE_AFTER_BYTES = 4 * 1024 * 1024
 
 Want = DecodeSize | int | None
 
@@ -105,9 +107,10 @@ class ImageSource:
                 lambda f: chain(f, claimed)
             )
 
-    async def close(self) -> None:
-        """Drop the decoded images; after a large question, give the memory back."""
+    def close(self) -> None:
+        """Drop the decoded images; after a large question, give the memory back (soon:
+        once the answer is out and the request's buffers are freed)."""
         self._decoded.clear()
         self._header = None
-        if self.pixels >= RELEASE_AFTER_PIXELS:
-            await asyncio.to_thread(release_memory)
+        if self.pixels >= RELEASE_AFTER_PIXELS or len(self.data) >= RELEASE_AFTER_BYTES:
+            release_memory_soon()
