@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from argus.errors import TooLarge
-from argus.images import DecodeSize, ImageSource, Limits, decode, sha256_bytes
+from argus.images import DecodeSize, ImageSource, Limits, decode, open_image, sha256_bytes
 
 
 def encode(img: Image.Image, fmt: str) -> bytes:
@@ -77,3 +77,11 @@ def test_a_png_is_decoded_once_whatever_sizes_its_steps_ask() -> None:
         assert source.pixels == 3 * 240_000  # a PNG counts three times
 
     asyncio.run(ask())
+
+
+def test_a_pngs_orientation_is_read_without_decoding_it(zeros_png: bytes) -> None:
+    from argus.images import oriented_size
+
+    header = open_image(zeros_png, Limits())
+    assert oriented_size(header) == (7000, 7000)
+    assert header.tile  # still undecoded: Pillow's getexif() would have decoded 49 MB
