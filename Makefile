@@ -48,3 +48,7 @@ protos: $(DEV_STAMP)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache
+
+# 10,000 malformed images against a real server over REST and gRPC (needs `models pull`).
+fuzz: setup
+	$(PY) benchmarks/fuzz.py --count 10000

@@ -83,7 +83,9 @@ class Core:
         self.store = store or PackageStore(settings.packages_dir)
         self.registry = ModelRegistry(self.engine, self.store)
         self.resolutions = Resolutions(self.registry)
-        self.limits = Limits(settings.max_image_bytes, settings.max_image_pixels)
+        self.limits = Limits(
+            settings.max_image_bytes, settings.max_image_pixels, settings.question_pixels
+        )
         self.cache = StepCache(settings.cache_entries, settings.cache_mb * 1024 * 1024)
         self.executor = GraphExecutor(runner, self.cache)
         self.records = RecordWriter(self.engine)
@@ -228,16 +230,17 @@ class Core:
             loading.append(self._resolve_step(ref, options, image_sha))
             return loading[-1]
 
+        source = ImageSource(data, image_sha, self.limits)
         try:
-            result = await self.executor.run(
-                q.graph, ImageSource(data, image_sha, self.limits), options.params(), resolve
-            )
+            result = await self.executor.run(q.graph, source, options.params(), resolve)
         except BadPackage as exc:  # loaded on demand and refused: a server-side fault
             held = {m.version.digest for m in self.runner.loaded()}
             unloaded = {v.digest: v for v in loading if v.digest not in held}
             if len(unloaded) != 1:  # which step's package it was is not known: not remembered
                 raise PackageRefused(exc.message) from exc
             raise self._refuse(next(iter(unloaded.values())), exc) from exc
+        finally:
+            source.close()  # hands a large image's memory back
         answer = Answer(
             question=q.name,
             image=ImageFacts(sha256=image_sha, width=width, height=height),

@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     max_image_pixels: int = 50_000_000
     """Largest decoded image (width x height) accepted; checked before full decode."""
 
+    question_pixels: int = Field(default=32_000_000, ge=1)
+    """Most pixels one question may decode, summed over the sizes its steps decode (a JPEG is
+    decoded at the reduced DCT scale each model needs, so it counts a quarter, a sixteenth or
+    a sixty-fourth of its pixels; other formats decode at full size, at about three times the
+    cost per pixel, and count three times: 10.6 MP at most). Over it: 413 with the reason.
+    Bounds the memory and time one image can cost."""
+
     intra_op_threads: int = 0
     """Runtime threads per inference call; 0 = cores / (workers x lanes)."""
 

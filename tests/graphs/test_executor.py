@@ -16,6 +16,7 @@ from argus.core import Core
 from argus.errors import BadInput, ConfigError
 from argus.graphs.cache import StepCache
 from argus.graphs.ops import StepOutput
+from argus.images import DecodeSize
 from argus.server import local_core
 from argus.settings import Settings
 from tests.asking import ask_json
@@ -261,7 +262,7 @@ def test_two_steps_on_one_image_size_share_one_decode(
           long: {model: efficientnet-lite0, top_k: 3}
         answer: [short, long]
         """
-    decodes: list[int | None] = []
+    decodes: list[Any] = []
 
     async def body(core: Core) -> tuple[dict[str, Any], dict[str, Any], int]:
         from argus import images
@@ -271,9 +272,9 @@ def test_two_steps_on_one_image_size_share_one_decode(
         before = await batcher_items(core, "efficientnet-lite0")
         original = images.ImageSource.decode_now
 
-        def counted(self: images.ImageSource, min_side: int | None) -> Any:
-            decodes.append(min_side)
-            return original(self, min_side)
+        def counted(self: images.ImageSource, size: Any) -> Any:
+            decodes.append(size)
+            return original(self, size)
 
         images.ImageSource.decode_now = counted  # type: ignore[method-assign]
         try:
@@ -283,7 +284,7 @@ def test_two_steps_on_one_image_size_share_one_decode(
         return single, answer, await batcher_items(core, "efficientnet-lite0") - before
 
     single, answer, items = run(pulled_home, body)
-    assert decodes == [256]  # one decode, at the size both steps need
+    assert decodes == [DecodeSize(min_side=256)]  # one decode, at the size both steps need
     assert items == 2
     assert [x["label"] for x in answer["answer"]["long"]["labels"]] == [
         x["label"] for x in single["answer"]["labels"]

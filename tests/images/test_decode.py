@@ -127,12 +127,19 @@ def test_unsupported_format(coffee: Image.Image) -> None:
 def test_fast_jpeg_decode_gives_pillows_pixels(
     coffee: Image.Image, mode: str, min_side: int | None, progressive: bool
 ) -> None:
-    from argus.images.decode import _decode_jpeg_fast, _decode_pillow, open_image
+    from argus.images.decode import (
+        DecodeSize,
+        _decode_jpeg_fast,
+        _decode_pillow,
+        decode_scale,
+        open_image,
+    )
 
     big = coffee.convert(mode).resize((1201, 801))  # odd sizes: the scaled sides round up
     data = encode(big, "JPEG", quality=90, progressive=progressive) + b"trailing bytes"
-    fast = _decode_jpeg_fast(data, open_image(data, LIMITS), min_side)
-    slow = _decode_pillow(open_image(data, LIMITS), "JPEG", min_side)
+    scale = decode_scale(open_image(data, LIMITS), DecodeSize(min_side))
+    fast = _decode_jpeg_fast(data, open_image(data, LIMITS), scale)
+    slow = _decode_pillow(open_image(data, LIMITS), "JPEG", scale)
     assert fast is not None
     assert fast.shape == slow.shape and fast.dtype == np.uint8
     assert np.array_equal(fast, slow)
@@ -144,6 +151,6 @@ def test_truncated_jpeg_does_not_take_the_fast_path(coffee: Image.Image) -> None
 
     data = encode(coffee, "JPEG")
     cut = data[: len(data) * 3 // 4]
-    assert _decode_jpeg_fast(cut, open_image(cut, LIMITS), 256) is None
+    assert _decode_jpeg_fast(cut, open_image(cut, LIMITS), 2) is None
     with pytest.raises(BadInput, match="damaged or truncated"):
         decode(cut, LIMITS, 256)

@@ -47,7 +47,9 @@ class RuntimeChoice:
         return cls(chosen, prec)
 
 
-def make_session(path: Path, threads: int, choice: RuntimeChoice | None = None) -> Any:
+def make_session(
+    path: Path, threads: int, choice: RuntimeChoice | None = None, variable_shapes: bool = False
+) -> Any:
     """A session for one ONNX file. When ``choice.lone_threads`` is more than ``threads``, two:
     one for calls under load and a wider one for a call that runs alone (see
     :mod:`argus.engines.occupancy`)."""
@@ -55,16 +57,18 @@ def make_session(path: Path, threads: int, choice: RuntimeChoice | None = None) 
     threads = max(1, threads)
     if choice.lone_threads > threads:
         return AdaptiveSession(
-            _single_session(path, threads, choice, lone=False),
-            _single_session(path, choice.lone_threads, choice, lone=True),
+            _single_session(path, threads, choice, False, variable_shapes),
+            _single_session(path, choice.lone_threads, choice, True, variable_shapes),
         )
-    return _single_session(path, threads, choice, lone=False)
+    return _single_session(path, threads, choice, False, variable_shapes)
 
 
-def _single_session(path: Path, threads: int, choice: RuntimeChoice, lone: bool) -> Any:
+def _single_session(
+    path: Path, threads: int, choice: RuntimeChoice, lone: bool, variable_shapes: bool
+) -> Any:
     if choice.engine == "openvino":
         return OpenVINOSession(path, threads, choice.precision, 1 if lone else choice.lanes)
-    return ort_session(path, threads, spin=lone or choice.lanes == 1)
+    return ort_session(path, threads, lone or choice.lanes == 1, variable_shapes)
 
 
 class AdaptiveSession:

@@ -13,12 +13,18 @@ def providers() -> list[str]:
     return [*chosen, "CPUExecutionProvider"]
 
 
-def ort_session(path: Path, threads: int, spin: bool) -> ort.InferenceSession:
+def ort_session(
+    path: Path, threads: int, spin: bool, variable_shapes: bool = False
+) -> ort.InferenceSession:
     """A session running each call on ``threads`` threads, one operator at a time.
 
     Spinning threads would take cores from calls on other lanes; a call that has its cores to
     itself (a lone call, or the only lane: ``spin``) spins between operators (about 1.5 ms less
     per image here) and stops the moment it returns, so whatever follows gets the cores back.
+
+    ``variable_shapes``: the input's size changes from call to call (MTCNN's P-Net on every
+    level of every image's pyramid). The CPU arena would keep its largest growth forever
+    and memory patterns are per shape, so both are off: buffers go back on each return.
     """
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -28,4 +34,7 @@ def ort_session(path: Path, threads: int, spin: bool) -> ort.InferenceSession:
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     if spin:
         options.add_session_config_entry("session.force_spinning_stop", "1")
+    if variable_shapes:
+        options.enable_cpu_mem_arena = False
+        options.enable_mem_pattern = False
     return ort.InferenceSession(str(path), sess_options=options, providers=providers())

@@ -123,7 +123,7 @@ class ModelHost:
     ) -> ModelAnswer:
         entry = await self.get(version)
         model, batcher = entry.model, entry.batcher
-        pending = source.decoding(model.min_side)
+        pending = source.decoding(model.decode_size)
         started = time.perf_counter()
         if pending is not None:  # another step decodes (or decoded) this size: share it
             image = await asyncio.shield(pending)
@@ -131,7 +131,7 @@ class ModelHost:
         else:
             # Decode and preprocess on the inference lane, just before the batch runs. The
             # decoded image is shared with later steps.
-            claimed = source.claim(model.min_side)
+            claimed = source.claim(model.decode_size)
             loop = asyncio.get_running_loop()
             made: list[DecodedImage] = []
             decode_error: list[Exception] = []
@@ -141,7 +141,7 @@ class ModelHost:
                 t0 = time.perf_counter()
                 try:
                     try:
-                        made.append(source.decode_now(model.min_side))
+                        made.append(source.decode_now(model.decode_size))
                     except Exception as exc:
                         decode_error.append(exc)
                         raise
@@ -159,7 +159,7 @@ class ModelHost:
                 elif decode_error:  # the image itself is bad: every step fails alike
                     settle(claimed, error=decode_error[0])
                 elif isinstance(exc, Exception):  # e.g. this model is overloaded: steps
-                    source.unclaim(model.min_side, claimed)  # waiting decode it themselves
+                    source.unclaim(model.decode_size, claimed)  # waiting decode it themselves
                 else:  # cancelled with the request
                     claimed.cancel()
                 raise

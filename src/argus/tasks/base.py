@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from argus.engines import RuntimeChoice, make_session
-from argus.images import DecodedImage
+from argus.images import DecodedImage, DecodeSize
 from argus.manifest import ModelPackage, TaskFields
 
 
@@ -66,14 +66,21 @@ class TaskModel(ABC):
         self.threads = threads
         self.choice = choice or RuntimeChoice.resolve(package.runtime, None, None)
 
-    def session(self, path: Path) -> Any:
-        """An inference session for one of the package's ONNX files, on the chosen runtime."""
-        return make_session(path, self.threads, self.choice)
+    def session(self, path: Path, variable_shapes: bool = False) -> Any:
+        """An inference session for one of the package's ONNX files, on the chosen runtime
+        (``variable_shapes``: its input size changes per call; see ``ort_session``)."""
+        return make_session(path, self.threads, self.choice, variable_shapes)
 
     @property
     def min_side(self) -> int | None:
         """Smallest shorter side the decoder may reduce a JPEG to (None = full size)."""
         return None
+
+    @property
+    def decode_size(self) -> DecodeSize:
+        """What the decoder must keep of the image for this model: the size ``prepare``
+        reads (a JPEG is decoded at the smallest DCT scale that keeps it)."""
+        return DecodeSize(min_side=self.min_side)
 
     @property
     def max_batch_size(self) -> int:

@@ -42,7 +42,7 @@ _CELL = 12
 _BAND_BYTES = 1 << 18
 # Candidates go through R-Net/O-Net in chunks of this many: bounds memory on busy images
 # (O-Net's first feature map is 270 KB per crop) without changing any result.
-_CHUNK = 256
+_CHUNK = 128
 # Crop side of R-Net and O-Net; P-Net takes any size.
 _CROP = {"rnet": 24, "onet": 48}
 _OUTPUTS = {
