@@ -83,6 +83,7 @@ class Core:
         self.store = store or PackageStore(settings.packages_dir)
         self.registry = ModelRegistry(self.engine, self.store)
         self.resolutions = Resolutions(self.registry)
+        self._changes_seen = 0
         self.limits = Limits(
             settings.max_image_bytes, settings.max_image_pixels, settings.question_pixels
         )
@@ -215,6 +216,8 @@ class Core:
         options = options or AskOptions()
         started = time.perf_counter()
         q = self.question(question)
+        if self.resolutions.changes != self._changes_seen:
+            await self._retire_removed()
         header = open_image(data, self.limits)  # cheap checks (size, format, pixels) first
         width, height = oriented_size(header)
         image_sha = hashlib.sha256(data).hexdigest()
@@ -260,6 +263,13 @@ class Core:
             except Exception:  # a record must never fail the answer
                 log.exception("could not queue the prediction record for %s", q.name)
         return answer
+
+    async def _retire_removed(self) -> None:
+        """The registry moved: versions removed from it leave this process's memory too (the
+        runner lets go of each once its queue is empty)."""
+        self._changes_seen = self.resolutions.changes
+        live = await asyncio.to_thread(self.registry.digests)
+        self.runner.retire(live)
 
     async def preload(self) -> None:
         """Load the production version of every registered model, then report ready."""

@@ -81,3 +81,39 @@ def test_a_reloaded_model_counts_what_it_holds(home_copy: Path, photos: dict[str
 
     first, again, weights = asyncio.run(main())
     assert again >= first >= weights > 10 * 2**20
+
+
+def test_a_version_removed_from_the_registry_leaves_memory(
+    tmp_path: Path, photos: dict[str, bytes]
+) -> None:
+    from tests.tiny_model import TINY, register_tiny
+
+    settings = Settings(home=tmp_path / "home")
+    register_tiny(settings, tmp_path / "v1")
+    src = tmp_path / "v2"
+    register_tiny(settings, src)  # the same files: version 1 again
+    (src / "labels.txt").write_text("rouge\nvert\nbleu\ngris\n")  # a retrain, another digest
+
+    async def main() -> tuple[set[str], set[str], dict[str, int]]:
+        core = local_core(settings)
+        try:
+            fields = {"task": "classify", "model": "model.onnx", "labels": "labels.txt",
+                      "preprocess": {"resize_shorter": 32, "crop": 32},
+                      "license": "Apache-2.0", "source": {"note": "test"}}
+            v2 = core.registry.register(TINY, src, fields, actor="test").version
+            await ask_json(core, TINY, photos["coffee"], AskOptions(version=2))
+            await ask_json(core, TINY, photos["coffee"])  # version 1, production
+            before = {e.version.digest for e in core.runner.loaded()}
+            core.registry.delete_version(TINY, 2, actor="test")
+            core.resolutions.refresh(force=True)  # what the next request does within 0.25 s
+            await ask_json(core, TINY, photos["coffee"])
+            await asyncio.sleep(0)  # the unload runs once its queue is empty
+            await asyncio.sleep(0.1)
+            after = {e.version.digest for e in core.runner.loaded()}
+            return before - after, {v2.digest}, dict(core.runner.events)
+        finally:
+            await core.close()
+
+    gone, removed, events = asyncio.run(main())
+    assert gone == removed
+    assert events["unloads"] == 1

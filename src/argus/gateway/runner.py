@@ -70,6 +70,11 @@ class RemoteRunner:
         """Nothing to load: a model service has readiness of its own, and a question whose
         model service is down gets its own 503 without blocking the others."""
 
+    def retire(self, live: set[str]) -> None:
+        """Nothing is held here: the model services retire their own."""
+        for digest in set(self._preparers) - live:
+            del self._preparers[digest]
+
     def loaded(self) -> Sequence[LoadedModel]:
         return []
 

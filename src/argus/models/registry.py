@@ -142,6 +142,11 @@ class ModelRegistry:
                 canary_percent=canary.percent if canary else None,
             )
 
+    def digests(self) -> set[str]:
+        """The package digest of every registered version."""
+        with Session(self.engine) as session:
+            return set(session.scalars(select(ModelVersion.digest)))
+
     def list_models(self) -> list[ModelInfo]:
         return [self.show(name) for name in self.names()]
 

@@ -28,6 +28,9 @@ class Resolutions:
         self._derived: dict[Hashable, object] = {}
         self._generation = -1
         self._checked = 0.0
+        self.changes = 0
+        """How many times the registry was seen to move (a caller compares it with the count it
+        last acted on)."""
 
     def fresh(self) -> bool:
         """True while what is cached was checked against the registry less than
@@ -45,6 +48,7 @@ class Resolutions:
             self._generation = generation
             self._versions.clear()
             self._derived.clear()
+            self.changes += 1
             return True
         return False
 

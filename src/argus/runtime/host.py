@@ -91,6 +91,7 @@ class ModelHost:
         self.load_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="argus-load")
         self.events: dict[str, int] = {"loads": 0, "unloads": 0}
         self._measured: dict[str, int] = {}  # package digest → bytes its loads took
+        self._retiring: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_settings(cls, store: PackageStore, settings: Settings) -> ModelHost:
@@ -303,7 +304,27 @@ class ModelHost:
                 entry.version.number,
             )
 
+    def retire(self, live: set[str]) -> None:
+        """Unload versions removed from the registry: nothing resolves them any more, so they
+        leave at once; requests already queued on one are still answered before it closes."""
+        for digest in [d for d in self._loaded if d not in live]:
+            entry = self._loaded.pop(digest)
+            task = asyncio.get_running_loop().create_task(self._unload_when_idle(entry))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+
+    async def _unload_when_idle(self, entry: Loaded) -> None:
+        while entry.batcher.depth:
+            await asyncio.sleep(0.05)
+        await entry.batcher.close()
+        entry.model.close()
+        self.events["unloads"] += 1
+        log.info("unloaded %s:%s: removed from the registry", entry.version.name,
+                 entry.version.number)
+
     async def close(self) -> None:
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
         for entry in list(self._loaded.values()):
             await entry.batcher.close()
         self._loaded.clear()

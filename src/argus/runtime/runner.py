@@ -58,6 +58,11 @@ class ModelRunner(Protocol):
         """Make ``version`` ready to answer (in process: load its sessions)."""
         ...
 
+    def retire(self, live: set[str]) -> None:
+        """Let go of loaded versions whose package digest is not in ``live`` (removed from
+        the registry)."""
+        ...
+
     def loaded(self) -> Sequence[LoadedModel]:
         """Model versions held in this process (none when models run elsewhere)."""
         ...
