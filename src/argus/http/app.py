@@ -178,7 +178,7 @@ def create_app(
     app.include_router(jobs_router)
     app.include_router(records_router)
 
-    @app.get("/v1/questions", tags=["questions"])
+    @app.get("/v1/questions", tags=["questions"], responses=error_responses(401, 403))
     async def list_questions() -> list[dict[str, Any]]:
         """Every question this server answers."""
         return await asyncio.to_thread(core.questions)

@@ -12,11 +12,16 @@ from argus.contracts import AskOptions, parse_int
 from argus.core import Core
 from argus.errors import BadInput
 from argus.http.body import image_body, read_upload
+from argus.http.docs import error_responses
 from argus.jobs import JobQueue, open_queue
 from argus.jobs.submit import submit_job
 from argus.jobs.types import STATUSES
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(
+    prefix="/v1/jobs",
+    tags=["jobs"],
+    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 503),
+)
 
 JOB_BODY = image_body(
     required=("question",),

@@ -10,12 +10,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from argus.http.body import read_body
+from argus.http.docs import error_responses
 from argus.kserve.dataplane import ModelPlane, server_metadata
 from argus.kserve.rest import decode_rest_request, encode_rest_response
 from argus.kserve.tensors import InferRequest, InferResponse
 from argus.metrics import Metrics
 
-router = APIRouter(tags=["kserve v2"])
+router = APIRouter(tags=["kserve v2"], responses=error_responses(400, 401, 403, 404, 409, 413, 503))
 HEADER_LENGTH = "inference-header-content-length"
 #: Largest /infer body accepted besides the image limit (a batch of preprocessed tensors).
 MIN_INFER_BODY = 64 * 1024 * 1024

@@ -13,11 +13,16 @@ from pydantic import BaseModel, Field
 
 from argus.contracts import MAX_VERSION
 from argus.core import Core
+from argus.http.docs import error_responses
 from argus.models.registry import PRODUCTION, ModelRegistry, check_version
 
 T = TypeVar("T")
-router = APIRouter(prefix="/v1/models", tags=["models"])
-apps_router = APIRouter(prefix="/v1/apps", tags=["apps"])
+router = APIRouter(
+    prefix="/v1/models", tags=["models"], responses=error_responses(400, 401, 403, 404, 409, 503)
+)
+apps_router = APIRouter(
+    prefix="/v1/apps", tags=["apps"], responses=error_responses(400, 401, 403, 404, 409, 503)
+)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "A malformed name or number (the reason is in `error`)."},

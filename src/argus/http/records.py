@@ -7,9 +7,12 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
+from argus.http.docs import error_responses
 from argus.records import MAX_LIMIT, find_records, parse_time
 
-router = APIRouter(prefix="/v1/records", tags=["records"])
+router = APIRouter(
+    prefix="/v1/records", tags=["records"], responses=error_responses(400, 401, 403, 503)
+)
 
 
 @router.get("")
