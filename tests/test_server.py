@@ -249,7 +249,7 @@ def test_requests_left_at_the_end_of_the_grace_get_503_with_retry_after(
     engine.dispose()
     served = serve(tmp_path, "--grace", "1", "--workers", "2",
                    env={"ARGUS_MAX_BATCH_SIZE": "1"})
-    count = 20
+    count = 40
     sent = threading.Barrier(count + 1)
 
     def ask(_: int) -> httpx.Response:
@@ -263,7 +263,10 @@ def test_requests_left_at_the_end_of_the_grace_get_503_with_retry_after(
         with concurrent.futures.ThreadPoolExecutor(count) as pool:
             futures = [pool.submit(ask, i) for i in range(count)]
             sent.wait(120)
-            time.sleep(0.5)  # every request has arrived; most wait for a lane
+            # Once one answer is back, every request has arrived (they were sent together) and
+            # most wait for a lane: now stop. A request still in its socket when draining
+            # starts would find its connection closed, as on any HTTP server.
+            concurrent.futures.wait(futures, 120, concurrent.futures.FIRST_COMPLETED)
             served.proc.proc.send_signal(signal.SIGTERM)
             refused = False
             while not refused and not all(f.done() for f in futures):  # while draining

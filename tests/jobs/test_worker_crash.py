@@ -31,6 +31,10 @@ JOBS = int(os.environ.get("ARGUS_KILL_TEST_JOBS", "400"))
 SECRET = "kill-test-secret"
 
 
+def delivered(queue: JobQueue, ids: set[str], sample: int = 50) -> bool:
+    return all(queue.get(i).callback["status"] == "delivered" for i in sorted(ids)[:sample])
+
+
 def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [*argus("worker"), "--concurrency", "16", "--lease-seconds", "2",
@@ -89,8 +93,8 @@ def _kill_workers_twice(
     try:
         while time.monotonic() < deadline:
             done = queue.counts().get("done", 0)
-            if done >= JOBS and len(called_back(got)) >= JOBS:
-                break
+            if done >= JOBS and len(called_back(got)) >= JOBS and delivered(queue, ids):
+                break  # a worker records a delivery after its POST is answered: wait for it
             # Jobs arrive over time, and not while a worker is (re)starting: each kill must
             # find one holding leases, however slowly a loaded machine brings it back up.
             ready = all("taking" in log.read_text() for log in logs)
