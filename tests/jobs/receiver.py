@@ -25,7 +25,10 @@ def receiver(refuse_first: int = 0) -> Iterator[Received]:
 
     class Hook(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["content-length"]))
+            length = int(self.headers["content-length"])
+            body = self.rfile.read(length)
+            if len(body) < length:  # the sender died mid-request (a killed worker): not a post
+                return
             with got.lock:
                 refuse = got.refuse_first > 0
                 if refuse:
