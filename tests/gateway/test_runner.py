@@ -20,7 +20,8 @@ from argus.kserve.tensors import InferRequest
 from argus.models.packages import PackageStore
 from argus.models.registry import ModelRegistry, VersionInfo
 from argus.settings import Settings
-from argus.tasks.classify import ClassifyFields, preprocess
+from argus.tasks.classify import ClassifyFields
+from argus.tasks.image_input import preprocess
 
 
 @pytest.fixture(scope="module")

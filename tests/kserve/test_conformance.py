@@ -25,7 +25,8 @@ from argus.images import Limits, decode
 from argus.models.packages import PackageStore
 from argus.models.registry import ModelRegistry
 from argus.settings import Settings
-from argus.tasks.classify import ClassifyFields, preprocess
+from argus.tasks.classify import ClassifyFields
+from argus.tasks.image_input import preprocess
 from tests.roles import Served, serve, triton_http
 
 LABELS = "efficientnet-lite0"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from argus.manifest import Preprocess
-from argus.tasks.classify import preprocess
+from argus.tasks.image_input import preprocess
 
 
 def test_constant_image_normalises_exactly() -> None:

@@ -88,7 +88,7 @@ def bf16_check(onnx_path: Path, progress: Progress) -> dict[str, Any]:
 
     from argus.engines import OpenVINOSession
     from argus.manifest import Preprocess
-    from argus.tasks.classify import preprocess
+    from argus.tasks.image_input import preprocess
 
     batch = np.stack([preprocess(p, Preprocess()) for p in photos])
     f32 = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])

@@ -13,7 +13,6 @@ from argus.engines import RuntimeChoice
 from argus.errors import BadPackage
 from argus.images import DecodedImage
 from argus.manifest import ModelPackage
-from argus.tasks.classify import preprocess
 from argus.tasks.image_input import ImageFields, OneImageModel
 
 
@@ -29,7 +28,6 @@ class EmbedModel(OneImageModel):
     answer_kind = "embedding"
     item_fields = frozenset()  # a vector, not a list of items: graph ops do not read it
     fields = EmbedFields
-    preprocess = staticmethod(preprocess)
 
     def __init__(
         self, package: ModelPackage, threads: int, choice: RuntimeChoice | None = None

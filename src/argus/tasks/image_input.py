@@ -5,9 +5,10 @@ tensor instead of the file when that is fewer bytes (``InputPreparer``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+import cv2
 import numpy as np
 
 from argus.engines import RuntimeChoice
@@ -16,16 +17,53 @@ from argus.manifest import ModelPackage, Preprocess, TaskFields
 from argus.tasks.base import InputPreparer, TaskModel
 
 
-def image_preparer(
-    package: ModelPackage, pre: Preprocess, make: Callable[[np.ndarray, Preprocess], np.ndarray]
-) -> InputPreparer | None:
-    """The preparer of a one-input model whose row is ``make(rgb, pre)`` (resize, centre crop,
-    normalise: classify and embed); None when the model takes more than one input."""
+def preprocess(rgb: np.ndarray, pre: Preprocess) -> np.ndarray:
+    """HxWx3 uint8 RGB → 3xCxC (or CxCx3) float32, normalised."""
+    h, w = rgb.shape[:2]
+    scale = pre.resize_shorter / min(h, w)
+    nw, nh = max(pre.crop, round(w * scale)), max(pre.crop, round(h * scale))
+    if (nw, nh) != (w, h):
+        # Resize only the region that survives the centre crop: the crop's footprint in the
+        # source, rounded to whole pixels (under one source pixel of shift), area-averaged
+        # when shrinking (antialiased like Pillow's, ~6x faster), bilinear when growing.
+        side = pre.crop / scale
+        left = max(0, round((w - side) / 2))
+        top = max(0, round((h - side) / 2))
+        region = rgb[top : top + max(1, round(side)), left : left + max(1, round(side))]
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        cropped = cv2.resize(region, (pre.crop, pre.crop), interpolation=interp)
+    else:
+        left, top = (nw - pre.crop) // 2, (nh - pre.crop) // 2
+        cropped = rgb[top : top + pre.crop, left : left + pre.crop]
+    if pre.color == "BGR":
+        cropped = cropped[..., ::-1]
+    if pre.layout == "NCHW":
+        cropped = cropped.transpose(2, 0, 1)
+    arr = np.array(cropped, dtype=np.float32, order="C")  # the one float copy, done in place
+    mean, inv_std = _norm(pre)
+    arr -= mean
+    arr *= inv_std
+    return arr
+
+
+def _norm(pre: Preprocess) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and 1/std as float32, shaped to broadcast over the layout (keeps the math in f32)."""
+    shape = (3, 1, 1) if pre.layout == "NCHW" else (1, 1, 3)
+    mean = np.asarray(pre.mean, dtype=np.float32).reshape(shape)
+    inv_std = (1.0 / np.asarray(pre.std, dtype=np.float64)).astype(np.float32).reshape(shape)
+    return mean, inv_std
+
+
+def image_preparer(package: ModelPackage, pre: Preprocess) -> InputPreparer | None:
+    """The preparer of a one-input model whose row is ``preprocess(rgb, pre)``; None when the
+    model takes more than one input."""
     inputs = package.manifest.inputs
     if len(inputs) != 1:
         return None
     row = (3, pre.crop, pre.crop) if pre.layout == "NCHW" else (pre.crop, pre.crop, 3)
-    return InputPreparer(inputs[0].name, row, pre.resize_shorter, lambda img: make(img.rgb, pre))
+    return InputPreparer(
+        inputs[0].name, row, pre.resize_shorter, lambda img: preprocess(img.rgb, pre)
+    )
 
 
 class ImageFields(TaskFields):
@@ -39,14 +77,10 @@ class OneImageModel(TaskModel):
     takes_prepared_input = True
     fields = ImageFields
 
-    @staticmethod
-    def preprocess(rgb: np.ndarray, pre: Preprocess) -> np.ndarray:
-        raise NotImplementedError
-
     @classmethod
     def input_preparer(cls, package: ModelPackage) -> InputPreparer | None:
         pre = package.fields_as(ImageFields).preprocess
-        return image_preparer(package, pre, cls.preprocess)
+        return image_preparer(package, pre)
 
     def __init__(
         self, package: ModelPackage, threads: int, choice: RuntimeChoice | None = None
@@ -61,7 +95,7 @@ class OneImageModel(TaskModel):
         return self.pre.resize_shorter
 
     def prepare(self, image: DecodedImage, params: dict[str, Any]) -> np.ndarray:
-        return self.preprocess(image.rgb, self.pre)
+        return preprocess(image.rgb, self.pre)
 
     def run(self, prepared: Sequence[np.ndarray], outputs: list[str] | None = None) -> Any:
         """The session on a batch of prepared rows."""
