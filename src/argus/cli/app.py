@@ -13,6 +13,7 @@ from argus.cli import models as models_cmd
 from argus.cli import questions as questions_cmd
 from argus.cli import records as records_cmd
 from argus.cli import serve as serve_cmd
+from argus.cli import train as train_cmd
 from argus.cli import worker as worker_cmd
 
 app = typer.Typer(
@@ -48,3 +49,5 @@ app.command("ask")(ask_cmd.ask)
 app.command("serve")(serve_cmd.serve)
 app.command("worker")(worker_cmd.worker)
 app.command("ingest")(ingest_cmd.ingest)
+app.command("train")(train_cmd.train)
+app.command("evaluate")(train_cmd.evaluate)

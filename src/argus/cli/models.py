@@ -90,6 +90,9 @@ def list_models(json_out: bool = JSON) -> None:
 
 
 def _source_text(source: dict[str, Any]) -> str:
+    if source.get("kind") == "trained" and isinstance(source.get("base"), dict):
+        base = source["base"]
+        return f"trained on {base.get('name')}:{base.get('version')} ({source.get('mode')})"
     if source.get("kind") == "wheel":
         return ", ".join(f"{w['project']}=={w['version']}" for w in source.get("wheels", []))
     for key in ("url", "file", "note", "upstream", "kind"):
@@ -133,8 +136,33 @@ def show(name: str, json_out: bool = JSON) -> None:
             v.created_at.strftime("%Y-%m-%d %H:%M") if v.created_at else "",
         ))
     console.print(fit(columns, rows))
+    for v in info.versions:
+        if v.source.get("kind") == "trained":
+            console.print(f"version {v.number}: {trained_lineage(v.source)}", highlight=False)
     if info.versions:
         console.print(f"path: {info.versions[-1].path}")
+
+
+def trained_lineage(source: dict[str, Any]) -> str:
+    """One paragraph: base and its digest, the data, split, mode, settings, scores, seed."""
+    base = source.get("base") or {}
+    data = source.get("dataset") or {}
+    split = source.get("split") or {}
+    metrics = source.get("metrics") or {}
+    hyper = source.get("hyperparameters") or {}
+    parts = [
+        f"base {base.get('name')}:{base.get('version')} ({str(base.get('digest'))[:19]}…)",
+        f"data {str(data.get('digest'))[:19]}… ({data.get('images')} photos, "
+        f"{len(data.get('classes') or {})} classes)",
+        f"split {split.get('train')} train / {split.get('held_out')} held out"
+        + (f" (val {split['val']}, seed {split.get('seed')})" if "val" in split else ""),
+        f"mode {source.get('mode')}"
+        + (f" ({', '.join(f'{k} {v}' for k, v in hyper.items() if k in ('epochs', 'image_size'))})"
+           if hyper else ""),
+        f"accuracy {metrics.get('accuracy')}, macro-F1 {metrics.get('macro_f1')}",
+        f"seed {source.get('seed')}, argus {source.get('code_version')}",
+    ]
+    return "; ".join(parts)
 
 
 def _parse_kv(items: list[str] | None, what: str) -> dict[str, Any]:

@@ -132,8 +132,9 @@ def _same_pads(size: int, kernel: int, stride: int) -> list[int]:
 
 
 def build_graph(weights: dict[str, np.ndarray]) -> onnx.ModelProto:
-    """EfficientNet-Lite0 in ONNX from its state dict: input ``input`` (N, 3, 224, 224), output
-    ``logits`` (N, 1000); dynamic batch."""
+    """EfficientNet-Lite0 in ONNX from its state dict: input ``input`` (N, 3, 224, 224), outputs
+    ``logits`` (N, 1000) and ``features`` (N, 1280), the pooled vector the classifier reads
+    (what ``argus train`` fits a new head on); dynamic batch."""
     g = GraphBuilder("efficientnet-lite0")
     used: set[str] = set()
 
@@ -175,13 +176,15 @@ def build_graph(weights: dict[str, np.ndarray]) -> onnx.ModelProto:
             index += 1
     x = g.relu6(conv_bn(x, "_conv_head", "_bn1", size, 1))
     x = g.node("GlobalAveragePool", [x], "pooled")
-    x = g.node("Flatten", [x], "features")
-    x = g.linear(x, "_fc", w("_fc.weight"), w("_fc.bias"))
+    features = g.node("Flatten", [x], "features")
+    x = g.linear(features, "_fc", w("_fc.weight"), w("_fc.bias"))
     extra = sorted(set(weights) - used)
     if extra:
         raise WheelError(f"the EfficientNet-Lite0 weights have keys it does not use: {extra[:5]}")
+    width = w("_fc.weight").shape[1]
     return g.model(
-        [("input", ["batch", 3, IMAGE_SIZE, IMAGE_SIZE])], [("logits", x, ["batch", 1000])]
+        [("input", ["batch", 3, IMAGE_SIZE, IMAGE_SIZE])],
+        [("logits", x, ["batch", 1000]), ("features", features, ["batch", width])],
     )
 
 
@@ -211,7 +214,10 @@ def build(workdir: Path, cache_dir: Path, progress: Progress = lambda _msg: None
         },
         "model": "model.onnx",
         "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 3, 224, 224]}],
-        "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 1000]}],
+        "outputs": [
+            {"name": "logits", "datatype": "FP32", "shape": [-1, 1000]},
+            {"name": "features", "datatype": "FP32", "shape": [-1, 1280]},
+        ],
         "preprocess": {
             "resize_shorter": 256,
             "crop": 224,

@@ -51,8 +51,9 @@ class DefaultModel:
 
 
 DEFAULT_MODELS = [
-    # Revisions 4 and 3: graphs written with onnx.helper from weights read without torch.
-    DefaultModel("efficientnet-lite0", "argus.convert.efficientnet", 4, ("openvino",)),
+    # Revisions 4 and 3: graphs written with onnx.helper from weights read without torch;
+    # revision 5 adds EfficientNet's ``features`` output (the pooled vector training reads).
+    DefaultModel("efficientnet-lite0", "argus.convert.efficientnet", 5, ("openvino",)),
     DefaultModel("mtcnn", "argus.convert.mtcnn", 3),
 ]
 

@@ -329,6 +329,7 @@ class ModelRegistry:
         action: str,
         expected_revision: int | None = None,
         percent: int = 100,
+        detail: dict[str, Any] | None = None,
     ) -> int | None:
         check_name("alias", alias)
         # Locked (PostgreSQL) so concurrent moves of one alias queue instead of racing.
@@ -369,7 +370,7 @@ class ModelRegistry:
             alias=alias,
             from_version=before,
             to_version=row.number,
-            detail={"percent": percent} if alias == CANARY else {},
+            detail={**({"percent": percent} if alias == CANARY else {}), **(detail or {})},
         )
         return before
 
@@ -382,14 +383,19 @@ class ModelRegistry:
         actor: str = "",
         action: str = "alias",
         expected_revision: int | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> VersionInfo:
+        """Point ``alias`` at ``version``; ``detail`` is kept in the audit event (why: the
+        scores behind a promotion, say)."""
         version = check_version(version)
         check_name("alias", alias)
 
         def work(session: Session) -> VersionInfo:
             model = self._model(session, name)
             row = self._move_target(session, model, version)
-            self._move(session, model, alias, row, actor, action, expected_revision)
+            self._move(
+                session, model, alias, row, actor, action, expected_revision, detail=detail
+            )
             if alias == PRODUCTION and action == "promote":
                 self._end_canary(session, model, actor)
             self._bump(session, f"{action} {name}@{alias}={version}")
@@ -398,9 +404,14 @@ class ModelRegistry:
         return self._write(work)
 
     def promote(
-        self, name: str, version: int, to: str = PRODUCTION, actor: str = ""
+        self,
+        name: str,
+        version: int,
+        to: str = PRODUCTION,
+        actor: str = "",
+        detail: dict[str, Any] | None = None,
     ) -> VersionInfo:
-        return self.set_alias(name, to, version, actor=actor, action="promote")
+        return self.set_alias(name, to, version, actor=actor, action="promote", detail=detail)
 
     def canary(self, name: str, version: int, percent: int, actor: str = "") -> VersionInfo:
         version = check_version(version)

@@ -46,9 +46,12 @@ class ClassifyModel(OneImageModel):
         super().__init__(package, threads, choice)
         self.activation = package.fields_as(ClassifyFields).postprocess.activation
         self.labels = package.labels
+        # The scores are the first output; others (a trained model's ``features``) are not
+        # computed for an answer unless they lie on the way to it.
+        self.scores_output = self.ort.get_outputs()[0].name
 
     def infer(self, prepared: Sequence[np.ndarray]) -> list[np.ndarray]:
-        logits = self.run(prepared)[0]
+        logits = self.run(prepared, [self.scores_output])[0]
         probs = softmax(logits) if self.activation == "softmax" else logits
         return list(probs)
 
