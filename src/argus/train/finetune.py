@@ -54,7 +54,8 @@ def _logits(net: OnnxNet, head: nn.Linear, x: np.ndarray) -> np.ndarray:
     out = []
     with torch.no_grad():
         for start in range(0, len(x), 64):
-            out.append(head(net(torch.from_numpy(x[start : start + 64]))).numpy())
+            batch = torch.from_numpy(x[start : start + 64])
+            out.append(head(net(batch.contiguous(memory_format=torch.channels_last))).numpy())
     return np.concatenate(out)
 
 
@@ -76,10 +77,15 @@ def finetune(
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = OnnxNet(base_onnx, FEATURES).eval()
+    # channels-last: oneDNN's fast convolution kernels (5-10x faster backward on this CPU)
+    net = OnnxNet(base_onnx, FEATURES)
+    net = net.to(memory_format=torch.channels_last).eval()  # type: ignore[call-overload]
     with torch.no_grad():
-        frozen = np.concatenate([net(torch.from_numpy(x_train[i : i + 64])).numpy()
-                                 for i in range(0, len(x_train), 64)])
+        frozen = np.concatenate([
+            net(torch.from_numpy(x_train[i : i + 64]).contiguous(
+                memory_format=torch.channels_last)).numpy()
+            for i in range(0, len(x_train), 64)
+        ])
     probe, _ = heads.fit(frozen, y_train, classes)
     weight, bias = probe.folded()
     head = nn.Linear(weight.shape[1], weight.shape[0])
@@ -103,7 +109,7 @@ def finetune(
         total = 0.0
         for start in range(0, len(order), BATCH):
             idx = order[start : start + BATCH]
-            x = _shift(x_all[idx], gen)
+            x = _shift(x_all[idx], gen).contiguous(memory_format=torch.channels_last)
             loss = F.cross_entropy(head(net(x)), y_all[idx])
             opt.zero_grad()
             loss.backward()

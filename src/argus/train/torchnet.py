@@ -25,6 +25,10 @@ SUPPORTED = frozenset(
 )
 
 
+Step = tuple[str, list[str], str, dict[str, Any]]
+"""(operator, input names, output name, attributes)."""
+
+
 def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
@@ -37,7 +41,6 @@ class OnnxNet(nn.Module):
         graph = model.graph
         self.until = until
         self.input_name = graph.input[0].name
-        self.nodes: list[tuple[str, list[str], str, dict[str, Any]]] = []
         needed = self._nodes_to(graph, until)
         unsupported = sorted({n.op_type for n in needed} - SUPPORTED)
         if unsupported:
@@ -58,8 +61,20 @@ class OnnxNet(nn.Module):
             else:
                 self.index[init.name] = len(self.params)
                 self.params.append(nn.Parameter(value))
+        inits = {i.name: i for i in graph.initializer}
+        steps: list[Step] = []
         for node in needed:
-            self.nodes.append((node.op_type, list(node.input), node.output[0], _attrs(node)))
+            inputs, attrs = list(node.input), _attrs(node)
+            if node.op_type == "Clip":  # bounds are constants: read once, not per forward
+                bounds = [
+                    float(numpy_helper.to_array(inits[b]).reshape(-1)[0]) if b in inits else None
+                    for b in [*inputs[1:], "", ""][:2]
+                ]
+                attrs["low"] = -np.inf if bounds[0] is None else bounds[0]
+                attrs["high"] = np.inf if bounds[1] is None else bounds[1]
+                inputs = inputs[:1]
+            steps.append((node.op_type, inputs, node.output[0], attrs))
+        self.nodes = _fuse_conv_bn(steps)
 
     @staticmethod
     def _nodes_to(graph: onnx.GraphProto, until: str) -> list[onnx.NodeProto]:
@@ -87,7 +102,40 @@ class OnnxNet(nn.Module):
         return values[self.until]
 
 
+def _fuse_conv_bn(steps: list[Step]) -> list[Step]:
+    """A convolution whose only reader is a batch norm becomes one step: with the statistics
+    frozen the norm is a per-channel scale and shift, folded into the convolution's weight and
+    bias on every forward (the same values, the gradients still reach the convolution's weight
+    and the norm's scale and shift, and the activations are not written and read twice)."""
+    readers: dict[str, int] = {}
+    for _op, inputs, _out, _attrs in steps:
+        for name in inputs:
+            readers[name] = readers.get(name, 0) + 1
+    fused: list[Step] = []
+    for step in steps:
+        op, inputs, output, attrs = step
+        prev = fused[-1] if fused else None
+        if (
+            op == "BatchNormalization"
+            and prev is not None
+            and prev[0] == "Conv"
+            and inputs[0] == prev[2]
+            and readers.get(prev[2]) == 1
+        ):
+            conv_inputs = prev[1] + [""] * (3 - len(prev[1]))
+            fused[-1] = ("ConvBN", conv_inputs + inputs[1:5], output,
+                         {**prev[3], "epsilon": attrs.get("epsilon", 1e-5)})
+        else:
+            fused.append(step)
+    return fused
+
+
 def _run(op: str, a: list[Any], attrs: dict[str, Any]) -> torch.Tensor:
+    if op == "ConvBN":
+        x, weight, bias, gamma, beta, mean, var = a
+        scale = gamma / torch.sqrt(var + attrs["epsilon"])
+        shift = beta - mean * scale + (bias * scale if bias is not None else 0)
+        return _run("Conv", [x, weight * scale.reshape(-1, 1, 1, 1), shift], attrs)
     if op == "Conv":
         top, left, bottom, right = attrs.get("pads", [0, 0, 0, 0])
         x = F.pad(a[0], (left, right, top, bottom)) if any((top, left, bottom, right)) else a[0]
@@ -97,8 +145,7 @@ def _run(op: str, a: list[Any], attrs: dict[str, Any]) -> torch.Tensor:
         return F.batch_norm(a[0], a[3], a[4], a[1], a[2], training=False,
                             eps=attrs.get("epsilon", 1e-5))
     if op == "Clip":
-        return torch.clamp(a[0], min=a[1] if len(a) > 1 else None,
-                           max=a[2] if len(a) > 2 else None)
+        return F.hardtanh(a[0], attrs["low"], attrs["high"])  # ReLU6's fused kernel
     if op == "Relu":
         return F.relu(a[0])
     if op == "Add":
