@@ -134,6 +134,8 @@ def http_scope(method: str, path: str) -> Scope:
     method = method.upper()
     if path == "/v1/records" or path.startswith("/v1/records/"):
         return Scope.ADMIN  # records list every client's answers
+    if path == "/v1/train":
+        return Scope.ADMIN  # training makes new model versions
     if path.startswith(_ADMIN_PREFIXES):
         return Scope.INFER if method in _READ else Scope.ADMIN
     if path == "/v1/jobs" or path.startswith("/v1/jobs/"):

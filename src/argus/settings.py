@@ -135,6 +135,12 @@ class Settings(BaseSettings):
     job_max_attempts: int = 3
     """Tries per job (a worker dying mid-job counts) before it is dead with the last error."""
 
+    train_max_upload_bytes: int = 1024 * 1024 * 1024
+    """Largest upload ``POST /v1/train`` accepts (the zip of photos, or the photos together)."""
+
+    train_timeout_s: float = 3600.0
+    """A training job still running after this long is ended and fails (it may be retried)."""
+
     job_backoff_seconds: float = 2.0
     """Wait before a failed job's first retry; doubles per attempt, at most 5 minutes."""
 

@@ -157,8 +157,8 @@ def trained_lineage(source: dict[str, Any]) -> str:
         f"split {split.get('train')} train / {split.get('held_out')} held out"
         + (f" (val {split['val']}, seed {split.get('seed')})" if "val" in split else ""),
         f"mode {source.get('mode')}"
-        + (f" ({', '.join(f'{k} {v}' for k, v in hyper.items() if k in ('epochs', 'image_size'))})"
-           if hyper else ""),
+        + (f" ({', '.join(f'{k} {hyper[k]}' for k in shown)})"
+           if (shown := [k for k in ("epochs", "image_size") if k in hyper]) else ""),
         f"accuracy {metrics.get('accuracy')}, macro-F1 {metrics.get('macro_f1')}",
         f"seed {source.get('seed')}, argus {source.get('code_version')}",
     ]

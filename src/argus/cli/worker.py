@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 @handles_errors
 def worker(
     questions: str = typer.Option(
-        None, "--questions", help="Comma-separated questions to take (default: every question)."
+        None, "--questions",
+        help="Comma-separated questions to take, @train for training jobs (default: all).",
     ),
     concurrency: int = typer.Option(
         16, "--concurrency", min=1, max=1024, help="Jobs in flight at once (claimed as a batch)."
@@ -36,6 +37,7 @@ def worker(
 ) -> None:
     """Take jobs from the queue and answer them until stopped (SIGTERM or Ctrl-C)."""
     from argus.jobs import open_queue
+    from argus.jobs.training import TRAIN_QUESTION
     from argus.jobs.worker import Worker
     from argus.server import local_core
 
@@ -49,7 +51,8 @@ def worker(
         core = local_core(s)
         try:
             for name in wanted:
-                core.question(name)  # unknown names fail here, not on every job
+                if name != TRAIN_QUESTION:  # training jobs: not a question
+                    core.question(name)  # unknown names fail here, not on every job
             if preload:
                 await core.preload()
             queue = open_queue(s, core.engine)

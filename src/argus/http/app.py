@@ -31,6 +31,7 @@ from argus.http.kserve import router as kserve_router
 from argus.http.models import apps_router
 from argus.http.models import router as models_router
 from argus.http.records import router as records_router
+from argus.http.train import router as train_router
 from argus.kserve.dataplane import ModelPlane
 from argus.metrics import Metrics
 
@@ -177,6 +178,7 @@ def create_app(
     app.include_router(apps_router)
     app.include_router(jobs_router)
     app.include_router(records_router)
+    app.include_router(train_router)
 
     @app.get("/v1/questions", tags=["questions"], responses=error_responses(401, 403))
     async def list_questions() -> list[dict[str, Any]]:

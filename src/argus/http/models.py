@@ -5,14 +5,16 @@ whole number from 1 to 2**31-1), whether it came in the path or a body."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Request, Response
 from pydantic import BaseModel, Field
 
 from argus.contracts import MAX_VERSION
 from argus.core import Core
+from argus.errors import NotFound
 from argus.http.docs import error_responses
 from argus.models.registry import PRODUCTION, ModelRegistry, check_version
 
@@ -101,8 +103,33 @@ async def versions(name: str, request: Request) -> list[dict[str, Any]]:
 
 @router.get("/{name}/versions/{version}", responses=_ERRORS)
 async def version(name: str, version: int, request: Request) -> dict[str, Any]:
+    """The version, its lineage (``source``) and, for a trained version, its training report
+    (held-out scores, confusion matrix, threshold, mistakes; pictures under ``pictures/``)."""
     number = check_version(version)
-    return (await asyncio.to_thread(_registry(request).resolve, name, number)).to_dict()
+    info = await asyncio.to_thread(_registry(request).resolve, name, number)
+    body = info.to_dict()
+    report = info.path / "report.json"
+    if report.is_file():
+        body["report"] = json.loads(await asyncio.to_thread(report.read_text))
+        body["pictures"] = sorted(
+            f"/v1/models/{name}/versions/{number}/pictures/{p.name}"
+            for p in info.path.glob("*.png")
+        )
+    return body
+
+
+@router.get(
+    "/{name}/versions/{version}/pictures/{picture}",
+    responses={**_ERRORS, 200: {"content": {"image/png": {}}}},
+    response_class=Response,
+)
+async def picture(name: str, version: int, picture: str, request: Request) -> Response:
+    """A picture of a trained version's report (``confusion.png``, ``curves.png``)."""
+    info = await asyncio.to_thread(_registry(request).resolve, name, check_version(version))
+    path = info.path / picture
+    if "/" in picture or not picture.endswith(".png") or not path.is_file():
+        raise NotFound(f"{name}:{version} has no picture {picture!r}")
+    return Response(await asyncio.to_thread(path.read_bytes), media_type="image/png")
 
 
 @router.get("/{name}/aliases", responses=_ERRORS)

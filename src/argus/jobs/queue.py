@@ -72,15 +72,16 @@ class JobQueue:
         question: str,
         data: bytes,
         *,
-        options: AskOptions | None = None,
+        options: AskOptions | dict[str, Any] | None = None,
         priority: int = 0,
         idempotency_key: str | None = None,
         callback_url: str | None = None,
         max_attempts: int | None = None,
     ) -> tuple[JobInfo, bool]:
-        """Store the image and queue a job; returns (job, created). The same
-        ``idempotency_key`` answers the job it first created instead of a second one."""
-        opts = options.stored() if options is not None else {}
+        """Store the image (or a training job's zip) and queue a job; returns (job, created).
+        The same ``idempotency_key`` answers the job it first created instead of a second
+        one. ``options``: how to ask, or (a dict) what a training job was asked to do."""
+        opts = options.stored() if isinstance(options, AskOptions) else dict(options or {})
         if callback_url:
             self.policy.check_callback(callback_url)
         attempts = self.policy.max_attempts if max_attempts is None else max_attempts
@@ -305,18 +306,20 @@ class JobQueue:
     # -- finishing -----------------------------------------------------------------------
 
     def complete(
-        self, job_id: str, token: str, answer: Answer, record: bool = True
+        self, job_id: str, token: str, answer: Answer | dict[str, Any], record: bool = True
     ) -> bool:
         """Mark the job done with its answer (and its prediction record) in one transaction,
-        only if ``token`` still holds it. False means someone else took the job over."""
+        only if ``token`` still holds it. False means someone else took the job over. A
+        training job's answer is its result (a dict): no prediction record."""
         now = utcnow()
+        body = answer.to_json() if isinstance(answer, Answer) else answer
         with self._write() as conn:
             result = conn.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.lease_owner == token, Job.status == "running")
                 .values(
                     status="done",
-                    answer=answer.to_json(),
+                    answer=body,
                     error=None,
                     lease_owner=None,
                     lease_expires_at=None,
@@ -329,15 +332,24 @@ class JobQueue:
             opts, callback_url, question = conn.execute(
                 select(Job.options, Job.callback_url, Job.question).where(Job.id == job_id)
             ).one()
-            if record:
+            if record and isinstance(answer, Answer):
                 row = record_row(answer, "job", app=(opts or {}).get("app"), job_id=job_id)
                 conn.execute(insert(PredictionRecord).values(**row))
             if callback_url:
                 # In this transaction: a worker that dies after the commit leaves the
                 # callback in the outbox for any worker to deliver.
-                body = callback_body(job_id, question, answer.to_json())
-                enqueue(conn, job_id, callback_url, body)
+                enqueue(conn, job_id, callback_url, callback_body(job_id, question, body))
         return True
+
+    def report_progress(self, job_id: str, token: str, progress: dict[str, Any]) -> bool:
+        """Write how far a running job has got (only while ``token`` holds it)."""
+        with self._write() as conn:
+            result = conn.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.lease_owner == token, Job.status == "running")
+                .values(progress=progress, updated_at=utcnow())
+            )
+            return bool(result.rowcount == 1)
 
     def fail(self, job_id: str, token: str, error: str, retryable: bool = True) -> str | None:
         """Record a failed attempt: ``failed`` (runs again after a growing backoff) or

@@ -109,6 +109,8 @@ class JobInfo:
     finished_at: datetime | None
     callback: dict[str, Any] | None = None
     """The delivery state of the callback (None: no callback, or not due yet)."""
+    progress: dict[str, Any] | None = None
+    """How far a running training job has got."""
 
     @classmethod
     def of(cls, row: Any, callback: dict[str, Any] | None = None) -> JobInfo:
@@ -133,6 +135,7 @@ class JobInfo:
             updated_at=_aware(row.updated_at),
             finished_at=_aware(row.finished_at),
             callback=callback,
+            progress=row.progress,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -156,6 +159,7 @@ class JobInfo:
             "updated_at": _iso(self.updated_at),
             "finished_at": _iso(self.finished_at),
             "callback": self.callback,
+            "progress": self.progress,
         }
 
 

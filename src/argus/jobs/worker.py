@@ -23,6 +23,7 @@ from argus.core import Core
 from argus.errors import ArgusError, ConfigError
 from argus.jobs.outbox import TIMEOUT_SECONDS, Outbox
 from argus.jobs.queue import JobQueue, Wakeup
+from argus.jobs.training import TRAIN_QUESTION, run_training
 from argus.jobs.types import Claimed
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,12 @@ class Worker:
         self.outbox = Outbox(queue.engine, queue.policy)
         self._callback_due = asyncio.Event()
         self._last_delivery_pass = False
+        self.stopped_at: float | None = None
+        self._training = asyncio.Semaphore(1)  # one training at a time: each uses every core
 
     def stop(self) -> None:
+        if not self.stopping.is_set():
+            self.stopped_at = time.monotonic()
         self.stopping.set()
 
     # -- main loop -----------------------------------------------------------------------
@@ -196,6 +201,9 @@ class Worker:
     # -- one job ---------------------------------------------------------------------------
 
     async def _answer(self, job: Claimed) -> None:
+        if job.question == TRAIN_QUESTION:
+            await self._train(job)
+            return
         try:
             data = await asyncio.to_thread(self.queue.images.get, job.image_sha256)
             options = AskOptions.parse(job.options, source="job", record=False)
@@ -225,6 +233,49 @@ class Worker:
         else:
             self.stats.lost += 1
             log.warning("job %s was taken over before it finished here; answer dropped", job.id)
+
+    async def _train(self, job: Claimed) -> None:
+        """A training job: in a child process, progress written on the job as it goes."""
+        settings = self.core.settings
+
+        def progress(state: dict[str, Any]) -> None:
+            try:
+                self.queue.report_progress(job.id, job.token, state)
+            except Exception as exc:  # progress is a courtesy; the training goes on
+                log.warning("could not write the progress of %s: %s", job.id, exc)
+
+        def past_grace() -> bool:
+            return self.stopped_at is not None and (
+                time.monotonic() - self.stopped_at > self.grace_seconds
+            )
+
+        async with self._training:
+            try:
+                data = await asyncio.to_thread(self.queue.images.get, job.image_sha256)
+                result = await asyncio.to_thread(
+                    run_training, settings, data, job.options, progress, past_grace,
+                    settings.train_timeout_s,
+                )
+            except TimeoutError as exc:
+                if past_grace():  # stopping: give it back for another worker, no attempt lost
+                    await asyncio.to_thread(self.queue.release, job.token, [job.id])
+                    return
+                await self._fail(job, str(exc), retryable=True)
+                return
+            except ArgusError as exc:
+                await self._fail(job, exc.message, retryable=exc.status >= 500)
+                return
+            except Exception as exc:
+                log.exception("training job %s failed unexpectedly", job.id)
+                await self._fail(job, f"training failed: {type(exc).__name__}: {exc}",
+                                 retryable=True)
+                return
+        if await asyncio.to_thread(self.queue.complete, job.id, job.token, result):
+            self.stats.done += 1
+            if job.callback_url:
+                self._callback_due.set()
+        else:
+            self.stats.lost += 1
 
     async def _fail(self, job: Claimed, message: str, retryable: bool) -> None:
         status = await asyncio.to_thread(self.queue.fail, job.id, job.token, message, retryable)

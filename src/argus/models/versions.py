@@ -34,6 +34,19 @@ def check_version(value: Any, what: str = "version") -> int:
     return number
 
 
+def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
+    """A model reference as people type it: NAME, NAME:VERSION or NAME@ALIAS."""
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        return name, None, check_name("alias", alias)
+    if ":" in ref:
+        name, number = ref.split(":", 1)
+        if not number.isascii() or not number.isdigit():
+            raise BadInput(f"{ref!r}: the version after ':' must be a number")
+        return name, int(number), None
+    return ref, None, None
+
+
 def canary_bucket(route_key: str) -> int:
     """0..99 for a routing key (the image digest): a canary at p% takes buckets below p, so a
     repeated image always goes the same way."""

@@ -95,10 +95,8 @@ def package_fields(
     return {
         "task": "classify",
         "description": description,
-        "license": (
-            f"weights derived from {base.name} ({base.manifest.license}) and trained on the "
-            "user's photos; the user's terms for those photos apply"
-        ),
+        # The base's licence covers the weights it started from; the photos are the user's.
+        "license": f"{base.manifest.license} (base) + the user's photos",
         "source": dict(source),
         "model": "model.onnx",
         "inputs": [{"name": base.manifest.inputs[0].name, "datatype": "FP32",

@@ -27,8 +27,9 @@ from argus.errors import BadInput
 from argus.manifest import ModelPackage, Preprocess
 from argus.models.packages import PackageStore
 from argus.models.registry import PRODUCTION, ModelRegistry, VersionInfo
-from argus.models.versions import check_name
+from argus.models.versions import check_name, parse_ref
 from argus.tasks.image_input import ImageFields, preprocess
+from argus.train import MODES
 from argus.train import data as photos
 from argus.train import head as heads
 from argus.train.evaluate import evaluate
@@ -36,7 +37,6 @@ from argus.train.export import package_fields, write_extras, write_onnx
 from argus.train.features import embed, load_rgb
 from argus.train.report import confusion_png, curves_png, score
 
-MODES = ("auto", "head", "finetune")
 GOOD_ENOUGH = 0.99
 """In auto mode, a head this accurate on held-out photos is kept without fine-tuning."""
 EPOCHS = 4
@@ -72,19 +72,6 @@ class TrainResult:
     report: dict[str, Any]
     pictures: dict[str, bytes] = field(default_factory=dict)
     promotion: dict[str, Any] | None = None
-
-
-def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
-    """NAME, NAME:VERSION or NAME@ALIAS."""
-    if "@" in ref:
-        name, alias = ref.split("@", 1)
-        return name, None, check_name("alias", alias)
-    if ":" in ref:
-        name, number = ref.split(":", 1)
-        if not number.isascii() or not number.isdigit():
-            raise BadInput(f"{ref!r}: the version after ':' must be a number")
-        return name, int(number), None
-    return ref, None, None
 
 
 def resolve(registry: ModelRegistry, store: PackageStore, ref: str) -> tuple[VersionInfo,

@@ -1,0 +1,108 @@
+"""``POST /v1/train``: photos in, a training job out (the worker trains; the job carries the
+progress, then the report and the new version). Handlers only convert and delegate."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.types import Message
+
+from argus.contracts import parse_int
+from argus.core import Core
+from argus.errors import BadInput
+from argus.http.body import MULTIPART_HEADROOM, is_multipart, read_body
+from argus.http.docs import error_responses
+from argus.http.jobs import _queue
+from argus.jobs.training import TRAIN_QUESTION, TrainOptions, check_zip, zip_of_labelled
+from argus.models.versions import parse_ref
+
+router = APIRouter(prefix="/v1", tags=["train"], responses=error_responses(
+    400, 401, 403, 404, 409, 413, 415, 503))
+
+_FIELDS = {
+    "name": {"type": "string", "description": "The model to add a version to (new or not)."},
+    "zip": {"type": "string", "format": "binary",
+            "description": "A zip of class folders: <class>/<photo>."},
+    "photo": {"type": "array", "items": {"type": "string", "format": "binary"},
+              "description": "Photos, each with a 'label' field in the same order (no zip)."},
+    "label": {"type": "array", "items": {"type": "string"}},
+    "base": {"type": "string", "default": "efficientnet-lite0"},
+    "val": {"type": "number", "default": 0.2},
+    "mode": {"type": "string", "enum": ["auto", "head", "finetune"], "default": "auto"},
+    "epochs": {"type": "integer", "default": 4},
+    "image_size": {"type": "integer"},
+    "seed": {"type": "integer", "default": 0},
+    "promote_if_better": {"type": "boolean", "default": False},
+    "canary": {"type": "integer", "minimum": 0, "maximum": 100},
+    "priority": {"type": "integer"},
+    "idempotency_key": {"type": "string"},
+    "callback_url": {"type": "string"},
+}
+TRAIN_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {
+    "schema": {"type": "object", "properties": _FIELDS, "required": ["name"]}}}}}
+MAX_PHOTOS = 50_000
+
+
+async def _read_form(request: Request, limit: int) -> tuple[bytes, dict[str, str]]:
+    """The zip (or the photos and their labels, zipped here) and the text fields."""
+    if not is_multipart(request):
+        raise BadInput("send multipart/form-data: a 'zip' of class folders, or 'photo' files "
+                       "each with a 'label'", )
+    body = await read_body(request, limit + MULTIPART_HEADROOM, "the upload")
+
+    async def replay() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    form = await Request(request.scope, replay).form(
+        max_files=MAX_PHOTOS, max_fields=MAX_PHOTOS + 40, max_part_size=limit + 1
+    )
+    try:
+        fields = {k: v for k, v in form.multi_items() if isinstance(v, str) and k != "label"}
+        labels = [v for v in form.getlist("label") if isinstance(v, str)]
+        zipped = form.get("zip")
+        photos = [p for p in form.getlist("photo") if not isinstance(p, str)]
+        if zipped is not None and not isinstance(zipped, str):
+            if photos:
+                raise BadInput("send a 'zip' or 'photo' files, not both")
+            return await zipped.read(), fields
+        if not photos:
+            raise BadInput("no photos: send a 'zip' of class folders, or 'photo' files each "
+                           "with a 'label'")
+        if len(labels) != len(photos):
+            raise BadInput(f"{len(photos)} 'photo' files but {len(labels)} 'label' fields; "
+                           "give one label per photo, in the same order")
+        files = [(label, p.filename or "", await p.read()) for label, p in zip(
+            labels, photos, strict=True)]
+    finally:
+        await form.close()
+    return await asyncio.to_thread(zip_of_labelled, files), fields
+
+
+@router.post("/train", status_code=202, openapi_extra=TRAIN_BODY)
+async def submit_training(request: Request) -> JSONResponse:
+    """Queue a training job: a new version of ``name`` from the photos (the options are the
+    ``argus train`` flags). Answers 202 with the job; poll ``GET /v1/jobs/{id}`` for its
+    ``progress``, then its ``answer``: the new version, its report and any promotion."""
+    core: Core = request.app.state.core
+    data, fields = await _read_form(request, core.settings.train_max_upload_bytes)
+    options = TrainOptions.parse(fields)
+    await asyncio.to_thread(check_zip, data)
+    name, version, alias = parse_ref(options.base)
+    await asyncio.to_thread(core.registry.resolve, name, version, alias)  # 404 now, not later
+    job, created = await asyncio.to_thread(
+        lambda: _queue(request).submit(
+            TRAIN_QUESTION,
+            data,
+            options=options.model_dump(),
+            priority=parse_int("priority", fields.get("priority"), -1000, 1000) or 0,
+            idempotency_key=request.headers.get("idempotency-key")
+            or fields.get("idempotency_key"),
+            callback_url=fields.get("callback_url") or None,
+            max_attempts=2,
+        )
+    )
+    body: dict[str, Any] = {**job.to_dict(), "created": created, "url": f"/v1/jobs/{job.id}"}
+    return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})

@@ -1,0 +1,124 @@
+"""``POST /v1/train`` end to end: a real server and a real worker on a pulled home; a zip of
+photos in, a new version out, asked over REST."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import skimage.data
+
+from tests.cli_commands import argus
+from tests.conftest import ServerProcess, jpeg, start_server
+from tests.train.conftest import write_coffee_or_cat
+
+
+@pytest.fixture(scope="module")
+def served(pulled_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server and one worker for the module, on a private copy of the pulled home."""
+    home_copy = tmp_path_factory.mktemp("train-home") / "home"
+    shutil.copytree(pulled_home, home_copy, ignore=shutil.ignore_patterns("*.db-wal", "*.db-shm"))
+    server = start_server(home_copy)
+    worker = subprocess.Popen(
+        [*argus("worker"), "--concurrency", "2", "--log-level", "info"],
+        env={**os.environ, "ARGUS_HOME": str(home_copy)},
+        stdout=(home_copy / "worker.log").open("ab"), stderr=subprocess.STDOUT,
+    )
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        server.stop()
+
+
+def zipped(folder: Path) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for path in sorted(folder.rglob("*.jpg")):
+            archive.write(path, f"photos/{path.relative_to(folder)}")
+    return buf.getvalue()
+
+
+def wait_done(url: str, job_id: str, timeout: float = 240) -> dict:
+    deadline = time.monotonic() + timeout
+    seen_progress = False
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{url}/v1/jobs/{job_id}").json()
+        seen_progress = seen_progress or bool(job.get("progress"))
+        if job["status"] in ("done", "dead", "cancelled"):
+            job["seen_progress"] = seen_progress
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} not finished: {job}")
+
+
+def test_a_zip_of_photos_becomes_an_askable_version(
+    served: ServerProcess, tmp_path: Path
+) -> None:
+    server = served
+    data = zipped(write_coffee_or_cat(tmp_path / "photos", 8))
+    r = httpx.post(f"{server.url}/v1/train", files={"zip": ("photos.zip", data)},
+                   data={"name": "coffee-or-cat", "mode": "head", "val": "0.25"}, timeout=30)
+    assert r.status_code == 202, r.text
+    job = wait_done(server.url, r.json()["id"])
+    assert job["status"] == "done", job["error"]
+    assert job["progress"]["stage"] and job["progress"]["total"] >= 1
+    result = job["answer"]
+    assert result["version"]["name"] == "coffee-or-cat" and result["version"]["version"] == 1
+    assert result["report"]["held_out"]["accuracy"] == 1.0
+
+    photo = jpeg(skimage.data.coffee())
+    answer = httpx.post(f"{server.url}/v1/questions/coffee-or-cat", content=photo, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["answer"]["labels"][0]["label"] == "coffee"
+
+    shown = httpx.get(f"{server.url}/v1/models/coffee-or-cat/versions/1").json()
+    assert shown["source"]["kind"] == "trained"
+    assert shown["report"]["held_out"]["confusion"] == [[2, 0], [0, 2]]
+    pictures = shown["pictures"]
+    assert len(pictures) == 2
+    png = httpx.get(f"{server.url}{pictures[0]}")
+    assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+    assert httpx.get(f"{server.url}/v1/models/coffee-or-cat/versions/1/pictures/x.png"
+                     ).status_code == 404
+
+
+def test_photos_with_labels_and_bad_uploads(served: ServerProcess, tmp_path: Path) -> None:
+    server = served
+    folder = write_coffee_or_cat(tmp_path / "photos", 5)
+    files = [("photo", (p.name, p.read_bytes())) for p in sorted(folder.rglob("*.jpg"))]
+    labels = [p.parent.name for p in sorted(folder.rglob("*.jpg"))]
+    r = httpx.post(f"{server.url}/v1/train", files=files,
+                   data={"name": "cc", "mode": "head", "label": labels}, timeout=30)
+    assert r.status_code == 202, r.text
+    job = wait_done(server.url, r.json()["id"])
+    assert job["status"] == "done", job["error"]
+    assert job["answer"]["report"]["lineage"]["dataset"]["images"] == 10
+
+    bad = [
+        ({"zip": ("x.zip", b"not a zip")}, {"name": "cc"}, 400, "not a zip"),
+        ({"zip": ("x.zip", zipped(folder))}, {"name": "cc", "base": "nope"}, 404, "nope"),
+        ({"zip": ("x.zip", zipped(folder))}, {"name": "cc", "mode": "fast"}, 400, "mode"),
+        (files[:2], {"name": "cc", "label": ["cat"]}, 400, "one label per photo"),
+    ]
+    for up, fields, status, reason in bad:
+        r = httpx.post(f"{server.url}/v1/train", files=up, data=fields, timeout=30)
+        assert r.status_code == status, (fields, r.text)
+        assert reason in r.text
+
+    # photos whose training fails (one class only) end as a dead job with the reason
+    one_class = zipped(folder / "cat")
+    r = httpx.post(f"{server.url}/v1/train", files={"zip": ("x.zip", one_class)},
+                   data={"name": "cc", "mode": "head"}, timeout=30)
+    job = wait_done(server.url, r.json()["id"])
+    assert job["status"] == "dead" and "at least two classes" in job["error"]
