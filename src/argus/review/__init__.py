@@ -14,14 +14,17 @@ from argus.review.dataset import (
     export,
     extension,
 )
+from argus.review.keeper import EVENTS, Keeper
 from argus.review.store import MAX_LIMIT, REASONS, Keep, ReviewStore
 
 __all__ = [
+    "EVENTS",
     "MAX_LIMIT",
     "REASONS",
     "ExportItem",
     "Exported",
     "Keep",
+    "Keeper",
     "ReviewStore",
     "check_label",
     "content_type",
