@@ -5,7 +5,7 @@ file with one token per line. The rules:
 
 * management calls (changing models, aliases, apps, administering jobs) need an admin token as
   soon as any token is configured: configuring only inference tokens must not leave management
-  open;
+  open; so do records and images kept for review (``/v1/review``), which are every client's;
 * inference calls need an inference or an admin token when inference tokens are configured,
   and are open otherwise;
 * health and metrics are always open (probes and scrapers carry no tokens).
@@ -136,6 +136,8 @@ def http_scope(method: str, path: str) -> Scope:
         return Scope.ADMIN  # records list every client's answers
     if path == "/v1/train":
         return Scope.ADMIN  # training makes new model versions
+    if path == "/v1/review" or path.startswith("/v1/review/"):
+        return Scope.ADMIN  # kept images are every client's images
     if path.startswith(_ADMIN_PREFIXES):
         return Scope.INFER if method in _READ else Scope.ADMIN
     if path == "/v1/jobs" or path.startswith("/v1/jobs/"):

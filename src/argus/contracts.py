@@ -22,7 +22,7 @@ MAX_TOP_K = 1000
 MAX_VERSION = 2**31 - 1
 SOURCES = ("http", "grpc", "cli", "job", "ingest")
 #: The options a job row keeps (who asked and how it is recorded are the job's own).
-STORED = ("top_k", "app", "version", "alias", "crops", "conf")
+STORED = ("top_k", "app", "version", "alias", "crops", "conf", "keep_uncertain")
 
 
 def parse_bool(name: str, value: Any) -> bool:
@@ -118,6 +118,10 @@ class AskOptions(Contract):
     (the others answer as ``app`` says, else with ``production``)."""
     record: bool = False
     """Write a prediction record of the answer."""
+    keep_uncertain: float | None = None
+    """Keep the image for review when a classifying step's top score is below this, or when a
+    running canary and production disagree on it (0 to 1; 0 = not for this request), instead
+    of the server's ``ARGUS_KEEP_UNCERTAIN``."""
     source: str = "http"
     """Where the question came from, for prediction records: http, grpc, cli, job, ingest."""
     job_id: str | None = None
@@ -139,6 +143,7 @@ class AskOptions(Contract):
             alias=_text("alias", values.get("alias")),
             pins=_pins(values.get("pins") or {}),
             record=parse_bool("record", values.get("record", False)),
+            keep_uncertain=parse_fraction("keep_uncertain", values.get("keep_uncertain")),
             source=str(values.get("source", "http")),
             job_id=_text("job_id", values.get("job_id"), 40),
         )
@@ -165,7 +170,7 @@ class AskOptions(Contract):
 
     def query(self) -> dict[str, str]:
         """The options as an HTTP query says them (the app goes in a header of its own)."""
-        out = {k: str(v) for k in ("top_k", "conf", "version", "alias")
+        out = {k: str(v) for k in ("top_k", "conf", "version", "alias", "keep_uncertain")
                if (v := getattr(self, k)) is not None}
         if self.crops:
             out["crops"] = "true"

@@ -30,6 +30,7 @@ from argus.models.registry import ModelRegistry
 from argus.models.resolutions import Resolutions
 from argus.models.versions import VersionInfo
 from argus.records import RecordWriter, record_row
+from argus.review import Keeper, ReviewStore
 from argus.runtime.runner import ModelRunner
 from argus.settings import Settings
 
@@ -90,6 +91,9 @@ class Core:
         self.cache = StepCache(settings.cache_entries, settings.cache_mb * 1024 * 1024)
         self.executor = GraphExecutor(runner, self.cache)
         self.records = RecordWriter(self.engine)
+        self.review = ReviewStore(self.engine, settings.review_dir,
+                                  settings.review_budget_mb * 1024 * 1024, settings.dataset_dir)
+        self.keeper = Keeper(self.review, self.resolutions, self.answer_with)
         self.catalogue = Catalogue(settings.questions_dir, self.model_facts)
         self._builtin = {
             name: Question(name, spec.description, spec, True, "builtin")
@@ -262,7 +266,27 @@ class Core:
                 self.records.submit(record_row(answer, options.source, options.app, options.job_id))
             except Exception:  # a record must never fail the answer
                 log.exception("could not queue the prediction record for %s", q.name)
+        keep = options.keep_uncertain
+        if keep is None:
+            keep = self.settings.keep_uncertain
+        if keep:  # None or 0: off
+            self.keeper.consider(q.name, data, image_sha, header.format, result, keep,
+                                 options.params(), options.source, options.app)
         return answer
+
+    async def answer_with(
+        self, version: VersionInfo, data: bytes, image_sha: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The answer of exactly ``version`` (its own one-step graph, through the step cache)
+        on an image: how the review keeper asks a canary's other side."""
+        source = ImageSource(data, image_sha, self.limits)
+        try:
+            result = await self.executor.run(
+                model_graph(version.name, version.task), source, params, lambda _ref: version
+            )
+        finally:
+            source.close()
+        return result.answer()
 
     async def _retire_removed(self) -> None:
         """The registry moved: versions removed from it leave this process's memory too (the
@@ -282,6 +306,7 @@ class Core:
         self.ready = True
 
     async def close(self) -> None:
+        await self.keeper.close()
         await asyncio.to_thread(self.records.close)
         await self.runner.close()
         self.engine.dispose()

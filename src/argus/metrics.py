@@ -36,6 +36,34 @@ class UpstreamStatus(Protocol):
     def status(self) -> list[dict[str, Any]]: ...
 
 
+class ReviewEvents(Protocol):
+    """What the review keeper counts (kept, dropped, failed, …)."""
+
+    def events(self) -> Mapping[str, int]: ...
+
+
+class ReviewCollector:
+    """The review keeper's counts, read when Prometheus scrapes."""
+
+    def __init__(self, keeper: ReviewEvents) -> None:
+        self.keeper = keeper
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        counter = CounterMetricFamily(
+            "argus_review_events",
+            "Images considered for review by what became of them: kept, already (kept "
+            "before), dropped (the review queue was full), failed, compared (a canary's other "
+            "side asked).",
+            labels=["event"],
+        )
+        for event, count in self.keeper.events().items():
+            counter.add_metric([event], count)
+        yield counter
+
+
 def batch_buckets(by_size: Mapping[int, int]) -> list[tuple[str, float]]:
     """Cumulative Prometheus buckets of a batcher's batch sizes."""
     out: list[tuple[str, float]] = []
@@ -140,6 +168,10 @@ class Metrics:
     ) -> None:
         """Report the state of ``runner`` (and the gateway's upstreams) on every scrape."""
         self.registry.register(RunnerCollector(runner, ready, upstreams))
+
+    def watch_review(self, keeper: ReviewEvents) -> None:
+        """Report what the review keeper did on every scrape."""
+        self.registry.register(ReviewCollector(keeper))
 
     def observe(
         self,

@@ -145,6 +145,7 @@ def build_parts(opts: ServeOptions, settings: Settings) -> Parts:
                 ", ".join(missing),
             )
         metrics.watch(core.runner, lambda: core.ready, pool)
+        metrics.watch_review(core.keeper)
         return Parts(core, ProxyPlane(core, pool), metrics, tokens, True, pool)
     core, host = _local(settings)
     plane = LocalPlane(core, host, opts.models or None)
@@ -158,6 +159,8 @@ def build_parts(opts: ServeOptions, settings: Settings) -> Parts:
                 "(argus models pull / argus models add)"
             ) from None
     metrics.watch(host, plane.ready)
+    if opts.role == "all":
+        metrics.watch_review(core.keeper)
     return Parts(core, plane, metrics, tokens, opts.role == "all")
 
 
@@ -323,6 +326,7 @@ def in_process_app(settings: Settings) -> FastAPI:
     metrics = Metrics()
     plane = LocalPlane(core, host)
     metrics.watch(host, plane.ready)
+    metrics.watch_review(core.keeper)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

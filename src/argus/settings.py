@@ -167,6 +167,15 @@ class Settings(BaseSettings):
     """PostgreSQL: the role ``records query`` runs as (SELECT on prediction_records only;
     created, and granted to the database user, on first use when the user may)."""
 
+    keep_uncertain: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Keep images for review (``argus review``, ``/v1/review``) whose classify answer's top
+    score is below this threshold, or on which a running canary and production disagree;
+    None = off. A request may set its own (``keep_uncertain``)."""
+
+    review_budget_mb: int = Field(default=500, ge=1)
+    """Disk kept images may take under ``<home>/review``; past it the oldest unlabelled ones
+    are deleted (labelled ones stay until discarded)."""
+
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'argus.db'}"
@@ -178,6 +187,16 @@ class Settings(BaseSettings):
     @property
     def questions_dir(self) -> Path:
         return self.home / "questions"
+
+    @property
+    def review_dir(self) -> Path:
+        """Images kept for review, content-addressed."""
+        return self.home / "review"
+
+    def dataset_dir(self, model: str) -> Path:
+        """Where labelled images of ``model`` are filed: one folder per class label, what
+        ``argus train NAME --data DIR`` reads."""
+        return self.home / "datasets" / model
 
     def cores_per_worker(self) -> int:
         return max(1, available_cores() // max(1, self.workers))

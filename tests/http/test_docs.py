@@ -36,7 +36,8 @@ def test_the_image_api_documents_its_options_and_errors(tmp_path: Path) -> None:
     (spec,) = get(tmp_path, "/openapi.json")
     ask = spec.json()["paths"]["/v1/questions/{question}"]["post"]
     query = {p["name"]: p for p in ask["parameters"] if p["in"] == "query"}
-    assert set(query) == {"top_k", "conf", "crops", "version", "alias", "app", "record"}
+    assert set(query) == {"top_k", "conf", "crops", "version", "alias", "app", "record",
+                          "keep_uncertain"}
     assert all(p["description"] for p in query.values())
     assert {"400", "404", "413", "415", "503"} <= set(ask["responses"])
     error = ask["responses"]["413"]["content"]["application/json"]["schema"]

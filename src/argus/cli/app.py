@@ -12,6 +12,7 @@ from argus.cli import jobs as jobs_cmd
 from argus.cli import models as models_cmd
 from argus.cli import questions as questions_cmd
 from argus.cli import records as records_cmd
+from argus.cli import review as review_cmd
 from argus.cli import serve as serve_cmd
 from argus.cli import train as train_cmd
 from argus.cli import worker as worker_cmd
@@ -45,6 +46,7 @@ app.add_typer(apps_cmd.app, name="apps")
 app.add_typer(jobs_cmd.app, name="jobs")
 app.add_typer(questions_cmd.app, name="questions")
 app.add_typer(records_cmd.app, name="records")
+app.add_typer(review_cmd.app, name="review")
 app.command("ask")(ask_cmd.ask)
 app.command("serve")(serve_cmd.serve)
 app.command("worker")(worker_cmd.worker)

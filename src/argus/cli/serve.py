@@ -33,6 +33,11 @@ def serve(
         None, help="Processes sharing the ports (default ARGUS_WORKERS, 1)."
     ),
     preload: bool = typer.Option(True, help="Load the models before reporting ready."),
+    keep_uncertain: float | None = typer.Option(
+        None, min=0.0, max=1.0,
+        help="Keep images for review (argus review) whose classify top score is under this, "
+        "or on which a canary and production disagree (default ARGUS_KEEP_UNCERTAIN: off).",
+    ),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Serve REST and gRPC: all-in-one, a model service, or the gateway."""
@@ -51,4 +56,6 @@ def serve(
     s = settings()
     if workers is not None:  # workers x runtime threads = cores, unless set otherwise
         s = s.model_copy(update={"workers": workers})
+    if keep_uncertain is not None:
+        s = s.model_copy(update={"keep_uncertain": keep_uncertain})
     raise typer.Exit(run_role(opts, s))

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -198,3 +199,39 @@ class Callback(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ReviewItem(Base):
+    """An image kept for review: a classify answer below the keep-uncertain threshold, or one
+    on which a running canary and production disagreed. Its bytes live content-addressed under
+    ``<home>/review``; a label files a copy into the model's dataset folder."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (Index("ix_review_items_model_created", "model", "created_at"),)
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """The image's sha256 (hex): an image is kept once, for the first model that kept it."""
+    model: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    question: Mapped[str] = mapped_column(String(200))
+    guess: Mapped[str] = mapped_column(String(200))
+    """The model's top label."""
+    score: Mapped[float] = mapped_column(Float)
+    """Its score."""
+    reason: Mapped[str] = mapped_column(String(16), index=True)
+    """uncertain (top score under the threshold) or disagreement (canary and production)."""
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """The answer's top labels, the threshold, and the other side's guess on a disagreement."""
+    format: Mapped[str] = mapped_column(String(8))
+    """File extension of the detected image format (jpg, png, webp, bmp, gif)."""
+    size: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(20))
+    app: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+    label: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    """The class a person gave it (null until labelled)."""
+    labelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    filed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The file the label wrote (``<dataset>/<label>/<digest>.<ext>``), moved on a relabel."""

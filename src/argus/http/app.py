@@ -1,5 +1,5 @@
 """The FastAPI application: KServe v2, health and metrics always; with a core, also the image
-API (``/v1/questions``), the registry (``/v1/models``), jobs and records. Tokens are checked
+API (``/v1/questions``), the registry (``/v1/models``), jobs, records and review. Tokens are checked
 once in front of them all. Handlers only convert and delegate; which parts a role serves is
 decided where the role is built (:mod:`argus.server`)."""
 
@@ -32,6 +32,7 @@ from argus.http.models import apps_router
 from argus.http.models import router as models_router
 from argus.http.records import router as records_router
 from argus.http.train import router as train_router
+from argus.http.review import router as review_router
 from argus.kserve.dataplane import ModelPlane
 from argus.metrics import Metrics
 
@@ -179,6 +180,7 @@ def create_app(
     app.include_router(jobs_router)
     app.include_router(records_router)
     app.include_router(train_router)
+    app.include_router(review_router)
 
     @app.get("/v1/questions", tags=["questions"], responses=error_responses(401, 403))
     async def list_questions() -> list[dict[str, Any]]:

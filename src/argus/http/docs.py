@@ -52,7 +52,7 @@ ERROR_MEANINGS = {
     400: "The request is wrong (a bad option or a damaged image); the reason says which.",
     401: "A token is needed (Authorization: Bearer …).",
     403: "The token does not allow this.",
-    404: "No such question, model, version, alias, app or job.",
+    404: "No such question, model, version, alias, app, job or kept image.",
     409: "The request contradicts the current state (e.g. an alias moved meanwhile).",
     413: "The image is over the byte or pixel limit (checked before decoding).",
     415: "The body is not an image Argus reads (JPEG, PNG, WebP, BMP, GIF).",
@@ -64,7 +64,7 @@ def ask_parameters() -> list[dict[str, Any]]:
     """The query parameters of the image API, from :class:`AskOptions` (so "Try it out" can
     set them, and the page says what each does)."""
     kinds = {"top_k": "integer", "conf": "number", "crops": "boolean", "version": "integer",
-             "alias": "string", "app": "string", "record": "boolean"}
+             "alias": "string", "app": "string", "record": "boolean", "keep_uncertain": "number"}
     fields = AskOptions.model_fields
     return [
         {
