@@ -31,8 +31,8 @@ from argus.http.kserve import router as kserve_router
 from argus.http.models import apps_router
 from argus.http.models import router as models_router
 from argus.http.records import router as records_router
-from argus.http.train import router as train_router
 from argus.http.review import router as review_router
+from argus.http.train import router as train_router
 from argus.kserve.dataplane import ModelPlane
 from argus.metrics import Metrics
 

@@ -206,7 +206,7 @@ def train(
         "code_version": argus.__version__,
     }
     timings["total"] = time.perf_counter() - started
-    report = {
+    report: dict[str, Any] = {
         "model": req.name,
         "mode": chosen,
         "mode_reason": reason,
@@ -218,6 +218,8 @@ def train(
         "lineage": source,
         "seconds": {k: round(v, 1) for k, v in timings.items()},
     }
+    if mode == "finetune":
+        report["seconds"]["finetune_epochs"] = tuned.epoch_seconds
     pictures = {
         "confusion.png": confusion_png(chosen_report["confusion"], classes),
         "curves.png": curves_png(curves, f"{req.name}: training ({chosen})"),
