@@ -183,3 +183,19 @@ def test_a_failure_to_keep_does_not_fail_the_answer(settings: Settings) -> None:
     answer, events = with_core(settings, work)
     assert answer["answer"]["labels"]
     assert events["failed"] == 1 and events["kept"] == 0
+
+
+def test_a_built_in_question_keeps_too(home_copy: Path, photos: dict[str, bytes]) -> None:
+    """``labels`` (a built-in graph, parsed before any model is known) on the pulled
+    classifier: with a threshold of 1, every answer is under it."""
+    settings = Settings(home=home_copy, keep_uncertain=1.0)
+
+    async def work(core: Core) -> list[dict[str, Any]]:
+        await core.ask("labels", photos["coffee"])
+        await core.ask("faces", photos["astronaut"])  # not a classifier: never kept
+        await core.keeper.idle()
+        return core.review.items()
+
+    (item,) = with_core(settings, work)
+    assert (item["digest"], item["model"], item["question"]) == (
+        sha(photos["coffee"]), "efficientnet-lite0", "labels")

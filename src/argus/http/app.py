@@ -200,7 +200,8 @@ def create_app(
         """Ask QUESTION of the image in the body (raw bytes or multipart field ``image``).
 
         Query: ``top_k``, ``version``, ``alias``, ``app`` (or header ``X-Argus-App``),
-        ``crops=true`` (aligned face crops as base64 PNG), ``record=true``.
+        ``crops=true`` (aligned face crops as base64 PNG), ``record=true``,
+        ``keep_uncertain`` (keep the image for review under this top score; 0 = not).
         """
         return await answer_question(core, metrics, question, request, max_image_bytes)
 

@@ -30,6 +30,7 @@ from argus.models.resolutions import Resolutions
 from argus.models.versions import VersionInfo
 from argus.review.dataset import extension
 from argus.review.store import Keep, ReviewStore
+from argus.tasks import TASKS
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,13 @@ class Pending:
     source: str
     app: str | None
     seen: tuple[Seen, ...]
+
+
+def _classifies(version: VersionInfo) -> bool:
+    """A version whose answer is one class per image (the classify task's ``labels``); asked
+    of its task, since a built-in graph's steps do not know their models' tasks."""
+    task = TASKS.get(version.task)
+    return task is not None and task.answer_kind == "labels"
 
 
 def top(labels: list[dict[str, Any]]) -> tuple[str, float]:
@@ -118,7 +126,7 @@ class Keeper:
         for name, run in result.runs.items():
             step = result.spec.steps[name]
             if (run.version is None or run.output is None or run.skipped is not None
-                    or step.input is not None or step.kind != "labels"):
+                    or step.input is not None or not _classifies(run.version)):
                 continue
             labels = run.output.result.get("labels") or []
             if not labels:

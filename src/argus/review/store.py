@@ -283,8 +283,10 @@ class ReviewStore:
         relabel moves the file it filed before."""
         check_label(label)
         full = self.resolve(digest)
-        with write_session(self.engine) as session:  # holds the write lock: no eviction now
-            row = session.get(ReviewItem, full)
+        with write_session(self.engine) as session:
+            # SQLite: the write lock; PostgreSQL: the row's lock. Eviction waits, then sees
+            # the label and leaves the image.
+            row = session.get(ReviewItem, full, with_for_update=True)
             if row is None:
                 raise NotFound(f"no kept image {full!r}")
             try:
