@@ -35,6 +35,8 @@ def test_the_threshold_is_the_lowest_score_that_keeps_answers_precise() -> None:
     assert t["value"] == 0.7 and t["precision"] == 1.0 and t["coverage"] == round(5 / 7, 4)
     never = recommend_threshold(np.array([0.9, 0.8]), np.array([False, True]))
     assert never["value"] is None and "precision" in never["why"]
+    perfect = recommend_threshold(np.array([0.99, 0.7]), np.array([True, True]))
+    assert perfect["value"] is None and "all 2 held-out answers were right" in perfect["why"]
 
 
 def test_the_pictures_are_pngs_sized_to_their_content() -> None:

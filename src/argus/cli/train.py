@@ -47,7 +47,7 @@ def _items(data: Path | None, csv: Path | None) -> list[tuple[Path, str]]:
     return photos.from_folder(data) if data is not None else photos.from_csv(csv)  # type: ignore[arg-type]
 
 
-def print_report(report: dict[str, Any], title: str) -> None:
+def print_report(report: dict[str, Any], title: str, photos: str = "held-out photos") -> None:
     held = report
     console.print(f"[bold]{title}[/]")
     rows = [
@@ -58,7 +58,7 @@ def print_report(report: dict[str, Any], title: str) -> None:
     console.print(fit([Col("class", key=True), Col("precision"), Col("recall"), Col("F1"),
                        Col("support")], rows))
     console.print(f"accuracy [bold]{held['accuracy']:.2%}[/], macro-F1 "
-                  f"[bold]{held['macro_f1']:.3f}[/] on {held['images']} held-out photos")
+                  f"[bold]{held['macro_f1']:.3f}[/] on {held['images']} {photos}")
     t = held["threshold"]
     if t.get("value") is not None:
         console.print(f"recommended threshold {t['value']}: answers at or above it were "
@@ -69,7 +69,7 @@ def print_report(report: dict[str, Any], title: str) -> None:
         console.print("worst mistakes (most confident first):")
         for m in held["worst_mistakes"][:5]:
             console.print(f"  {m['path']}: {m['label']} taken for {m['guess']} ({m['score']})",
-                          highlight=False)
+                          highlight=False, soft_wrap=True)
 
 
 def train(
@@ -130,14 +130,14 @@ def _train(name: str, data: Path | None, csv: Path | None, base: str, val: float
             console.print(f"{len(checks[key])} {what}: "
                           + ", ".join(str(next(iter(c.values())) if isinstance(c, dict) else c)
                                       for c in checks[key][:5]), highlight=False)
-    print_report(report["held_out"], f"{name} version {result.version.number} "
-                 f"({report['mode']}: {report['mode_reason']})")
+    print_report(report["held_out"], f"{name} version {result.version.number}, trained in "
+                 f"{report['mode']} mode")
     alt = report["alternatives"]
     if len(alt) > 1:
         console.print("compared: " + ", ".join(f"{k} {v['accuracy']:.2%}" for k, v in alt.items()))
-    console.print(f"took {report['seconds']['total']:.0f} s; pictures: "
-                  f"{result.version.path / 'confusion.png'}, {result.version.path / 'curves.png'}",
+    console.print(f"took {report['seconds']['total']:.0f} s; confusion.png and curves.png in",
                   highlight=False)
+    console.print(str(result.version.path), highlight=False, soft_wrap=True)
     if not result.created:
         console.print("the same package was already a version; nothing new was registered")
 
@@ -176,6 +176,6 @@ def _evaluate(ref: str, data: Path | None, csv: Path | None, json_out: bool,
     if json_out:
         print_json({"model": info.ref(), "report": report})
         return
-    print_report(report, f"{info.name} version {info.number} on {len(dataset.examples)} photos")
+    print_report(report, f"{info.name} version {info.number}", "photos")
     if picture:
-        console.print(f"confusion matrix: {picture}", highlight=False)
+        console.print(f"confusion matrix: {picture}", highlight=False, soft_wrap=True)

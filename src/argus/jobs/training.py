@@ -129,7 +129,7 @@ def _visible(folder: Path) -> list[Path]:
 def zip_of_labelled(files: list[tuple[str, str, bytes]]) -> bytes:
     """A zip of class folders from (label, filename, bytes): how an upload of many files with
     their labels becomes the same job as a zip."""
-    from argus.train.data import check_label
+    from argus.review.dataset import check_label
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as archive:

@@ -19,6 +19,7 @@ import numpy as np
 
 from argus.errors import BadInput, NotFound
 from argus.images import Limits, open_image
+from argus.review.dataset import check_label
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif"})
 MIN_PER_CLASS = 2
@@ -84,23 +85,6 @@ def dataset_digest(examples: Iterable[Example]) -> str:
     return "sha256:" + hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def check_label(label: str) -> str:
-    """A class name that can also be a folder name (review files photos under it)."""
-    label = label.strip()
-    if (
-        not label
-        or label in (".", "..")
-        or len(label) > 100
-        or any(c in label for c in "/\\")
-        or any(ord(c) < 32 for c in label)
-    ):
-        raise BadInput(
-            f"{label!r} cannot be a class name: 1-100 characters, no '/', '\\', control "
-            "characters, and not '.' or '..'"
-        )
-    return label
-
-
 def from_folder(root: Path) -> list[tuple[Path, str]]:
     """(path, label) for every image file under ``root/<label>/`` (nested folders included;
     hidden files and folders skipped)."""
@@ -134,7 +118,7 @@ def from_csv(csv_path: Path) -> list[tuple[Path, str]]:
                 raise BadInput(f"{csv_path} line {n}: expected path,label")
             path = Path(row[0].strip())
             found.append((path if path.is_absolute() else csv_path.parent / path,
-                          check_label(row[1])))
+                          check_label(row[1].strip())))
     if not found:
         raise BadInput(f"{csv_path} lists no photos")
     return found

@@ -83,6 +83,10 @@ def recommend_threshold(top: np.ndarray, correct: np.ndarray) -> dict[str, Any]:
     if not len(order) or not len(ok):
         return {"value": None, "target_precision": TARGET_PRECISION,
                 "why": f"no threshold gives {TARGET_PRECISION:.0%} precision on these images"}
+    if bool(correct.all()):
+        return {"value": None, "target_precision": TARGET_PRECISION,
+                "why": f"all {len(order)} held-out answers were right (the lowest top score "
+                       f"was {float(top.min()):.4g}); more photos would show where mistakes begin"}
     last = int(ok[-1])
     return {
         "value": round(float(top[order[last]]), 4),
@@ -105,12 +109,15 @@ def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.45,
 
 
 def confusion_png(confusion: Sequence[Sequence[int]], classes: Sequence[str]) -> bytes:
-    """Rows: true class; columns: the guess (numbered like the rows). Each cell is shaded by
-    its share of the row and shows its count; the diagonal is green, mistakes red."""
+    """Rows: true class; columns: the guess (named when the names are short, else numbered
+    like the rows). Each cell is shaded by its share of the row and shows its count; the
+    diagonal is green, mistakes red (any mistake clearly so, however rare)."""
     m = np.asarray(confusion, dtype=np.int64)
     n = len(classes)
     cell = max(22, min(56, 560 // max(n, 1)))
-    names = [f"{i} {c}"[:24] for i, c in enumerate(classes)]
+    short = all(len(c) <= 4 for c in classes)
+    heads = [c if short else str(i) for i, c in enumerate(classes)]
+    names = [(c if short else f"{i} {c}")[:24] for i, c in enumerate(classes)]
     left = 16 + max(cv2.getTextSize(s, FONT, 0.45, 1)[0][0] for s in names)
     top = 56
     img = np.full((top + n * cell + 16, left + n * cell + 16, 3), 255, np.uint8)
@@ -118,9 +125,11 @@ def confusion_png(confusion: Sequence[Sequence[int]], classes: Sequence[str]) ->
     rows = np.maximum(m.sum(axis=1, keepdims=True), 1)
     for i in range(n):
         _text(img, names[i], (8, top + i * cell + cell // 2 + 5))
-        _text(img, str(i), (left + i * cell + cell // 2 - 5, top - 8))
+        _text(img, heads[i], (left + i * cell + 4, top - 8))
         for j in range(n):
             share = m[i, j] / rows[i, 0]
+            if i != j and m[i, j]:
+                share = 0.25 + 0.75 * share
             base = np.array((46, 160, 67) if i == j else (211, 47, 47), np.float64)
             colour = tuple(int(v) for v in 255 - share * (255 - base))
             x0, y0 = left + j * cell, top + i * cell
