@@ -132,3 +132,35 @@ def test_a_base_without_a_features_output_is_refused(
     with pytest.raises(BadInput, match="--mode must be one of"):
         train(registry, registry.store, tmp_path / "cache",
               TrainRequest("cc", photos.from_folder(coffee_or_cat), mode="fast"))
+
+
+def test_labelled_review_images_are_trained_on_and_only_they_are_embedded(
+    train_home: Path, coffee_or_cat: Path, tmp_path: Path
+) -> None:
+    """The data loop: kept images labelled in review land in the model's dataset folder, and
+    the next training reads them there, embedding only them."""
+    import hashlib
+
+    from argus.review.store import Keep, ReviewStore
+    from tests.train.conftest import crops
+
+    registry, settings = open_registry(train_home)
+    cache = tmp_path / "cache"
+    folder = settings.dataset_dir("cc")
+    shutil.copytree(coffee_or_cat, folder)
+    first = train(registry, registry.store, cache,
+                  TrainRequest("cc", photos.from_folder(folder), mode="head"))
+    assert first.report["embedded"]["computed"] == 16
+
+    store = ReviewStore(registry.engine, settings.home / "review", 10**8, settings.dataset_dir)
+    for label, rgb in (("cat", skimage.data.chelsea()), ("coffee", skimage.data.coffee())):
+        data = crops(rgb, 1, seed=11)[0]
+        digest = hashlib.sha256(data).hexdigest()
+        assert store.keep(Keep(digest, data, "jpg", "cc", 1, "cc", "cat", 0.55, "uncertain"))
+        store.label(digest, label)
+        assert (folder / label / f"{digest}.jpg").read_bytes() == data
+
+    second = train(registry, registry.store, cache,
+                   TrainRequest("cc", photos.from_folder(folder), mode="head"))
+    assert second.report["embedded"] == {"computed": 2, "cached": 16}
+    assert second.version.source["dataset"]["images"] == 18

@@ -14,7 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from argus.cli.common import console, handles_errors, print_json, settings
 from argus.cli.tables import Col, fit
 
-DATA = typer.Option(None, "--data", help="A folder with one subfolder of photos per class.")
+DATA = typer.Option(None, "--data", help="A folder with one subfolder of photos per class "
+                    "(train's default: ARGUS_HOME/datasets/NAME, where review labels go).")
 CSV = typer.Option(None, "--csv", help="A CSV of path,label rows (instead of --data).")
 JSON = typer.Option(False, "--json", help="Print the whole report as JSON.")
 
@@ -38,13 +39,23 @@ def _bars(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
         yield update
 
 
-def _items(data: Path | None, csv: Path | None) -> list[tuple[Path, str]]:
+def _items(data: Path | None, csv: Path | None, default: Path | None = None
+           ) -> list[tuple[Path, str]]:
+    """The photos of --data or --csv; with neither, the model's dataset folder (where
+    ``argus review label`` files photos) when it exists."""
     from argus.errors import BadInput
     from argus.train import data as photos
 
-    if (data is None) == (csv is None):
-        raise BadInput("give the photos as --data DIR or as --csv FILE (one of the two)")
-    return photos.from_folder(data) if data is not None else photos.from_csv(csv)  # type: ignore[arg-type]
+    if data is not None and csv is not None:
+        raise BadInput("give the photos as --data DIR or as --csv FILE, not both")
+    if csv is not None:
+        return photos.from_csv(csv)
+    if data is None and default is not None and default.is_dir():
+        data = default
+    if data is None:
+        where = f" (or label photos into {default} with argus review label)" if default else ""
+        raise BadInput(f"give the photos as --data DIR or as --csv FILE{where}")
+    return photos.from_folder(data)
 
 
 def print_report(report: dict[str, Any], title: str, photos: str = "held-out photos") -> None:
@@ -109,7 +120,7 @@ def _train(name: str, data: Path | None, csv: Path | None, base: str, val: float
     config = settings()
     models = registry()
     req = TrainRequest(
-        name=name, items=_items(data, csv), base=base, val=val,
+        name=name, items=_items(data, csv, config.dataset_dir(name)), base=base, val=val,
         val_items=photos.from_folder(val_data) if val_data else None, mode=mode,
         epochs=epochs, image_size=image_size, seed=seed, promote_if_better=promote_if_better,
         canary=canary,
