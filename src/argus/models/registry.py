@@ -42,6 +42,7 @@ from argus.models.versions import (
     Registered,
     VersionInfo,
     canary_bucket,
+    check_alias,
     check_name,
     check_version,
     event_dict,
@@ -60,6 +61,7 @@ __all__ = [
     "Registered",
     "VersionInfo",
     "canary_bucket",
+    "check_alias",
     "check_name",
     "check_version",
 ]
@@ -330,7 +332,7 @@ class ModelRegistry:
         expected_revision: int | None = None,
         percent: int = 100,
     ) -> int | None:
-        check_name("alias", alias)
+        check_alias(alias)
         # Locked (PostgreSQL) so concurrent moves of one alias queue instead of racing.
         current = session.scalar(
             select(Alias).where(Alias.model_id == model.id, Alias.name == alias).with_for_update()
@@ -384,7 +386,7 @@ class ModelRegistry:
         expected_revision: int | None = None,
     ) -> VersionInfo:
         version = check_version(version)
-        check_name("alias", alias)
+        check_alias(alias)
 
         def work(session: Session) -> VersionInfo:
             model = self._model(session, name)
