@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from argus.server import in_process_app
 from argus.settings import Settings
@@ -121,3 +122,20 @@ def test_options_needs_no_token(tmp_path: Path) -> None:
     )
     assert options.status_code == 204 and options.headers["allow"] == "DELETE, GET, OPTIONS, POST"
     assert delete.status_code == 401
+
+
+@pytest.mark.postgres
+def test_a_nul_in_free_text_is_refused_before_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    """PostgreSQL holds no NUL in a text value: a filter or id carrying one was a 500 there."""
+    responses = requests(
+        tmp_path,
+        [
+            ("GET", "/v1/records?question=a%00b", None),
+            ("GET", "/v1/jobs?before=job%00", None),
+            ("GET", "/v1/jobs/job_%00", None),
+            ("DELETE", "/v1/jobs/job_%00", None),
+            ("GET", "/v1/records?app=shop", None),
+        ],
+        database_url=postgres_url,
+    )
+    assert [r.status_code for r in responses] == [422, 422, 422, 422, 200]

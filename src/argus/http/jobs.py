@@ -19,6 +19,7 @@ from argus.http.docs import (
     error_responses,
     query_parameters,
 )
+from argus.http.params import NO_NUL, JobId, text_query
 from argus.jobs import JobQueue, open_queue
 from argus.jobs.submit import submit_job
 from argus.jobs.types import STATUSES
@@ -33,10 +34,10 @@ JOB_QUERY: dict[str, dict[str, Any]] = {
     "question": {"type": "string", "pattern": QUESTION_NAME.pattern, "maxLength": NAME_LENGTH},
     **{name: schema for name, schema in ASK_QUERY.items() if name != "record"},
     "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
-    "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200},
+    "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL},
     "callback_url": {
         "type": "string",
-        "pattern": r"^https?://[a-z0-9.-]+(:[0-9]{1,4})?(/[^?#\s]*)?$",
+        "pattern": r"^https?://[a-z0-9.-]+(:[0-9]{1,4})?(/[^?#\s\x00]*)?$",
         "maxLength": 2000,
     },
     "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100},
@@ -83,6 +84,9 @@ async def submit(request: Request) -> JSONResponse:
     core: Core = request.app.state.core
     data, form = await read_upload(request, core.settings.max_image_bytes)
     fields: dict[str, Any] = {**request.query_params, **form}
+    for name, value in fields.items():  # PostgreSQL holds no NUL in text (it was a 500)
+        if "\x00" in value:
+            raise BadInput(f"{name} holds a NUL character")
     question = fields.get("question")
     if not question:
         raise BadInput("say which question to ask: the 'question' field or query parameter")
@@ -103,7 +107,7 @@ async def submit(request: Request) -> JSONResponse:
 
 
 @router.get("/{job_id}", responses=error_responses(404))
-async def show(job_id: str, request: Request) -> dict[str, Any]:
+async def show(job_id: JobId, request: Request) -> dict[str, Any]:
     """Status (queued, running, done, failed, dead, cancelled), attempts, answer, error."""
     return (await asyncio.to_thread(_queue(request).get, job_id)).to_dict()
 
@@ -112,9 +116,9 @@ async def show(job_id: str, request: Request) -> dict[str, Any]:
 async def list_jobs(
     request: Request,
     status: str | None = Query(None, json_schema_extra={"enum": list(STATUSES)}),
-    question: str | None = None,
+    question: str | None = text_query(),
     limit: int = Query(100, ge=1, le=MAX_LIST),
-    before: str | None = Query(None, description="A job id: the jobs older than it."),
+    before: str | None = text_query("A job id: the jobs older than it."),
 ) -> dict[str, Any]:
     """Jobs, newest first; ``status`` filters, ``before`` (a job id) pages backwards."""
     queue = _queue(request)
@@ -125,6 +129,6 @@ async def list_jobs(
 
 
 @router.delete("/{job_id}", responses=error_responses(404, 409))
-async def cancel(job_id: str, request: Request) -> dict[str, Any]:
+async def cancel(job_id: JobId, request: Request) -> dict[str, Any]:
     """Cancel a queued job (or one waiting to retry); 409 when it runs or has finished."""
     return (await asyncio.to_thread(_queue(request).cancel, job_id)).to_dict()

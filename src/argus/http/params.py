@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Path
+from fastapi import Path, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from argus.contracts import MAX_VERSION
@@ -44,6 +44,19 @@ KServeVersion = Annotated[
         max_length=NAME_LENGTH,
     ),
 ]
+#: Free text a route filters or looks up by: anything but NUL, which PostgreSQL cannot hold
+#: in a text value (it was a 500 there).
+NO_NUL = r"^[^\x00]*$"
+JobId = Annotated[
+    str, Path(description="A job's id, as POST /v1/jobs answered it.", pattern=NO_NUL)
+]
+
+
+def text_query(description: str = "") -> Any:
+    """A free-text query parameter (see :data:`NO_NUL`), None when absent."""
+    return Query(None, description=description, pattern=NO_NUL)
+
+
 #: Documented, not enforced here: the image API's fast path answers without FastAPI, and an
 #: unknown question is a 404 on either path.
 QuestionName = Annotated[

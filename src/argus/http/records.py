@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 
 from argus.contracts import SOURCES
 from argus.http.docs import error_responses
+from argus.http.params import text_query
 from argus.records import MAX_LIMIT, find_records, parse_time
 
 router = APIRouter(prefix="/v1/records", tags=["records"], responses=error_responses(400))
@@ -18,18 +19,18 @@ TIME = {"format": "date-time"}
 @router.get("")
 async def list_records(
     request: Request,
-    question: str | None = None,
+    question: str | None = text_query(),
     since: str | None = Query(
         None, description="ISO 8601 time; records at or after it.", json_schema_extra=TIME
     ),
     until: str | None = Query(
         None, description="ISO 8601 time; records before it.", json_schema_extra=TIME
     ),
-    image: str | None = Query(None, description="The image's sha256."),
+    image: str | None = text_query("The image's sha256."),
     source: str | None = Query(
         None, description="Where the question came from.", pattern=f"^({'|'.join(SOURCES)})$"
     ),
-    app: str | None = None,
+    app: str | None = text_query(),
     limit: int = Query(100, ge=1, le=MAX_LIMIT),
 ) -> list[dict[str, Any]]:
     """Prediction records, newest first."""
