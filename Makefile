@@ -52,3 +52,7 @@ clean:
 # 10,000 malformed images against a real server over REST and gRPC (needs `models pull`).
 fuzz: setup
 	$(PY) benchmarks/fuzz.py --count 10000
+
+# schemathesis over every REST operation, with and without tokens, many examples (issue 15).
+schema-soak: setup $(DEV_STAMP)
+	$(PY) benchmarks/schema_soak.py --examples 300

@@ -128,10 +128,11 @@ _READ = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def http_scope(method: str, path: str) -> Scope:
-    """The scope a REST call needs, from its method and path."""
-    if path == "/" or path.startswith(_OPEN_PREFIXES):
-        return Scope.OPEN
+    """The scope a REST call needs, from its method and path. OPTIONS is open: it answers
+    only which methods a path takes, which the open OpenAPI document says already."""
     method = method.upper()
+    if path == "/" or path.startswith(_OPEN_PREFIXES) or method == "OPTIONS":
+        return Scope.OPEN
     if path == "/v1/records" or path.startswith("/v1/records/"):
         return Scope.ADMIN  # records list every client's answers
     if path == "/v1/train":

@@ -131,7 +131,7 @@ def test_other_methods_and_paths_are_not_taken_for_questions(
     app: AppClient, photos: dict[str, bytes]
 ) -> None:
     listed = app.get("/v1/questions/labels")
-    assert listed.status_code == 405 and listed.headers["allow"] == "POST"
+    assert listed.status_code == 405 and listed.headers["allow"] == "OPTIONS, POST"
     assert listed.json() == {"error": "Method Not Allowed"}
     deeper = app.post("/v1/questions/labels/extra", content=photos["coffee"])
     assert (deeper.status_code, deeper.json()) == (404, {"error": "Not Found"})

@@ -127,4 +127,4 @@ def test_framework_errors_use_the_same_shape(probe: AppClient) -> None:
     assert (unknown.status_code, unknown.json()) == (404, {"error": "Not Found"})
     wrong = probe.request("DELETE", "/typed")
     assert (wrong.status_code, wrong.json()) == (405, {"error": "Method Not Allowed"})
-    assert wrong.headers["allow"] == "GET"
+    assert wrong.headers["allow"] == "GET, OPTIONS"

@@ -114,3 +114,47 @@ def test_an_unused_version_can_be_deleted(registry_app: AppClient) -> None:
     assert deleted.status_code == 204 and deleted.content == b""
     assert registry_app.get(f"/v1/models/{TINY}/versions/2").status_code == 404
     assert registry_app.post("/v1/models/ghost/promote", json={"version": 1}).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("PUT", "aliases/beta", {"version": True}, "version"),
+        ("PUT", "aliases/beta", {"version": "2"}, "version"),
+        ("PUT", "aliases/beta", {"version": 1.5}, "version"),
+        ("PUT", "aliases/beta", {"version": 2, "expected_revison": 1}, "expected_revison"),
+        ("POST", "canary", {"version": 2, "percent": False}, "percent"),
+        ("POST", "promote", {"version": 2, "to": "2024"}, "to"),
+        ("PUT", "aliases/2024", {"version": 2}, "alias"),
+        ("PUT", "aliases/Beta", {"version": 2}, "alias"),
+    ],
+    ids=["true", "string", "fraction", "misspelt-field", "false-percent", "numeric-to",
+         "numeric-alias", "upper-case-alias"],
+)
+def test_bodies_and_names_are_taken_as_their_schema_says(
+    registry_app: AppClient, method: str, path: str, body: Any, field: str
+) -> None:
+    """What the OpenAPI document does not allow is refused (422, naming the field), never read
+    as something else: ``true`` is not version 1, nor ``"2"`` version 2."""
+    refused = registry_app.request(method, f"/v1/models/{TINY}/{path}", json=body)
+    assert refused.status_code == 422, refused.text
+    assert field in refused.json()["error"]
+    assert registry_app.get(f"/v1/models/{TINY}/aliases").json() == {"production": 1}
+
+
+def test_a_whole_float_is_the_integer_json_schema_says_it_is(registry_app: AppClient) -> None:
+    """JSON Schema 2020-12 (OpenAPI 3.1) counts 2.0 as an integer, so the schema's own
+    clients may send it; it means version 2, as 2 does."""
+    moved = registry_app.put(f"/v1/models/{TINY}/aliases/beta", json={"version": 2.0})
+    assert moved.status_code == 200 and moved.json()["version"] == 2
+
+
+def test_a_pin_is_a_version_or_an_alias_never_both(registry_app: AppClient) -> None:
+    assert registry_app.post("/v1/apps/kiosk").status_code == 201
+    both = registry_app.put(f"/v1/apps/kiosk/pins/{TINY}", json={"version": 2, "alias": "beta"})
+    assert both.status_code == 422
+    neither = registry_app.put(f"/v1/apps/kiosk/pins/{TINY}", json={})
+    assert neither.status_code == 422
+    assert registry_app.get("/v1/apps/kiosk").json()["pins"] == []
+    pinned = registry_app.put(f"/v1/apps/kiosk/pins/{TINY}", json={"alias": "production"})
+    assert pinned.status_code == 200 and pinned.json()["alias"] == "production"

@@ -62,5 +62,7 @@ def test_records_filter_by_image_app_source_and_time(
     assert found(until=before.isoformat()) == []
     assert len(found(since=before.isoformat(), until=datetime.now(UTC).isoformat())) == 2
     assert {r["answer"]["labels"][0]["label"] for r in found()} == {"palace"}
-    bad = app.get("/v1/records", params={"until": "soon"})
-    assert bad.status_code == 400 and "until" in bad.json()["error"]
+    for until in ("soon", ""):  # an empty time is a bad time, not no time
+        bad = app.get("/v1/records", params={"until": until})
+        assert bad.status_code == 400 and "until" in bad.json()["error"]
+    assert app.get("/v1/records", params={"source": "carrier-pigeon"}).status_code == 422

@@ -67,6 +67,30 @@ def test_a_jpeg_cut_mid_scan_and_closed_is_refused(photo: np.ndarray) -> None:
             decode(candidate, LIMITS)
 
 
+@pytest.mark.parametrize("progressive", [False, True])
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_a_jpeg_without_restart_markers_cut_mid_scan_and_closed_is_refused(
+    photo: np.ndarray, progressive: bool, mode: str
+) -> None:
+    """No bound on the scan's length sees this cut: only the entropy decoding runs out of
+    data before the last block, and libjpeg would fill the rest with grey."""
+    buf = io.BytesIO()
+    Image.fromarray(photo).convert(mode).save(buf, "JPEG", quality=90, progressive=progressive)
+    data = buf.getvalue()
+    cut = data[: len(data) * 2 // 3] + b"\xff\xd9"
+    for candidate in (cut, rotated(cut)):  # OpenCV's path (RGB, L) and Pillow's
+        with pytest.raises(BadInput, match="truncated: a scan ends before its last block"):
+            decode(candidate, LIMITS, 64)
+
+
+def test_bytes_after_the_last_block_are_no_truncation(photo: np.ndarray) -> None:
+    """Extraneous bytes before the end marker make libjpeg warn too, of another thing: the
+    image is whole and answered as before."""
+    data = jpeg(photo)
+    padded = data[:-2] + b"\x12\x34\x56" + data[-2:]
+    assert np.array_equal(decode(padded, LIMITS).rgb, decode(data, LIMITS).rgb)
+
+
 def test_a_jpeg_cut_without_its_end_marker_is_refused(photo: np.ndarray) -> None:
     data = jpeg(photo)
     for candidate in (data[: len(data) * 2 // 3], rotated(data)[: len(data) * 2 // 3]):

@@ -150,6 +150,11 @@ def test_bad_requests_get_reasons(client: Client, photos: dict[str, bytes]) -> N
     assert code == 400 and "empty" in reason
     code, reason = post(photos["coffee"], question="tiny", callback_url="http://evil.example/")
     assert code == 403 and "not allowed" in reason
+    for unreadable in ("http://[", "http://127.0.0.1:99999/"):  # were 500s (ValueError)
+        code, reason = post(photos["coffee"], question="tiny", callback_url=unreadable)
+        assert code == 400 and "callback_url must be an http or https URL" in reason
+    code, reason = post(photos["coffee"], question="tiny", idempotency_key="k\x00")
+    assert code == 400 and "idempotency_key holds a NUL" in reason  # PostgreSQL: was a 500
     code, reason = post(photos["coffee"], question="tiny", priority="high")
     assert code == 400 and "priority" in reason
     assert client.get("/v1/jobs/job_nope").status_code == 404

@@ -163,6 +163,21 @@ def test_unknown_names_and_bad_input(registry: ModelRegistry, tmp_path: Path) ->
         registry.canary("m", 1, 120)
     with pytest.raises(BadInput, match="model name"):
         add(registry, tmp_path, b"x", name="Bad Name!")
+    with pytest.raises(BadInput, match="model name"):  # `$` alone would let the newline pass
+        add(registry, tmp_path, b"x", name="m2\n")
+
+
+def test_an_alias_is_never_all_digits(registry: ModelRegistry, tmp_path: Path) -> None:
+    """A number names a version wherever a version or an alias may stand (pins, KServe's
+    /versions/{v}), so an alias '2024' could never be asked for by name."""
+    add(registry, tmp_path, b"one")
+    with pytest.raises(BadInput, match="all digits"):
+        registry.set_alias("m", "2024", 1)
+    registry.add_app("shop")
+    with pytest.raises(BadInput, match="all digits"):
+        registry.app_pins.pin("shop", "m", alias="7")
+    assert registry.set_alias("m", "v2024", 1).aliases == ["v2024"]
+    assert registry.set_alias("m", "2024-q1", 1).number == 1
 
 
 def test_lineage_fields_are_kept(registry: ModelRegistry, tmp_path: Path) -> None:

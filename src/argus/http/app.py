@@ -30,6 +30,8 @@ from argus.http.kserve import infer_body_limit
 from argus.http.kserve import router as kserve_router
 from argus.http.models import apps_router
 from argus.http.models import router as models_router
+from argus.http.openapi import install_openapi
+from argus.http.params import QuestionName
 from argus.http.records import router as records_router
 from argus.http.review import router as review_router
 from argus.http.train import router as train_router
@@ -153,6 +155,7 @@ def create_app(
         redoc_url=None,
     )
     install_docs(app)
+    install_openapi(app, tokens)
     app.state.core = core
     app.state.plane = plane
     app.state.refused = refused or (core.refused_models if core is not None else list)
@@ -166,7 +169,13 @@ def create_app(
         app.add_middleware(DrainMiddleware, drain=drain)
     app.include_router(kserve_router)
 
-    @app.get("/metrics", tags=["health"])
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                         "description": "Prometheus text exposition format."}},
+    )
     async def prometheus() -> Response:
         """Prometheus metrics of this process."""
         content, media_type = metrics.render()
@@ -182,7 +191,7 @@ def create_app(
     app.include_router(train_router)
     app.include_router(review_router)
 
-    @app.get("/v1/questions", tags=["questions"], responses=error_responses(401, 403))
+    @app.get("/v1/questions", tags=["questions"])
     async def list_questions() -> list[dict[str, Any]]:
         """Every question this server answers."""
         return await asyncio.to_thread(core.questions)
@@ -193,10 +202,10 @@ def create_app(
         openapi_extra={**IMAGE_BODY, "parameters": ask_parameters()},
         responses={
             200: {"model": Answer, "description": "The answer, the same on every path."},
-            **error_responses(400, 401, 403, 404, 413, 415, 503),
+            **error_responses(400, 404, 413, 415, 499),
         },
     )
-    async def ask(question: str, request: Request) -> JSONResponse:
+    async def ask(question: QuestionName, request: Request) -> JSONResponse:
         """Ask QUESTION of the image in the body (raw bytes or multipart field ``image``).
 
         Query: ``top_k``, ``version``, ``alias``, ``app`` (or header ``X-Argus-App``),

@@ -15,12 +15,12 @@ from argus.errors import BadInput, ClientClosed, TooLarge
 MULTIPART_HEADROOM = 64 * 1024
 
 
-def image_body(required: tuple[str, ...] = (), **fields: str) -> dict[str, Any]:
+def image_body() -> dict[str, Any]:
     """The OpenAPI request body of a route that takes an image as the raw body or as the
-    multipart field ``image``, with more multipart ``fields`` (name → JSON Schema type)."""
-    binary = {"schema": {"type": "string", "format": "binary"}}
-    properties: dict[str, Any] = {"image": {"type": "string", "format": "binary"}}
-    properties.update({name: {"type": kind} for name, kind in fields.items()})
+    multipart field ``image``. Whether the bytes are an image Argus reads is for the image
+    check to say (400, 413 or 415 with the reason): no schema can."""
+    image = {"type": "string", "format": "binary", "minLength": 1}
+    binary = {"schema": image}
     return {
         "requestBody": {
             "required": True,
@@ -30,8 +30,8 @@ def image_body(required: tuple[str, ...] = (), **fields: str) -> dict[str, Any]:
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
-                        "properties": properties,
-                        "required": ["image", *required],
+                        "properties": {"image": image},
+                        "required": ["image"],
                     }
                 },
             },

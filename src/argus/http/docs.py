@@ -12,7 +12,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from argus.contracts import AskOptions
+from argus.contracts import MAX_TOP_K, MAX_VERSION, AskOptions
+from argus.models.versions import ALIAS_PATTERN, NAME_LENGTH, NAME_PATTERN
 
 ASSETS = "/docs/assets"
 
@@ -51,28 +52,57 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 ERROR_MEANINGS = {
     400: "The request is wrong (a bad option or a damaged image); the reason says which.",
     401: "A token is needed (Authorization: Bearer …).",
-    403: "The token does not allow this.",
+    403: "Not allowed: the token does not allow this call, or the callback's host is not "
+         "one callbacks may go to.",
     404: "No such question, model, version, alias, app, job or kept image.",
     409: "The request contradicts the current state (e.g. an alias moved meanwhile).",
     413: "The image is over the byte or pixel limit (checked before decoding).",
     415: "The body is not an image Argus reads (JPEG, PNG, WebP, BMP, GIF).",
-    503: "Overloaded or a model is unavailable: retry after Retry-After seconds.",
+    422: "A parameter or the JSON body does not have the shape this document gives it.",
+    499: "The client closed the connection before its request was read whole: counted, and "
+         "never answered.",
+    503: "Overloaded, shutting down, or a model is unavailable or refused (the reason says "
+         "which): retry after Retry-After seconds.",
 }
+
+
+#: The image API's options as an HTTP query carries them, with the ranges
+#: :meth:`AskOptions.parse` holds them to (it answers 400 with the reason outside them).
+ASK_QUERY: dict[str, dict[str, Any]] = {
+    "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K},
+    "conf": {"type": "number", "minimum": 0, "maximum": 1},
+    "crops": {"type": "boolean"},
+    "version": {"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
+    "alias": {"type": "string", "pattern": ALIAS_PATTERN, "maxLength": NAME_LENGTH},
+    "app": {"type": "string", "pattern": NAME_PATTERN, "maxLength": NAME_LENGTH},
+    "record": {"type": "boolean"},
+    "keep_uncertain": {"type": "number", "minimum": 0, "maximum": 1},
+}
+
+
+def query_parameters(
+    schemas: dict[str, dict[str, Any]],
+    descriptions: dict[str, str],
+    required: tuple[str, ...] = (),
+) -> list[dict[str, Any]]:
+    """OpenAPI query parameters: name → JSON Schema, with a description each."""
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": schema,
+            "description": descriptions.get(name, ""),
+        }
+        for name, schema in schemas.items()
+    ]
+
+
+def ask_descriptions() -> dict[str, str]:
+    return {name: field.description or "" for name, field in AskOptions.model_fields.items()}
 
 
 def ask_parameters() -> list[dict[str, Any]]:
     """The query parameters of the image API, from :class:`AskOptions` (so "Try it out" can
     set them, and the page says what each does)."""
-    kinds = {"top_k": "integer", "conf": "number", "crops": "boolean", "version": "integer",
-             "alias": "string", "app": "string", "record": "boolean", "keep_uncertain": "number"}
-    fields = AskOptions.model_fields
-    return [
-        {
-            "name": name,
-            "in": "query",
-            "required": False,
-            "schema": {"type": kind},
-            "description": fields[name].description or "",
-        }
-        for name, kind in kinds.items()
-    ]
+    return query_parameters(ASK_QUERY, ask_descriptions())

@@ -6,9 +6,11 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
+from starlette.types import Scope
 
 from argus.errors import ArgusError, ClientClosed, Overloaded
 
@@ -35,6 +37,30 @@ def failure_response(exc: Exception) -> JSONResponse:
     return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
 
 
+#: The methods probed for :func:`allowed_methods` (OPTIONS is answered by the error handler).
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path, and OPTIONS (answered here).
+    Starlette's own 405 names only the first route that matched the path, though a path is
+    often served by several (GET and DELETE of one resource are two routes). Each method is
+    probed with the router's own matching, which sees into included routers."""
+    methods = {"OPTIONS"}
+    for method in METHODS:
+        probe: Scope = {
+            "type": "http",
+            "method": method,
+            "path": request.scope["path"],
+            "root_path": request.scope.get("root_path", ""),
+            "headers": [],
+            "query_string": b"",
+        }
+        if any(route.matches(probe)[0] == Match.FULL for route in request.app.router.routes):
+            methods.add(method)
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ArgusError)
     async def _argus(_req: Request, exc: ArgusError) -> JSONResponse:
@@ -49,12 +75,15 @@ def install(app: FastAPI) -> None:
         return JSONResponse({"error": "; ".join(parts) or "invalid request"}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(
-            {"error": str(exc.detail)},
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            allowed = allowed_methods(request)
+            headers["Allow"] = ", ".join(allowed)
+            if request.method == "OPTIONS":  # what OPTIONS is for: the methods, no body
+                return Response(status_code=204, headers=headers)
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
+                            headers=headers or None)
 
     @app.exception_handler(Exception)
     async def _unexpected(_req: Request, exc: Exception) -> JSONResponse:

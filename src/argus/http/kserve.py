@@ -11,12 +11,13 @@ from fastapi.responses import JSONResponse, Response
 
 from argus.http.body import read_body
 from argus.http.docs import error_responses
+from argus.http.params import KServeVersion, ModelName
 from argus.kserve.dataplane import ModelPlane, server_metadata
-from argus.kserve.rest import decode_rest_request, encode_rest_response
+from argus.kserve.rest import REQUEST_SCHEMA, decode_rest_request, encode_rest_response
 from argus.kserve.tensors import InferRequest, InferResponse
 from argus.metrics import Metrics
 
-router = APIRouter(tags=["kserve v2"], responses=error_responses(400, 401, 403, 404, 409, 413, 503))
+router = APIRouter(tags=["kserve v2"])
 HEADER_LENGTH = "inference-header-content-length"
 #: Largest /infer body accepted besides the image limit (a batch of preprocessed tensors).
 MIN_INFER_BODY = 64 * 1024 * 1024
@@ -54,29 +55,48 @@ async def metadata() -> dict[str, Any]:
     return server_metadata()
 
 
-@router.get("/v2/models/{name}")
-@router.get("/v2/models/{name}/versions/{version}")
-async def model_metadata(name: str, request: Request, version: str = "") -> dict[str, Any]:
+#: A model's calls can refuse an unknown model or version (404) or a malformed version (422).
+MODEL = error_responses(404)
+INFER = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": REQUEST_SCHEMA}},
+    },
+}
+
+
+@router.get("/v2/models/{name}", responses=MODEL)
+async def model_metadata(name: ModelName, request: Request) -> dict[str, Any]:
     """Versions, inputs and outputs (name, datatype, shape) of a model."""
+    return (await _plane(request).model_metadata(name, "")).to_dict()
+
+
+@router.get("/v2/models/{name}/versions/{version}", responses=MODEL)
+async def version_metadata(
+    name: ModelName, version: KServeVersion, request: Request
+) -> dict[str, Any]:
+    """Versions, inputs and outputs (name, datatype, shape) of a version of a model."""
     return (await _plane(request).model_metadata(name, version)).to_dict()
 
 
-@router.get("/v2/models/{name}/ready")
-@router.get("/v2/models/{name}/versions/{version}/ready")
-async def model_ready(name: str, request: Request, version: str = "") -> Response:
-    """200 when the model version is loaded, 503 when it is not (yet)."""
+async def _ready(request: Request, name: str, version: str) -> Response:
     ready = await _plane(request).model_ready(name, version)
     return JSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 503)
 
 
-@router.post("/v2/models/{name}/infer")
-@router.post("/v2/models/{name}/versions/{version}/infer")
-async def infer(name: str, request: Request, version: str = "") -> Response:
-    """Run a model on its own tensors, or on encoded images as a BYTES input named ``image``.
+@router.get("/v2/models/{name}/ready", responses=MODEL)
+async def model_ready(name: ModelName, request: Request) -> Response:
+    """200 when the model's default version is loaded, 503 when it is not (yet)."""
+    return await _ready(request, name, "")
 
-    JSON, or a JSON header of ``Inference-Header-Content-Length`` bytes followed by binary
-    tensor data.
-    """
+
+@router.get("/v2/models/{name}/versions/{version}/ready", responses=MODEL)
+async def version_ready(name: ModelName, version: KServeVersion, request: Request) -> Response:
+    """200 when the model version is loaded, 503 when it is not (yet)."""
+    return await _ready(request, name, version)
+
+
+async def _infer(request: Request, name: str, version: str) -> Response:
     metrics: Metrics = request.app.state.metrics
     decoded: InferRequest | None = None
 
@@ -98,3 +118,24 @@ async def infer(name: str, request: Request, version: str = "") -> Response:
         media_type="application/octet-stream",
         headers={"Inference-Header-Content-Length": str(header_length)},
     )
+
+
+INFER_ERRORS = error_responses(400, 404, 409, 413, 499)
+
+
+@router.post("/v2/models/{name}/infer", openapi_extra=INFER, responses=INFER_ERRORS)
+async def infer(name: ModelName, request: Request) -> Response:
+    """Run a model on its own tensors, or on encoded images as a BYTES input named ``image``.
+
+    JSON, or a JSON header of ``Inference-Header-Content-Length`` bytes followed by binary
+    tensor data (the inputs declare ``parameters.binary_data_size`` instead of ``data``).
+    """
+    return await _infer(request, name, "")
+
+
+@router.post(
+    "/v2/models/{name}/versions/{version}/infer", openapi_extra=INFER, responses=INFER_ERRORS
+)
+async def infer_version(name: ModelName, version: KServeVersion, request: Request) -> Response:
+    """Run a version of a model: as ``/v2/models/{name}/infer``."""
+    return await _infer(request, name, version)

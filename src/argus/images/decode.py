@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from argus.errors import BadInput, TooLarge, UnsupportedMedia
-from argus.images.jpeg import check_jpeg
+from argus.images.jpeg import check_complete, check_jpeg, decode_checked
 
 FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "GIF", "MPO"}
 # We enforce our own pixel limit before decoding; Pillow's own guard would fire first otherwise.
@@ -146,7 +146,7 @@ def decode(
     digest = sha256 or sha256_bytes(data)
     rgb = _decode_jpeg_fast(data, img, scale) if fmt == "JPEG" else None
     if rgb is None:
-        rgb = _decode_pillow(img, fmt, scale)
+        rgb = _decode_pillow(img, fmt, scale, data)
     return DecodedImage(rgb=rgb, width=width, height=height, sha256=digest, format=fmt)
 
 
@@ -221,15 +221,20 @@ _CV2_RGB = {
 
 
 def _decode_jpeg_fast(data: bytes, img: Image.Image, scale: int) -> np.ndarray | None:
-    """The common JPEG (RGB or grey, upright) decoded by OpenCV's libjpeg-turbo straight to an
-    RGB array at the draft scale: the same pixels as Pillow's ``draft`` + ``load`` (checked by
-    the tests), without the intermediate image. None when the Pillow path must decide."""
+    """The common JPEG (RGB or grey, upright) decoded by libjpeg-turbo straight to an RGB
+    array at the draft scale: the same pixels as Pillow's ``draft`` + ``load`` (checked by the
+    tests), without the intermediate image; a scan cut short is a 400 (see
+    :func:`~argus.images.jpeg.decode_checked`). None when the Pillow path must decide."""
     if img.mode not in ("RGB", "L") or _orientation(img) != 1:
         return None
     # OpenCV decodes a truncated file with a warning, not an error: only take files whose
     # last scan is followed by an end-of-image marker (bytes may follow it).
     if data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
         return None
+    rgb = decode_checked(data, img.size, scale)
+    if rgb is not None:
+        return rgb
+    # libjpeg warned of something other than a truncation: decoded as it always was.
     flags = _CV2_RGB[scale] | cv2.IMREAD_IGNORE_ORIENTATION
     rgb = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if rgb is None or rgb.ndim != 3:
@@ -237,7 +242,11 @@ def _decode_jpeg_fast(data: bytes, img: Image.Image, scale: int) -> np.ndarray |
     return rgb
 
 
-def _decode_pillow(img: Image.Image, fmt: str, scale: int) -> np.ndarray:
+def _decode_pillow(img: Image.Image, fmt: str, scale: int, data: bytes = b"") -> np.ndarray:
+    """Any format through Pillow; a JPEG's ``data`` is checked for a scan cut short first,
+    which Pillow would fill with grey."""
+    if data and fmt in ("JPEG", "MPO"):
+        check_complete(data, img.mode)
     try:
         if scale > 1 and fmt in ("JPEG", "MPO"):
             # Asking for exactly size // scale makes draft pick this scale.

@@ -10,12 +10,23 @@ one bit per block of its full-resolution component; and a file with restart mark
 exactly one between every ``interval`` MCUs of each scan over all its components, which
 catches a file cut mid-scan and closed with an end-of-image marker. A file under either
 bound, or one that ends before its end-of-image marker, is refused.
+
+A file without restart markers cut mid-scan and closed with an end-of-image marker passes
+both bounds; only decoding its entropy-coded data shows that a scan runs out before its last
+block. libjpeg says so in a warning ("premature end of data segment"), which OpenCV prints and
+Pillow drops, so JPEGs are decoded by libjpeg-turbo through ``simplejpeg`` with warnings
+raised (:func:`decode_checked`), and that warning is a 400. Other warnings (a bad Huffman
+code, a bogus progression: files real cameras and editors write) leave the file to the
+lenient decoders, as before.
 """
 
 from __future__ import annotations
 
 import math
 import re
+
+import numpy as np
+import simplejpeg
 
 from argus.errors import BadInput
 
@@ -101,3 +112,43 @@ def check_jpeg(data: bytes) -> None:
             f"the JPEG image is damaged or truncated: its scans hold {scan_bytes:,} bytes, "
             f"too few for the {blocks:,} blocks its header claims (at least one bit each)"
         )
+
+
+#: libjpeg's warnings that a scan ended before the pixels its frame claims (the rest would
+#: be filled with grey): JWRN_HIT_MARKER and JWRN_JPEG_EOF.
+_TRUNCATION = ("premature end of data segment", "premature end of jpeg file")
+
+
+def _strict(data: bytes, colorspace: str, width: int, height: int) -> np.ndarray | None:
+    try:
+        image: np.ndarray = simplejpeg.decode_jpeg(
+            data, colorspace=colorspace, min_width=width, min_height=height, strict=True
+        )
+    except ValueError as exc:
+        reason = str(exc)
+        if any(words in reason.lower() for words in _TRUNCATION):
+            raise BadInput(
+                f"the JPEG image is damaged or truncated: a scan ends before its last block "
+                f"({reason})"
+            ) from None
+        return None  # another warning or error: the lenient decoders decide, as before
+    return image
+
+
+def decode_checked(data: bytes, size: tuple[int, int], scale: int) -> np.ndarray | None:
+    """The JPEG of ``size`` (its full width and height) decoded to RGB at DCT ``scale`` (1, 2,
+    4 or 8) by libjpeg-turbo, the same pixels as OpenCV's and Pillow's reduced decodes;
+    :class:`BadInput` when a scan runs out of data; None when libjpeg warns of anything else
+    or the scale it took is not the one asked (the caller decodes leniently)."""
+    width, height = math.ceil(size[0] / scale), math.ceil(size[1] / scale)
+    rgb = _strict(data, "RGB", width, height)
+    if rgb is None or rgb.shape != (height, width, 3):
+        return None
+    return rgb
+
+
+def check_complete(data: bytes, mode: str) -> None:
+    """:class:`BadInput` when a scan of the JPEG runs out of data before its last block, found
+    by decoding it at 1/8 scale (the Huffman decoding is the whole cost): for files the
+    lenient decoders decode (rotated by EXIF, CMYK), which never tell."""
+    _strict(data, "CMYK" if mode == "CMYK" else "GRAY", 1, 1)

@@ -68,8 +68,12 @@ class JobPolicy:
         return base * (1.0 + 0.2 * random.random())
 
     def check_callback(self, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:  # urlsplit and .port raise ValueError on a bad IPv6 host or port
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            parts, port = None, None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise BadInput(f"callback_url must be an http or https URL, not {url!r}")
         if not self.callback_hosts:
             raise Forbidden(
@@ -77,7 +81,7 @@ class JobPolicy:
                 "receive them"
             )
         host = parts.hostname.lower()
-        with_port = f"{host}:{parts.port}" if parts.port else host
+        with_port = f"{host}:{port}" if port else host
         if host not in self.callback_hosts and with_port not in self.callback_hosts:
             raise Forbidden(
                 f"callback host {with_port!r} is not allowed; allowed hosts are "

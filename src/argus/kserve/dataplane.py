@@ -36,9 +36,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from argus.contracts import AskOptions
+from argus.contracts import MAX_VERSION, AskOptions
 from argus.core import Core
-from argus.errors import ArgusError, BadInput, Conflict, NotFound
+from argus.errors import ArgusError, BadInput, BadPackage, Conflict, NotFound, PackageRefused
 from argus.images import DecodedImage, ImageSource, sha256_bytes
 from argus.kserve.tensors import (
     InferRequest,
@@ -66,6 +66,20 @@ SCORES_OUTPUT = "scores"
 
 def server_metadata() -> dict[str, Any]:
     return {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": list(EXTENSIONS)}
+
+
+def version_ref(name: str, version: str) -> tuple[int | None, str | None]:
+    """(number, alias) of a KServe version: a number in ASCII digits, else an alias, or
+    neither for the default. A number past any the registry holds is no version of the
+    model (404), as any other version it does not have."""
+    if not version:
+        return None, None
+    if not (version.isascii() and version.isdigit()):
+        return None, version
+    number = int(version)
+    if not 1 <= number <= MAX_VERSION:
+        raise NotFound(f"model {name!r} has no version {version}")
+    return number, None
 
 
 class ModelPlane(Protocol):
@@ -132,23 +146,18 @@ class LocalPlane:
             served = ", ".join(sorted(self.models))
             raise NotFound(f"this model service serves only {served}, not {name!r}")
 
-    def _resolve_sync(self, name: str, version: str) -> VersionInfo:
-        if not version:
-            return self.core.resolutions.resolve(name)
-        if version.isdigit():
-            return self.core.resolutions.resolve(name, version=int(version))
-        return self.core.resolutions.resolve(name, alias=version)
+    def _resolve_sync(self, name: str, number: int | None, alias: str | None) -> VersionInfo:
+        return self.core.resolutions.resolve(name, version=number, alias=alias)
 
     async def resolve(self, name: str, version: str) -> VersionInfo:
         self._check_served(name)
+        number, alias = version_ref(name, version)
         resolutions = self.core.resolutions
         if resolutions.fresh():  # answered from memory: no thread hop on the hot path
-            number = int(version) if version.isdigit() else None
-            alias = version if version and number is None else None
             hit = resolutions.peek(name, number, alias)
             if hit is not None:
                 return hit
-        return await asyncio.to_thread(self._resolve_sync, name, version)
+        return await asyncio.to_thread(self._resolve_sync, name, number, alias)
 
     def served_versions(self) -> list[VersionInfo]:
         """The default version of every model this process serves (what readiness waits for)."""
@@ -185,6 +194,19 @@ class LocalPlane:
         info = await self.resolve(name, version)
         return self.host.is_loaded(info.digest)
 
+    async def _loaded(self, info: VersionInfo) -> Loaded:
+        """The loaded model of ``info``; a refused package is 503 with the reason, as the
+        image API answers it (not the 422 of a package being checked)."""
+        refused = self.core.refused.get(info.digest)
+        if refused is not None:
+            raise PackageRefused(refused["reason"])
+        try:
+            return await self.host.get(info)
+        except BadPackage as exc:
+            raise PackageRefused(
+                f"model {info.name} version {info.number} is refused: {exc.message}"
+            ) from exc
+
     async def infer(self, name: str, version: str, request: InferRequest) -> InferResponse:
         info = await self.resolve(name, version)
         expected = request.parameters.get("argus_digest")
@@ -194,7 +216,7 @@ class LocalPlane:
                 f"expected {expected}; the gateway and this model service read different "
                 "registries"
             )
-        entry = await self.host.get(info)
+        entry = await self._loaded(info)
         by_name = {t.name: t for t in request.inputs}
         declared = _specs(entry.model.metadata().get("inputs") or [])
         parameters: dict[str, Any] = {"argus_digest": info.digest}

@@ -17,6 +17,7 @@ import numpy as np
 
 from argus.errors import BadInput
 from argus.kserve.tensors import (
+    DATATYPES,
     InferRequest,
     InferResponse,
     InferTensor,
@@ -31,6 +32,47 @@ from argus.kserve.tensors import (
     tensor_from_raw,
     tensor_to_bytes,
 )
+
+#: ``parameters`` of a request, an input or an output: names to strings, numbers or booleans.
+PARAMETERS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": {"type": ["string", "number", "boolean"]},
+}
+#: A JSON ``/infer`` body as :func:`decode_rest_request` takes it (the binary extension sends
+#: the same document as a header, its inputs declaring ``parameters.binary_data_size`` instead
+#: of ``data``). Whether the data fits the shape and the inputs fit the model is checked
+#: against the model (400).
+REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["inputs"],
+    "properties": {
+        "id": {"type": "string"},
+        "parameters": PARAMETERS_SCHEMA,
+        "inputs": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["name", "datatype", "shape", "data"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "datatype": {"enum": [*DATATYPES]},
+                    "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                    "parameters": PARAMETERS_SCHEMA,
+                    "data": {"type": "array"},
+                },
+            },
+        },
+        "outputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"type": "string"}, "parameters": PARAMETERS_SCHEMA},
+            },
+        },
+    },
+}
 
 
 def _check_parameters(value: object, where: str) -> Parameters:

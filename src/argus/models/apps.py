@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from argus.db.schema import App, AppPin, AuditEvent, Model, ModelVersion, utcnow
 from argus.errors import BadInput, Conflict, NotFound
 from argus.models.transactions import audit, bump, find_model, find_version, run_write
-from argus.models.versions import check_name, check_version, event_dict
+from argus.models.versions import check_alias, check_name, check_version, event_dict
 
 
 def _subject(app: str) -> str:
@@ -69,7 +69,7 @@ class AppPins:
         if version is not None:
             version = check_version(version)
         if alias is not None:
-            check_name("alias", alias)
+            check_alias(alias)
 
         def work(session: Session) -> None:
             app_row = self._app(session, app)

@@ -42,6 +42,7 @@ from argus.models.versions import (
     Registered,
     VersionInfo,
     canary_bucket,
+    check_alias,
     check_name,
     check_version,
     event_dict,
@@ -60,6 +61,7 @@ __all__ = [
     "Registered",
     "VersionInfo",
     "canary_bucket",
+    "check_alias",
     "check_name",
     "check_version",
 ]
@@ -331,7 +333,7 @@ class ModelRegistry:
         percent: int = 100,
         detail: dict[str, Any] | None = None,
     ) -> int | None:
-        check_name("alias", alias)
+        check_alias(alias)
         # Locked (PostgreSQL) so concurrent moves of one alias queue instead of racing.
         current = session.scalar(
             select(Alias).where(Alias.model_id == model.id, Alias.name == alias).with_for_update()
@@ -388,7 +390,7 @@ class ModelRegistry:
         """Point ``alias`` at ``version``; ``detail`` is kept in the audit event (why: the
         scores behind a promotion, say)."""
         version = check_version(version)
-        check_name("alias", alias)
+        check_alias(alias)
 
         def work(session: Session) -> VersionInfo:
             model = self._model(session, name)

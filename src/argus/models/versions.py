@@ -13,16 +13,30 @@ from typing import Any
 from argus.contracts import MAX_VERSION, parse_int
 from argus.errors import BadInput
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+#: A model, alias or app name, as the registry takes it; the OpenAPI document publishes the
+#: same pattern (JSON Schema's ``$`` is the end of the text, as ``fullmatch`` is here).
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
+#: An alias name: a name that is not all digits, since a number names a version wherever a
+#: version or an alias may stand (``--pin m=3``, KServe's ``/versions/{version}``).
+ALIAS_PATTERN = r"^(?:[a-z][a-z0-9._-]{0,99}|[0-9][0-9]{0,98}[a-z._-][a-z0-9._-]{0,98})$"
+NAME_LENGTH = 100
+_NAME = re.compile(NAME_PATTERN.strip("^$"))
 
 
 def check_name(kind: str, name: str) -> str:
-    if not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise BadInput(
             f"{kind} name {name!r} must be lower-case letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )
     return name
+
+
+def check_alias(alias: str) -> str:
+    check_name("alias", alias)
+    if alias.isdigit():
+        raise BadInput(f"alias name {alias!r} is all digits, which reads as a version number")
+    return alias
 
 
 def check_version(value: Any, what: str = "version") -> int:
