@@ -5,32 +5,37 @@ server) or discard it. Admin only, like records: kept images are every client's 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from argus.contracts import parse_bool
 from argus.http.docs import error_responses
+from argus.http.params import StrictBody
+from argus.models.versions import NAME_LENGTH, NAME_PATTERN
 from argus.review import MAX_LIMIT, REASONS, ReviewStore
+from argus.review.dataset import LABEL_PATTERN
 
 router = APIRouter(
-    prefix="/v1/review", tags=["review"], responses=error_responses(400, 401, 403, 404, 503)
+    prefix="/v1/review", tags=["review"], responses=error_responses(400, 404, 409)
 )
 
+#: A kept image's digest as the store reads it: sha256 hex, or a prefix of 8 or more.
+DIGEST_PATTERN = r"^[0-9a-f]{8,64}$"
 DIGEST = PathParam(
-    ..., description="The image's sha256 (hex), or a unique prefix of at least 8 characters."
+    ..., description="The image's sha256 (hex), or a unique prefix of at least 8 characters.",
+    pattern=DIGEST_PATTERN,
 )
 
 
-class Label(BaseModel):
-    label: str = Field(
-        ...,
-        description="The image's class: it becomes a folder name, so no '/', '\\\\', control "
-        "characters or leading dot, at most 100 characters.",
-    )
+class Label(StrictBody):
+    # The pattern is published, and applied by the store's label check, which says which part
+    # of the rule a label breaks (400) rather than echoing the pattern.
+    label: str = Field(..., json_schema_extra={"pattern": LABEL_PATTERN})
+    """The image's class: it becomes a folder name, so 1-100 characters, no '/', '\\',
+    control characters or leading dot, no space at either end."""
 
 
 def _store(request: Request) -> ReviewStore:
@@ -41,14 +46,20 @@ def _store(request: Request) -> ReviewStore:
 @router.get("")
 async def list_kept(
     request: Request,
-    model: str | None = None,
-    reason: str | None = Query(None, description=f"One of {', '.join(REASONS)}."),
-    labelled: str | None = Query(
+    model: str | None = Query(
+        None, description="Only this model's images.", pattern=NAME_PATTERN,
+        max_length=NAME_LENGTH,
+    ),
+    reason: Literal["uncertain", "disagreement"] | None = Query(
+        None, description=f"One of {', '.join(REASONS)}."
+    ),
+    labelled: bool | None = Query(
         None, description="true: only labelled images; false: only those still to label."
     ),
     limit: int = Query(100, ge=1, le=MAX_LIMIT),
     after: str | None = Query(
-        None, description="The digest of the last image of the previous page."
+        None, description="The digest of the last image of the previous page.",
+        pattern=DIGEST_PATTERN,
     ),
 ) -> list[dict[str, Any]]:
     """Kept images, newest first, each with the model's guess (and a label once given)."""
@@ -56,7 +67,7 @@ async def list_kept(
         _store(request).items,
         model=model,
         reason=reason,
-        labelled=parse_bool("labelled", labelled) if labelled not in (None, "") else None,
+        labelled=labelled,
         limit=limit,
         after=after,
     )

@@ -15,31 +15,46 @@ from argus.core import Core
 from argus.errors import BadInput
 from argus.http.body import MULTIPART_HEADROOM, is_multipart, read_body
 from argus.http.docs import error_responses
-from argus.http.jobs import _queue
+from argus.http.jobs import JOB_QUERY, _queue
 from argus.jobs.training import TRAIN_QUESTION, TrainOptions, check_zip, zip_of_labelled
-from argus.models.versions import parse_ref
+from argus.models.versions import (
+    ALIAS_PATTERN,
+    NAME_LENGTH,
+    NAME_PATTERN,
+    parse_ref,
+)
+from argus.review.dataset import LABEL_PATTERN
+from argus.train import MODES
 
-router = APIRouter(prefix="/v1", tags=["train"], responses=error_responses(
-    400, 401, 403, 404, 409, 413, 415, 503))
+# 403 also when a callback's host is not allowed; 401/403 for tokens come from the one pass
+# that documents them (http/openapi.py).
+router = APIRouter(prefix="/v1", tags=["train"],
+                   responses=error_responses(400, 403, 404, 409, 413, 415, 499))
 
+_NAME = NAME_PATTERN[1:-1]
+#: The form of ``POST /v1/train``, with the ranges :class:`TrainOptions` holds each field to.
 _FIELDS = {
-    "name": {"type": "string", "description": "The model to add a version to (new or not)."},
+    "name": {"type": "string", "pattern": NAME_PATTERN, "maxLength": NAME_LENGTH,
+             "description": "The model to add a version to (new or not)."},
     "zip": {"type": "string", "format": "binary",
-            "description": "A zip of class folders: <class>/<photo>."},
+            "description": "A zip of class folders: <class>/<photo> (or one folder holding them)."},
     "photo": {"type": "array", "items": {"type": "string", "format": "binary"},
               "description": "Photos, each with a 'label' field in the same order (no zip)."},
-    "label": {"type": "array", "items": {"type": "string"}},
-    "base": {"type": "string", "default": "efficientnet-lite0"},
-    "val": {"type": "number", "default": 0.2},
-    "mode": {"type": "string", "enum": ["auto", "head", "finetune"], "default": "auto"},
-    "epochs": {"type": "integer", "default": 4},
-    "image_size": {"type": "integer"},
-    "seed": {"type": "integer", "default": 0},
+    "label": {"type": "array", "items": {"type": "string", "pattern": LABEL_PATTERN}},
+    "base": {"type": "string", "default": "efficientnet-lite0", "maxLength": 3 * NAME_LENGTH,
+             "pattern": f"^{_NAME}(?::[1-9][0-9]{{0,9}}|@{ALIAS_PATTERN[1:-1]})?$",
+             "description": "NAME, NAME:VERSION or NAME@ALIAS of a classifier with a "
+                            "features output."},
+    "val": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.2},
+    "mode": {"type": "string", "enum": list(MODES), "default": "auto"},
+    "epochs": {"type": "integer", "minimum": 1, "maximum": 100, "default": 4},
+    "image_size": {"type": "integer", "minimum": 64, "maximum": 512, "multipleOf": 32},
+    "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1, "default": 0},
     "promote_if_better": {"type": "boolean", "default": False},
     "canary": {"type": "integer", "minimum": 0, "maximum": 100},
-    "priority": {"type": "integer"},
-    "idempotency_key": {"type": "string"},
-    "callback_url": {"type": "string"},
+    "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
+    "idempotency_key": JOB_QUERY["idempotency_key"],
+    "callback_url": JOB_QUERY["callback_url"],
 }
 TRAIN_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {
     "schema": {"type": "object", "properties": _FIELDS, "required": ["name"]}}}}}
@@ -64,9 +79,11 @@ async def _read_form(request: Request, limit: int) -> tuple[bytes, dict[str, str
         labels = [v for v in form.getlist("label") if isinstance(v, str)]
         zipped = form.get("zip")
         photos = [p for p in form.getlist("photo") if not isinstance(p, str)]
-        if zipped is not None and not isinstance(zipped, str):
+        if zipped is not None:
             if photos:
                 raise BadInput("send a 'zip' or 'photo' files, not both")
+            if isinstance(zipped, str):  # sent as a text part: its bytes all the same
+                return zipped.encode(), fields
             return await zipped.read(), fields
         if not photos:
             raise BadInput("no photos: send a 'zip' of class folders, or 'photo' files each "
@@ -89,6 +106,9 @@ async def submit_training(request: Request) -> JSONResponse:
     core: Core = request.app.state.core
     data, fields = await _read_form(request, core.settings.train_max_upload_bytes)
     options = TrainOptions.parse(fields)
+    for key in ("priority", "idempotency_key", "callback_url"):
+        if fields.get(key) == "":
+            raise BadInput(f"{key} is empty: leave it out, or give a value")
     await asyncio.to_thread(check_zip, data)
     name, version, alias = parse_ref(options.base)
     await asyncio.to_thread(core.registry.resolve, name, version, alias)  # 404 now, not later

@@ -45,7 +45,7 @@ class TrainOptions(BaseModel):
     val: float = Field(0.2, gt=0, lt=1)
     mode: str = "auto"
     epochs: int = Field(4, ge=1, le=100)
-    image_size: int | None = Field(None, ge=64, le=512)
+    image_size: int | None = Field(None, ge=64, le=512, multiple_of=32)
     seed: int = Field(0, ge=0, le=2**31 - 1)
     promote_if_better: bool = False
     canary: int | None = Field(None, ge=0, le=100)
@@ -55,7 +55,8 @@ class TrainOptions(BaseModel):
         from argus.models.versions import check_name
         from argus.train import MODES
 
-        given = {k: v for k, v in fields.items() if k in cls.model_fields and v not in ("", None)}
+        # An empty field is a wrong value, not an absent one (the form's schema says so).
+        given = {k: v for k, v in fields.items() if k in cls.model_fields and v is not None}
         try:
             options = cls.model_validate(given, strict=False)
         except ValidationError as exc:

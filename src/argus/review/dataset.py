@@ -7,6 +7,7 @@ plain one."""
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,6 +17,13 @@ from argus.errors import BadInput
 from argus.fsutil import atomic_write
 
 MAX_LABEL = 100
+#: The label rule as one pattern (published in the OpenAPI document; :func:`check_label`
+#: applies it, with a reason per broken part): 1-100 characters, no path separator or control
+#: character, no leading dot, no whitespace at either end.
+LABEL_PATTERN = (
+    r"^[^\s./\\\x00-\x1f\x7f-\x9f]"
+    r"(?:[^/\\\x00-\x1f\x7f-\x9f]{0,98}[^\s/\\\x00-\x1f\x7f-\x9f])?$"
+)
 #: Pillow's format name → the file extension and content type a kept image gets.
 FORMATS: dict[str, tuple[str, str]] = {
     "JPEG": ("jpg", "image/jpeg"),
@@ -54,6 +62,8 @@ def check_label(label: str) -> str:
         raise BadInput(f"the label {label!r} starts with a dot; it becomes a folder name")
     if label != label.strip():
         raise BadInput(f"the label {label!r} starts or ends with a space")
+    if not re.fullmatch(LABEL_PATTERN, label):  # the same rule, as the document publishes it
+        raise BadInput(f"the label {label!r} cannot be a folder name")
     return label
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from argus.db.schema import PredictionRecord, ReviewItem, utcnow
-from argus.errors import BadInput, NotFound
+from argus.errors import BadInput, Conflict, NotFound
 from argus.fsutil import addressed, atomic_write
 from argus.models.transactions import write_session
 from argus.review.dataset import ExportItem, check_label, content_type, file_image
@@ -209,8 +209,8 @@ class ReviewStore:
                 ))
         if not found:
             raise NotFound(f"no kept image {text!r}")
-        if len(found) > 1:
-            raise BadInput(f"{text!r} is the start of several kept images' digests; give more")
+        if len(found) > 1:  # depends on what is kept now, not on the request's shape
+            raise Conflict(f"{text!r} is the start of several kept images' digests; give more")
         return found[0]
 
     def get(self, digest: str) -> dict[str, Any]:
