@@ -154,3 +154,19 @@ def test_truncated_jpeg_does_not_take_the_fast_path(coffee: Image.Image) -> None
     assert _decode_jpeg_fast(cut, open_image(cut, LIMITS), 2) is None
     with pytest.raises(BadInput, match="damaged or truncated"):
         decode(cut, LIMITS, 256)
+
+
+def test_a_one_pixel_wide_cmyk_jpeg_decoded_at_reduced_scale() -> None:
+    """Found by the fuzz test: Pillow's path (CMYK) asked draft() for 0 pixels a side and
+    divided by zero (a 500) on a 1x4000 JPEG decoded for a pixel budget."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from argus.images import DecodeSize, Limits, decode
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((4000, 1, 4), 90, np.uint8), "CMYK").save(buf, "JPEG")
+    image = decode(buf.getvalue(), Limits(), DecodeSize(work_pixels=1000))
+    assert image.rgb.shape[1] == 1 and image.rgb.shape[0] >= 1000

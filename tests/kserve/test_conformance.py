@@ -140,7 +140,11 @@ def test_model_metadata_gives_input_names_datatypes_and_shapes(
         "input": ("FP32", [-1, 3, 224, 224]),
         "image": ("BYTES", [-1]),
     }
-    assert _shapes(meta, "outputs") == {"logits": ("FP32", [-1, 1000]), "answer": ("BYTES", [-1])}
+    assert _shapes(meta, "outputs") == {
+        "logits": ("FP32", [-1, 1000]),
+        "features": ("FP32", [-1, 1280]),  # the pooled vector training reads
+        "answer": ("BYTES", [-1]),
+    }
     faces = c.get_model_metadata(FACES, version, **kw)
     assert _shapes(faces, "inputs") == {"image": ("BYTES", [-1])}
 

@@ -249,9 +249,10 @@ def _decode_pillow(img: Image.Image, fmt: str, scale: int, data: bytes = b"") ->
         check_complete(data, img.mode)
     try:
         if scale > 1 and fmt in ("JPEG", "MPO"):
-            # Asking for exactly size // scale makes draft pick this scale.
+            # Asking for exactly size // scale makes draft pick this scale (at least one pixel
+            # a side: a 1-pixel-wide JPEG asked for 0 made Pillow divide by zero).
             w, h = img.size
-            img.draft("RGB", (w // scale, h // scale))
+            img.draft("RGB", (max(1, w // scale), max(1, h // scale)))
         if fmt == "GIF":
             img.seek(0)
         upright = _orientation(img) == 1  # as the header said (see oriented_size)
