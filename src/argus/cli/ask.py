@@ -6,15 +6,17 @@ import asyncio
 import base64
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from argus.cli import common
 from argus.cli.common import console, err_console, fail, handles_errors, print_json, settings
-from argus.contracts import Answer
 from argus.errors import ArgusError
+
+if TYPE_CHECKING:
+    from argus.contracts import Answer
 
 
 @handles_errors
