@@ -67,11 +67,13 @@ def ask(
                     answer = await core.ask(question, data, options)
                 except OSError as exc:
                     failures += 1
-                    err_console.print(f"[red]{path}[/]: cannot read: {exc.strerror}")
+                    err_console.print(f"[red]{path}[/]: cannot read: {exc.strerror}",
+                                      soft_wrap=True)
                     continue
                 except ArgusError as exc:
                     failures += 1
-                    err_console.print(f"[red]{path}[/]: {exc.message}", highlight=False)
+                    err_console.print(f"[red]{path}[/]: {exc.message}", highlight=False,
+                                      soft_wrap=True)
                     if exc.status == 404:
                         raise
                     continue

@@ -45,7 +45,8 @@ def print_json(data: Any) -> None:
 
 
 def fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # One line however long (a path can be): a terminal wraps it, a log keeps it whole.
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
