@@ -34,8 +34,13 @@ lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/mypy src/argus
 
+# Two pytest workers (pytest-xdist): much of the suite waits on servers and subprocesses, so
+# two share the 2 cores well. Work stealing keeps a file's tests (and its module fixtures)
+# together while it can and gives the idle worker the rest. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+
 test: setup lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 bench: setup $(DEV_STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)

@@ -5,9 +5,11 @@ two processes share the port, both answer, and SIGTERM stops them all."""
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -298,3 +300,21 @@ def test_grpc_listens_next_to_the_rest_port_unless_told() -> None:
     assert ServeOptions(port=8000).default_grpc_port() == 8001
     assert ServeOptions(port=9300).default_grpc_port() == 9301  # make run PORT=9300
     assert ServeOptions(port=0).default_grpc_port() == 0  # any free REST port: no guess
+
+
+def test_a_local_core_loads_no_transport(tmp_path: Path) -> None:
+    """``argus ask``, jobs, worker and ingest build a local core: the web, gRPC and metrics
+    stacks are the serving roles' to load (a fresh interpreter: this one has them all)."""
+    code = (
+        "import json, sys\n"
+        "from argus.server import local_core\n"
+        "from argus.settings import Settings\n"
+        f"local_core(Settings(home={str(tmp_path)!r})).engine.dispose()\n"
+        "print(json.dumps(sorted(m for m in sys.modules if '.' not in m)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    modules = set(json.loads(done.stdout))
+    assert {"onnxruntime", "sqlalchemy"} <= modules  # the core's models run in this process
+    assert modules.isdisjoint({"fastapi", "uvicorn", "grpc", "prometheus_client"}), modules

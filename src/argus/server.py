@@ -29,18 +29,22 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
-
-from argus.auth import Tokens
 from argus.core import Core
 from argus.errors import ArgusError, ConfigError, NotFound
-from argus.kserve.dataplane import LocalPlane, ModelPlane
-from argus.metrics import Metrics, UpstreamStatus
 from argus.models.packages import PackageStore
 from argus.runtime.host import ModelHost
 from argus.settings import Settings
+
+if TYPE_CHECKING:
+    # What only the serving roles use is imported where a role is built, so that
+    # ``local_core`` (argus ask, jobs, worker, ingest) loads no web or metrics stack.
+    from fastapi import FastAPI
+
+    from argus.auth import Tokens
+    from argus.kserve.dataplane import ModelPlane
+    from argus.metrics import Metrics, UpstreamStatus
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +114,8 @@ class Parts:
 
     async def load(self, opts: ServeOptions) -> None:
         """Load what the role serves, then report ready."""
+        from argus.kserve.dataplane import LocalPlane
+
         core = self.core
         if not opts.preload:
             core.ready = True
@@ -123,6 +129,10 @@ class Parts:
 
 def build_parts(opts: ServeOptions, settings: Settings) -> Parts:
     """The parts of ``opts.role`` (refuses, with the reason, what cannot work)."""
+    from argus.auth import Tokens
+    from argus.kserve.dataplane import LocalPlane
+    from argus.metrics import Metrics
+
     opts.check()
     tokens = Tokens.from_settings(settings)
     metrics = Metrics()
@@ -320,7 +330,10 @@ def in_process_app(settings: Settings) -> FastAPI:
     """The all-in-one REST app, managing its own life: its lifespan loads the models (where
     ``settings.preload``) and closes the core at shutdown. For embedding and tests; ``argus
     serve`` runs :class:`Server`."""
+    from argus.auth import Tokens
     from argus.http.app import create_app
+    from argus.kserve.dataplane import LocalPlane
+    from argus.metrics import Metrics
 
     core, host = _local(settings)
     metrics = Metrics()

@@ -40,7 +40,7 @@ def heavy_classifier(path: Path, megabytes: int) -> None:
 
 def test_ready_only_once_the_models_are_loaded(home_copy: Path, tmp_path: Path) -> None:
     model = tmp_path / "heavy.onnx"
-    heavy_classifier(model, 384)
+    heavy_classifier(model, 192)
     labels = tmp_path / "labels.txt"
     labels.write_text("red\ngreen\nblue\n")
     env = {**os.environ, "ARGUS_HOME": str(home_copy)}

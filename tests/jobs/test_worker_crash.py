@@ -93,11 +93,13 @@ def _kill_workers_twice(
     try:
         while time.monotonic() < deadline:
             done = queue.counts().get("done", 0)
-            if done >= JOBS and len(called_back(got)) >= JOBS and delivered(queue, ids):
+            # A worker restarted after a kill handles SIGTERM once it is up: the end waits.
+            ready = all("taking" in log.read_text() for log in logs)
+            if (ready and done >= JOBS and len(called_back(got)) >= JOBS
+                    and delivered(queue, ids)):
                 break  # a worker records a delivery after its POST is answered: wait for it
             # Jobs arrive over time, and not while a worker is (re)starting: each kill must
             # find one holding leases, however slowly a loaded machine brings it back up.
-            ready = all("taking" in log.read_text() for log in logs)
             if ready and len(ids) < JOBS and len(ids) - done < 150:
                 # Five attempts: a job may be held by the killed worker twice (once per kill)
                 # and still must not be dead; attempts counting is tested on its own.

@@ -8,10 +8,14 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from argus.convert import efficientnet
-from argus.models.pull import DEFAULT_MODELS, DefaultModel
+from argus.models.pull import DEFAULT_MODELS, DefaultModel, build_cached
 
 CACHE_DIR = Path.home() / ".cache" / "argus"
 
@@ -79,3 +83,25 @@ def test_cache_key_changes_with_the_converter_revision_and_openvino() -> None:
     without = DefaultModel(model.name, model.converter, model.revision, ())
     # With OpenVINO installed (the dev extra), a runtime-only build is a different package.
     assert without.cache_key() != model.cache_key()
+
+
+def test_a_build_another_process_finished_first_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two pulls on one cache (parallel test workers, two shells): the one that finishes
+    second keeps the first one's files, which that pull may be reading, and leaves no
+    work folder behind."""
+    def build(work: Path, cache_dir: Path) -> dict[str, Any]:
+        (work / "model.onnx").write_bytes(b"ours")
+        target.mkdir()  # the other pull renames its finished build into place meanwhile
+        (target / "model.onnx").write_bytes(b"theirs")
+        (target / "fields.json").write_text("{}")
+        return {"model": "model.onnx"}
+
+    monkeypatch.setitem(sys.modules, "argus_stub_converter",
+                        types.SimpleNamespace(build=build))
+    model = DefaultModel("stub", "argus_stub_converter", 1)
+    target = tmp_path / "built" / f"stub-{model.cache_key()}"
+    assert build_cached(model, tmp_path, lambda _m: None) == target
+    assert (target / "model.onnx").read_bytes() == b"theirs"
+    assert [p.name for p in (tmp_path / "built").iterdir()] == [target.name]

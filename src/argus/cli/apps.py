@@ -10,7 +10,6 @@ from argus.cli.common import console, handles_errors, print_json
 from argus.cli.models import _actor, registry
 from argus.cli.tables import Col, fit
 from argus.errors import BadInput
-from argus.models.versions import check_version
 
 app = typer.Typer(help="Applications and their pinned model versions.", no_args_is_help=True)
 
@@ -32,6 +31,8 @@ def pin(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Pin APP to an exact VERSION of MODEL, or to whatever @ALIAS points at."""
+    from argus.models.versions import check_version
+
     if target.startswith("@"):
         result = registry().pin(app_name, model, alias=target[1:], actor=_actor())
     else:

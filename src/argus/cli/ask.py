@@ -6,15 +6,17 @@ import asyncio
 import base64
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from argus.cli import common
 from argus.cli.common import console, err_console, fail, handles_errors, print_json, settings
-from argus.contracts import Answer
 from argus.errors import ArgusError
+
+if TYPE_CHECKING:
+    from argus.contracts import Answer
 
 
 @handles_errors
@@ -65,11 +67,13 @@ def ask(
                     answer = await core.ask(question, data, options)
                 except OSError as exc:
                     failures += 1
-                    err_console.print(f"[red]{path}[/]: cannot read: {exc.strerror}")
+                    err_console.print(f"[red]{path}[/]: cannot read: {exc.strerror}",
+                                      soft_wrap=True)
                     continue
                 except ArgusError as exc:
                     failures += 1
-                    err_console.print(f"[red]{path}[/]: {exc.message}", highlight=False)
+                    err_console.print(f"[red]{path}[/]: {exc.message}", highlight=False,
+                                      soft_wrap=True)
                     if exc.status == 404:
                         raise
                     continue

@@ -1,4 +1,8 @@
-"""Shared CLI helpers: settings, JSON output, errors as exit codes."""
+"""Shared CLI helpers: settings, JSON output, errors as exit codes.
+
+Every command module imports this one and typer at the top, and what its command needs
+(the core, the database, the models) inside the command: ``argus --help`` and each command
+then load only what they use (``tests/cli/test_imports.py`` keeps it so)."""
 
 from __future__ import annotations
 
@@ -6,14 +10,15 @@ import json
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
-from sqlalchemy.exc import OperationalError
 
 from argus.errors import ArgusError
-from argus.settings import Settings
+
+if TYPE_CHECKING:
+    from argus.settings import Settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -29,6 +34,8 @@ CONF = typer.Option(None, "--conf", help="Detection confidence threshold (0 to 1
 
 
 def settings() -> Settings:
+    from argus.settings import Settings
+
     return Settings()
 
 
@@ -38,7 +45,8 @@ def print_json(data: Any) -> None:
 
 
 def fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # One line however long (a path can be): a terminal wraps it, a log keeps it whole.
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -52,10 +60,14 @@ def handles_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except ArgusError as exc:
             fail(exc.message, 2 if exc.status < 500 else 1)
-        except OperationalError as exc:
+        except Exception as exc:
+            # An OperationalError can only come from a command that has imported SQLAlchemy;
+            # asking sys.modules keeps every other exit (typer.Exit too) from importing it.
+            sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
+            if sqlalchemy_exc is None or not isinstance(exc, sqlalchemy_exc.OperationalError):
+                raise
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             fail(f"the database cannot be used ({reason}); check ARGUS_HOME or "
                  "ARGUS_DATABASE_URL", 1)
 
     return wrapper  # type: ignore[return-value]
-

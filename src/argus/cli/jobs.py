@@ -93,7 +93,7 @@ def submit(
         if r["status"] == "done" and r.get("answer"):
             print_json(r["answer"]["answer"])
         elif r.get("error"):
-            err_console.print(f"  error: {r['error']}", highlight=False)
+            err_console.print(f"  error: {r['error']}", highlight=False, soft_wrap=True)
 
 
 def _wait(queue: Any, job_id: str, timeout: float = 3600.0) -> Any:

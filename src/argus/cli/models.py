@@ -5,31 +5,54 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import typer
-import yaml
 from rich.table import Table
+from typer.core import TyperCommand, TyperOption
 
 from argus.cli.common import console, handles_errors, print_json, settings
 from argus.cli.tables import Col, fit
-from argus.db.engine import make_engine, migrate
 from argus.errors import BadInput
-from argus.manifest import Preprocess
-from argus.models.packages import PackageStore, read_manifest
-from argus.models.registry import PRODUCTION, ModelRegistry, VersionInfo
-from argus.tasks import TASKS, task_class
+
+if TYPE_CHECKING:
+    from argus.models.registry import ModelRegistry, VersionInfo
 
 app = typer.Typer(help="Manage model packages, versions and aliases.", no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
+TO = typer.Option(None, "--to", help="The alias to move (default: production).")
+ALIAS = typer.Option(None, "--alias", help="The alias to move back (default: production).")
 
 
 def registry() -> ModelRegistry:
+    from argus.db.engine import make_engine, migrate
+    from argus.models.packages import PackageStore
+    from argus.models.registry import ModelRegistry
+
     s = settings()
     engine = make_engine(s.db_url)
     migrate(engine)
     return ModelRegistry(engine, PackageStore(s.packages_dir))
+
+
+def _production(alias: str | None) -> str:
+    from argus.models.registry import PRODUCTION
+
+    return alias or PRODUCTION
+
+
+class _NamesTheTasks(TyperCommand):
+    """``models add --help`` names the tasks of the one table (:data:`argus.tasks.TASKS`);
+    reading it loads every task and its runtime, so that happens only when help is shown."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:  # click types, vendored by typer
+        from argus.tasks import TASKS
+
+        for param in self.params:
+            if isinstance(param, TyperOption) and param.name == "task":
+                param.help = f"One of {', '.join(TASKS)} (needed for a bare .onnx)."
+        super().format_help(ctx, formatter)
 
 
 def _actor() -> str:
@@ -166,6 +189,8 @@ def trained_lineage(source: dict[str, Any]) -> str:
 
 
 def _parse_kv(items: list[str] | None, what: str) -> dict[str, Any]:
+    import yaml
+
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
@@ -178,12 +203,12 @@ def _parse_kv(items: list[str] | None, what: str) -> dict[str, Any]:
     return out
 
 
-@app.command()
+@app.command(cls=_NamesTheTasks)
 @handles_errors
 def add(
     name: str,
     path: Path = typer.Argument(..., exists=True, help="An ONNX file or a package directory."),
-    task: str = typer.Option(None, help=f"One of {', '.join(TASKS)} (needed for a bare .onnx)."),
+    task: str = typer.Option(None, help="The package's task (needed for a bare .onnx)."),
     labels: Path = typer.Option(None, exists=True, help="Class names, one per line."),
     preprocess: list[str] = typer.Option(
         None, help="e.g. resize_shorter=256 crop=224 mean=127 std=128 color=RGB layout=NCHW"
@@ -198,6 +223,8 @@ def add(
     json_out: bool = JSON,
 ) -> None:
     """Register a model file or package directory as the next version of NAME."""
+    from argus.models.packages import read_manifest
+
     reg = registry()
     work = Path(tempfile.mkdtemp(prefix="argus-add-"))
     try:
@@ -252,6 +279,9 @@ def _fields_for_onnx(
     path: Path, task: str, labels: Path | None, preprocess: list[str] | None, work: Path
 ) -> dict[str, Any]:
     import onnx
+
+    from argus.manifest import Preprocess
+    from argus.tasks import task_class
 
     try:
         model = onnx.load(str(path), load_external_data=False)
@@ -318,20 +348,22 @@ def set_alias(name: str, alias: str, version: int, json_out: bool = JSON) -> Non
 @app.command()
 @handles_errors
 def promote(
-    name: str, version: int, to: str = typer.Option(PRODUCTION, "--to"), json_out: bool = JSON
+    name: str, version: int, to: str | None = TO, json_out: bool = JSON
 ) -> None:
     """Move an alias (production by default) to VERSION; ends a running canary."""
+    alias = _production(to)
     _print_version(
-        registry().promote(name, version, to, actor=_actor()), json_out, f"promoted to {to}"
+        registry().promote(name, version, alias, actor=_actor()), json_out, f"promoted to {alias}"
     )
 
 
 @app.command()
 @handles_errors
 def rollback(
-    name: str, alias: str = typer.Option(PRODUCTION, "--alias"), json_out: bool = JSON
+    name: str, alias: str | None = ALIAS, json_out: bool = JSON
 ) -> None:
     """Move ALIAS back to where it was before its last move."""
+    alias = _production(alias)
     _print_version(
         registry().rollback(name, alias, actor=_actor()), json_out, f"{alias} rolled back"
     )

@@ -5,8 +5,6 @@ from __future__ import annotations
 import typer
 
 from argus.cli.common import handles_errors, settings
-from argus.server import ServeOptions
-from argus.server import serve as run_role
 
 
 @handles_errors
@@ -41,6 +39,9 @@ def serve(
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Serve REST and gRPC: all-in-one, a model service, or the gateway."""
+    from argus.server import ServeOptions
+    from argus.server import serve as run_role
+
     opts = ServeOptions(
         host=host,
         port=port,

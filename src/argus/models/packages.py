@@ -22,7 +22,6 @@ import yaml
 from argus.errors import BadPackage
 from argus.fsutil import addressed
 from argus.manifest import FORMAT, MANIFEST, Manifest, ModelPackage, TaskFields
-from argus.tasks import task_class
 
 
 def sha256_file(path: Path) -> str:
@@ -41,6 +40,10 @@ def canonical_digest(manifest: dict[str, Any]) -> str:
 
 def parse_manifest(raw: dict[str, Any]) -> tuple[Manifest, TaskFields]:
     """The typed manifest and its task's fields; a :class:`BadPackage` saying what is wrong."""
+    # Imported here: the task table loads every task and its runtime, which listing or
+    # moving versions (``argus models list``) never needs.
+    from argus.tasks import task_class
+
     manifest = Manifest.parse(raw)
     return manifest, task_class(manifest.task).fields.parse(raw)
 

@@ -72,9 +72,15 @@ def build_cached(model: DefaultModel, cache_dir: Path, progress: Progress) -> Pa
         else:
             fields = module.build(work, cache_dir)
         (work / "fields.json").write_text(json.dumps(fields, indent=2))
-        if target.exists():
-            shutil.rmtree(target)
-        work.rename(target)
+        if target.exists() and not (target / "fields.json").is_file():
+            shutil.rmtree(target)  # left incomplete by hand: nothing reads it
+        try:
+            work.rename(target)
+        except OSError:
+            # Another pull (another process, a parallel test worker) built the same key
+            # meanwhile and may be reading it: theirs stays, ours is the same and goes.
+            if not (target / "fields.json").is_file():
+                raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target
