@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from argus.contracts import MAX_VERSION
@@ -37,29 +37,46 @@ def _registry(request: Request) -> ModelRegistry:
     return request.app.state.core.registry
 
 
+MAX_REASON = 500
+REASON_HELP = "Why (kept in the audit event, shown by history)."
+
+
+def _why(reason: str | None) -> dict[str, Any] | None:
+    """The audit detail of a change made for ``reason``."""
+    reason = (reason or "").strip()
+    return {"reason": reason} if reason else None
+
+
+class Change(BaseModel):
+    reason: str | None = Field(None, max_length=MAX_REASON, description=REASON_HELP)
+
+
 # Bodies declare the range for the schema; the registry checks it again (one check for all).
-class AliasMove(BaseModel):
+class AliasMove(Change):
     version: int = Field(..., ge=1, le=MAX_VERSION)
     expected_revision: int | None = Field(None, ge=0, le=MAX_VERSION)
 
 
-class Promote(BaseModel):
+class Promote(Change):
     version: int = Field(..., ge=1, le=MAX_VERSION)
     to: str = PRODUCTION
 
 
-class Rollback(BaseModel):
+class Rollback(Change):
     alias: str = PRODUCTION
 
 
-class Canary(BaseModel):
+class Canary(Change):
     version: int = Field(..., ge=1, le=MAX_VERSION)
     percent: int = Field(10, ge=0, le=100)
 
 
-class Pin(BaseModel):
+class Pin(Change):
     version: int | None = Field(None, ge=1, le=MAX_VERSION)
     alias: str | None = None
+
+
+REASON = Query(None, max_length=MAX_REASON, description=REASON_HELP)
 
 
 async def _change(request: Request, work: Callable[[], T]) -> T:
@@ -148,6 +165,7 @@ async def move_alias(name: str, alias: str, body: AliasMove, request: Request) -
             body.version,
             actor=_actor(request),
             expected_revision=body.expected_revision,
+            detail=_why(body.reason),
         )
     )
     return v.to_dict()
@@ -163,7 +181,10 @@ async def delete_alias(name: str, alias: str, request: Request) -> None:
 @router.post("/{name}/promote", responses=_ERRORS)
 async def promote(name: str, body: Promote, request: Request) -> dict[str, Any]:
     reg = _registry(request)
-    v = await _change(request, lambda: reg.promote(name, body.version, body.to, _actor(request)))
+    v = await _change(
+        request,
+        lambda: reg.promote(name, body.version, body.to, _actor(request), _why(body.reason)),
+    )
     return v.to_dict()
 
 
@@ -175,23 +196,27 @@ async def rollback(
     move."""
     reg = _registry(request)
     alias = body.alias if body is not None else PRODUCTION
-    return (await _change(request, lambda: reg.rollback(name, alias, _actor(request)))).to_dict()
+    why = _why(body.reason if body is not None else None)
+    return (
+        await _change(request, lambda: reg.rollback(name, alias, _actor(request), why))
+    ).to_dict()
 
 
 @router.post("/{name}/canary", responses=_ERRORS)
 async def canary(name: str, body: Canary, request: Request) -> dict[str, Any]:
     reg = _registry(request)
     v = await _change(
-        request, lambda: reg.canary(name, body.version, body.percent, _actor(request))
+        request,
+        lambda: reg.canary(name, body.version, body.percent, _actor(request), _why(body.reason)),
     )
     return v.to_dict()
 
 
 @router.delete("/{name}/canary", status_code=204, responses=_ERRORS)
-async def end_canary(name: str, request: Request) -> None:
+async def end_canary(name: str, request: Request, reason: str | None = REASON) -> None:
     """End the canary: production takes all un-pinned traffic again."""
     reg = _registry(request)
-    await _change(request, lambda: reg.end_canary(name, _actor(request)))
+    await _change(request, lambda: reg.end_canary(name, _actor(request), _why(reason)))
 
 
 @router.get("/{name}/history", responses=_ERRORS)
@@ -237,11 +262,12 @@ async def pin(app: str, model: str, body: Pin, request: Request) -> dict[str, An
     """Pin the app to a version (``{"version": 3}``) or an alias (``{"alias": "stable"}``)."""
     pins = _registry(request).app_pins
     return await _change(
-        request, lambda: pins.pin(app, model, body.version, body.alias, _actor(request))
+        request,
+        lambda: pins.pin(app, model, body.version, body.alias, _actor(request), _why(body.reason)),
     )
 
 
 @apps_router.delete("/{app}/pins/{model}", status_code=204, responses=_ERRORS)
-async def unpin(app: str, model: str, request: Request) -> None:
+async def unpin(app: str, model: str, request: Request, reason: str | None = REASON) -> None:
     pins = _registry(request).app_pins
-    await _change(request, lambda: pins.unpin(app, model, _actor(request)))
+    await _change(request, lambda: pins.unpin(app, model, _actor(request), _why(reason)))
