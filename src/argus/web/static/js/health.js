@@ -46,6 +46,10 @@ function card(title, ...body) {
   return h("div", { class: "card" }, h("h2", { text: title }), body);
 }
 
+function wideCard(title, table) {
+  return h("div", { class: "card wide" }, h("h2", { text: title }), h("div", { class: "table-wrap" }, table));
+}
+
 function ms(seconds) {
   return seconds === null ? "–" : fmt.ms(seconds * 1000);
 }
@@ -83,14 +87,14 @@ async function tick() {
       h("p", {}, "p50 ", h("span", { class: "stat", id: "health-p50", text: ms(quantile(0.5, window)) })),
       h("p", {}, "p95 ", h("span", { class: "stat", id: "health-p95", text: ms(quantile(0.95, window)) })),
       h("p", { class: "hint", text: `answered requests, ${windowWords}` })),
-    card("Questions", h("table", { class: "table" },
+    wideCard("Questions", h("table", { class: "table" },
       h("thead", {}, h("tr", {}, ["question", "requests", "p50", "p95"].map((t, i) => h("th", { scope: "col", class: i ? "num" : "", text: t })))),
       h("tbody", {}, questions.map((q) => {
         const b = latencyBuckets(samples, (l) => l.question === q && ok(l));
         return h("tr", {}, h("td", { text: q }), h("td", { class: "num", text: sum(samples, "argus_request_duration_seconds_count", (l) => l.question === q) }),
           h("td", { class: "num", text: ms(quantile(0.5, b)) }), h("td", { class: "num", text: ms(quantile(0.95, b)) }));
       })))),
-    card("Loaded models", h("table", { class: "table", id: "health-models" },
+    wideCard("Loaded models", h("table", { class: "table", id: "health-models" },
       h("thead", {}, h("tr", {}, ["model", "memory", "queue", "mean batch", "runtime"].map((t, i) => h("th", { scope: "col", class: i && i < 4 ? "num" : "", text: t })))),
       h("tbody", {}, models.map((l) => {
         const batches = of("argus_model_batch_size_count", l);

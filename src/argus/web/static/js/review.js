@@ -10,6 +10,8 @@ let items = [];
 let at = 0;
 let known = {}; // model -> labels already given
 let imageUrl = null;
+let lastModel = ""; // after the last image is labelled, Retrain still knows which model
+let drawing = 0; // the latest render(): an older one still waiting for data gives way
 
 function current() {
   return items[at] || null;
@@ -19,7 +21,10 @@ async function load() {
   showError($("#review-error"), null);
   const model = $("#review-model").value;
   const labelled = $("#review-which").value;
-  items = await api.get("/v1/review", { model, labelled, limit: 200 });
+  const mine = ++drawing;
+  const found = await api.get("/v1/review", { model, labelled, limit: 200 });
+  if (mine !== drawing) return;
+  items = found;
   at = 0;
   const models = new Set(items.map((i) => i.model));
   const select = $("#review-model");
@@ -47,9 +52,11 @@ async function suggestions(item) {
 }
 
 async function render() {
+  const mine = ++drawing;
   const holder = $("#review-item");
   const item = current();
-  const model = item?.model || $("#review-model").value;
+  const model = item?.model || $("#review-model").value || lastModel;
+  lastModel = model;
   const retrain = $("#review-retrain");
   retrain.hidden = !model;
   retrain.textContent = model ? `Retrain ${model} on its labelled photos` : "Retrain";
@@ -58,9 +65,10 @@ async function render() {
     fill(holder, h("p", { class: "hint", id: "review-empty", text: items.length ? "That was the last one." : "Nothing kept for review here. Ask with “Keep for review under” set (or run the server with --keep-uncertain)." }));
     return;
   }
+  const labels = await suggestions(item);
+  if (mine !== drawing) return;
   if (imageUrl) URL.revokeObjectURL(imageUrl);
   const img = h("img", { alt: `Kept image ${item.digest.slice(0, 12)}, guessed ${item.guess}` });
-  const labels = await suggestions(item);
   const input = h("input", { id: "review-label", placeholder: "a new label", "aria-label": "New label", autocomplete: "off" });
   const form = h("form", { class: "row", onsubmit: (e) => { e.preventDefault(); if (input.value.trim()) label(input.value.trim()); } },
     input, h("button", { type: "submit", text: "Label" }));

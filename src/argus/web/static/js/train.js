@@ -138,6 +138,7 @@ async function watch(jobId, title) {
     return;
   }
   bar.value = bar.max;
+  log.remove(); // the report below repeats its warnings
   const answer = job.answer;
   const v = answer.version;
   state.textContent = `done: ${v.name} version ${v.version}${answer.created ? "" : " (identical to an existing version)"}${answer.promotion ? ` · ${answer.promotion.promoted ? "promoted" : "not promoted"}` : ""}`;
