@@ -77,7 +77,9 @@ def open_tab(driver: Any, site: ServerProcess, tab: str) -> None:
         wait_for(driver, lambda d: d.execute_script("return document.body.dataset.ready"),
                  what="the page to start")
     by_css(driver, f"#tab-{tab}").click()
-    wait_for(driver, lambda d: by_css(d, f"#panel-{tab}").is_displayed(), what=f"tab {tab}")
+    wait_for(driver, lambda d: by_css(d, f"#panel-{tab}").is_displayed()
+             and by_css(d, f"#panel-{tab}").get_attribute("aria-busy") == "false",
+             what=f"tab {tab}")
 
 
 def ask(driver: Any, site: ServerProcess, photo: Path, question: str) -> None:
@@ -147,23 +149,23 @@ def test_a_face_box_and_its_landmarks_are_drawn_on_the_astronaut(
     browser: Any, site: ServerProcess, files: Path
 ) -> None:
     ask(browser, site, files / "astronaut.jpg", "describe")
-    canvas = wait_for(browser, lambda d: all_css(d, "#ask-result canvas[data-faces='1']"),
-                      what="the drawing")[0]
-    assert canvas.get_attribute("data-points") == "5"  # five landmarks
+    canvas = "document.querySelector('#ask-result canvas')"
+    wait_for(browser, lambda d: all_css(d, "#ask-result canvas[data-drawn]"), what="the drawing")
+    assert browser.execute_script(f"return {canvas}.dataset.faces") == "1"
+    assert browser.execute_script(f"return {canvas}.dataset.points") == "5"  # five landmarks
     answer = httpx.post(f"{site.url}/v1/questions/faces",
                         content=(files / "astronaut.jpg").read_bytes(), timeout=30).json()
     x1, y1, _, y2 = answer["answer"]["faces"][0]["box"]
     # on the box's left edge, half way down, the line is the face colour (yellow, #ffd400)
     row = browser.execute_script(
-        "const c = arguments[0]; const k = c.width / 512;"
+        f"const c = {canvas}; const k = c.width / 512;"
         "return Array.from(c.getContext('2d').getImageData("
-        "Math.round(arguments[1] * k) - 3, Math.round(arguments[2] * k), 7, 1).data);",
-        canvas, x1, (y1 + y2) / 2)
+        "Math.round(arguments[0] * k) - 3, Math.round(arguments[1] * k), 7, 1).data);",
+        x1, (y1 + y2) / 2)
     pixels = [row[i:i + 3] for i in range(0, len(row), 4)]
     assert any(r > 240 and 195 < g < 230 and b < 40 for r, g, b in pixels), pixels
     left = browser.execute_script(  # and away from any box, the photo itself
-        "return Array.from(arguments[0].getContext('2d').getImageData(20, 256, 1, 1).data)",
-        canvas)
+        f"return Array.from({canvas}.getContext('2d').getImageData(20, 256, 1, 1).data)")
     assert not (left[0] > 240 and 195 < left[1] < 230 and left[2] < 40), left
     crops = all_css(browser, "#ask-result .crops img")
     assert len(crops) == 1 and browser.execute_script(
@@ -177,6 +179,32 @@ def test_a_face_box_and_its_landmarks_are_drawn_on_the_astronaut(
         assert wide <= 0
     finally:
         browser.set_window_size(1280, 1000)
+
+
+def test_every_control_is_labelled_and_the_tabs_answer_arrow_keys(
+    browser: Any, site: ServerProcess
+) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    for tab in ("train", "jobs", "ask"):  # the tabs that build controls as they open
+        open_tab(browser, site, tab)
+    unfocusable = browser.execute_script(
+        "return [...document.querySelectorAll('[role=button], [role=tab][aria-selected=true]')]"
+        ".filter((el) => el.tabIndex < 0).map((el) => el.outerHTML.slice(0, 80))")
+    assert unfocusable == []
+    unlabelled = browser.execute_script("""
+        const named = (el) => (el.labels && el.labels.length) || el.getAttribute('aria-label')
+            || el.getAttribute('aria-labelledby') || (el.textContent || '').trim();
+        return [...document.querySelectorAll('input, select, button, [role=button]')]
+            .filter((el) => el.type !== 'hidden' && !named(el))
+            .map((el) => el.outerHTML.slice(0, 80));""")
+    assert unlabelled == []
+    by_css(browser, "#tab-ask").send_keys(Keys.ARROW_RIGHT)
+    wait_for(browser, lambda d: by_css(d, "#panel-models").is_displayed(), what="Models")
+    assert browser.switch_to.active_element.get_attribute("id") == "tab-models"
+    assert by_css(browser, "#tab-models").get_attribute("aria-selected") == "true"
+    browser.switch_to.active_element.send_keys(Keys.END)
+    wait_for(browser, lambda d: by_css(d, "#panel-health").is_displayed(), what="Health")
 
 
 def test_a_text_file_gets_a_readable_error(browser: Any, site: ServerProcess, files: Path

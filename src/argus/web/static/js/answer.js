@@ -186,6 +186,7 @@ export async function renderAnswer(container, answer, blob) {
     const bitmap = await createImageBitmap(blob);
     draw(canvas, bitmap, drawn, answer.image.width);
     bitmap.close();
+    canvas.dataset.drawn = "true";
   } catch {
     canvas.hidden = true; // the browser cannot show this format; the answer still reads above
   }

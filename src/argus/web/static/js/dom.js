@@ -1,5 +1,8 @@
 // Small DOM helpers: building elements, announcing, formatting, copying, drop zones.
 
+// Names set as attributes, not properties (`tabindex` is no property; `for` is `htmlFor`).
+const ATTRIBUTES = new Set(["role", "for", "scope", "tabindex", "list"]);
+
 /** h("div", {class: "x", onclick: f, "aria-label": "y"}, child, "text", [more]) */
 export function h(tag, props, ...children) {
   const el = document.createElement(tag);
@@ -9,7 +12,7 @@ export function h(tag, props, ...children) {
     else if (key === "text") el.textContent = value;
     else if (key === "dataset") Object.assign(el.dataset, value);
     else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
-    else if (key.includes("-") || key === "role" || key === "for" || key === "scope") el.setAttribute(key, value === true ? "" : value);
+    else if (key.includes("-") || ATTRIBUTES.has(key)) el.setAttribute(key, value === true ? "" : value);
     else el[key] = value;
   }
   append(el, children);

@@ -38,7 +38,8 @@ function select(name, { focus = false } = {}) {
     started.add(name);
     section.init(panel);
   }
-  section.show?.();
+  panel.setAttribute("aria-busy", "true"); // until the tab has fetched what it shows
+  Promise.resolve(section.show?.()).finally(() => panel.setAttribute("aria-busy", "false"));
 }
 
 setNavigator((name) => {
@@ -68,7 +69,7 @@ function applySession() {
     unknown: "this token is not valid here",
     none: session.tokens_required ? "no token" : "no token needed",
   };
-  who.textContent = words[session.token] || "";
+  who.textContent = session.tokens_required ? words[session.token] || "" : "no token needed";
   document.body.classList.toggle("can-manage", session.manage);
   for (const el of document.querySelectorAll(".admin")) el.hidden = !session.manage;
   $("#needs-token").hidden = session.ask;
