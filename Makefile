@@ -27,7 +27,10 @@ $(DEV_STAMP): $(RUN_STAMP)
 PORT ?= 8000
 GRPC_PORT ?= $(shell echo $$(($(PORT) + 1)))
 
+# The page at http://127.0.0.1:$(PORT)/ trains and answers jobs, so a worker runs beside the server
+# (ended with it).
 run: setup
+	$(ARGUS) worker --log-level warning & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(ARGUS) serve --host 127.0.0.1 --port $(PORT) --grpc-port $(GRPC_PORT)
 
 lint: $(DEV_STAMP)
@@ -40,7 +43,13 @@ lint: $(DEV_STAMP)
 TEST_WORKERS ?= 2
 
 test: setup lint
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  echo "note: the web page's browser tests skip without chromium: apt-get install -y chromium chromium-driver"
 	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist worksteal
+
+# The README's screenshots of the web page, taken by its browser tests.
+screenshots: setup $(DEV_STAMP)
+	ARGUS_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -q tests/web
 
 bench: setup $(DEV_STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)

@@ -92,6 +92,7 @@ def free_port() -> int:
 class ServerProcess:
     def __init__(self, args: list[str], env: dict[str, str], url: str) -> None:
         self.url = url
+        self.home = Path(env["ARGUS_HOME"])
         self.log = open(  # noqa: SIM115 - closed in stop()
             Path(env["ARGUS_HOME"]) / f"server-{uuid.uuid4().hex[:6]}.log", "w+"
         )

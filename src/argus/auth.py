@@ -8,7 +8,9 @@ file with one token per line. The rules:
   open; so do records and images kept for review (``/v1/review``), which are every client's;
 * inference calls need an inference or an admin token when inference tokens are configured,
   and are open otherwise;
-* health and metrics are always open (probes and scrapers carry no tokens).
+* health and metrics are always open (probes and scrapers carry no tokens), and so are the web
+  page's files (``/``, ``/ui/…``: a browser loads them before it can send a token) and
+  ``/v1/whoami`` (what the presented token may do, so the page shows only what it can use).
 
 No token, or one that is not configured, is ``Unauthorized`` (401 / UNAUTHENTICATED); a valid
 token of the wrong scope is ``Forbidden`` (403 / PERMISSION_DENIED). Tokens are compared in
@@ -21,9 +23,12 @@ import enum
 import hmac
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from argus.errors import ConfigError, Forbidden, Unauthorized
 from argus.settings import Settings
+
+TokenKind = Literal["admin", "infer", "unknown", "none"]
 
 
 class Scope(enum.Enum):
@@ -114,6 +119,26 @@ class Tokens:
             return
         raise Unauthorized(f"the token is not valid; this call needs {kind} token")
 
+    def kind(self, presented: str | None) -> TokenKind:
+        """What ``presented`` is: ``admin``, ``infer``, ``unknown`` (not configured here) or
+        ``none`` (no token)."""
+        if not presented:
+            return "none"
+        token = presented.encode("utf-8")
+        if _matches(token, self.admin):
+            return "admin"
+        if _matches(token, self.infer):
+            return "infer"
+        return "unknown"
+
+    def allows(self, scope: Scope, presented: str | None) -> bool:
+        """Whether ``presented`` may make a call of ``scope``."""
+        try:
+            self.check(scope, presented)
+        except (Unauthorized, Forbidden):
+            return False
+        return True
+
     def client_token(self) -> str | None:
         """The token this process presents to its own upstreams (the gateway to model services,
         which read the same secret): an inference token if there is one, else an admin one."""
@@ -122,7 +147,8 @@ class Tokens:
         return None
 
 
-_OPEN_PREFIXES = ("/v2/health/", "/metrics", "/docs", "/redoc", "/openapi.json")
+_OPEN_PREFIXES = ("/v2/health/", "/metrics", "/docs", "/redoc", "/openapi.json", "/ui/")
+_OPEN_PATHS = frozenset({"/", "/v1/whoami"})
 _ADMIN_PREFIXES = ("/v1/models", "/v1/apps", "/v1/admin")
 _READ = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -131,7 +157,7 @@ def http_scope(method: str, path: str) -> Scope:
     """The scope a REST call needs, from its method and path. OPTIONS is open: it answers
     only which methods a path takes, which the open OpenAPI document says already."""
     method = method.upper()
-    if path == "/" or path.startswith(_OPEN_PREFIXES) or method == "OPTIONS":
+    if path in _OPEN_PATHS or path.startswith(_OPEN_PREFIXES) or method == "OPTIONS":
         return Scope.OPEN
     if path == "/v1/records" or path.startswith("/v1/records/"):
         return Scope.ADMIN  # records list every client's answers

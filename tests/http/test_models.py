@@ -158,3 +158,44 @@ def test_a_pin_is_a_version_or_an_alias_never_both(registry_app: AppClient) -> N
     assert registry_app.get("/v1/apps/kiosk").json()["pins"] == []
     pinned = registry_app.put(f"/v1/apps/kiosk/pins/{TINY}", json={"alias": "production"})
     assert pinned.status_code == 200 and pinned.json()["alias"] == "production"
+
+
+def test_the_reason_given_for_a_change_is_in_the_history(registry_app: AppClient) -> None:
+    """Every change the web page makes carries a reason, and the history shows it."""
+    base, pins = f"/v1/models/{TINY}", f"/v1/apps/shop/pins/{TINY}"
+    assert registry_app.post("/v1/apps/shop").status_code == 201
+    steps = [
+        ("POST", f"{base}/promote", {"json": {"version": 2, "reason": "better on shop photos"}}),
+        ("POST", f"{base}/canary", {"json": {"version": 1, "percent": 5, "reason": "compare"}}),
+        ("DELETE", f"{base}/canary", {"params": {"reason": "enough data"}}),
+        ("POST", f"{base}/rollback", {"json": {"reason": "complaints"}}),
+        ("PUT", f"{base}/aliases/stable", {"json": {"version": 1, "reason": "a fixed point"}}),
+        ("PUT", pins, {"json": {"version": 2, "reason": "the shop wants 2"}}),
+        ("DELETE", pins, {"params": {"reason": "the shop is done"}}),
+    ]
+    for method, path, kw in steps:
+        r = registry_app.request(method, path, **kw)
+        assert r.status_code in (200, 204), (path, r.text)
+    events = registry_app.get(f"{base}/history").json()
+    reasons = [(e["action"], e["detail"].get("reason"))
+               for e in events if e["actor"].startswith("http:")]
+    assert reasons == [
+        ("promote", "better on shop photos"),
+        ("canary", "compare"),
+        ("end-canary", "enough data"),
+        ("rollback", "complaints"),
+        ("alias", "a fixed point"),
+        ("pin", "the shop wants 2"),
+        ("unpin", "the shop is done"),
+    ]
+    assert registry_app.get(f"{base}/aliases").json()["production"] == 1  # rolled back
+    shop = registry_app.get("/v1/apps/shop").json()["history"]
+    assert [e["detail"].get("reason") for e in shop][-2:] == ["the shop wants 2",
+                                                              "the shop is done"]
+    # no reason: nothing is added; a blank one is no reason; an over-long one is refused
+    blank = registry_app.post(f"{base}/promote", json={"version": 2, "reason": "  "})
+    assert blank.status_code == 200
+    last = registry_app.get(f"{base}/history").json()[-1]
+    assert last["action"] == "promote" and "reason" not in last["detail"]
+    long = registry_app.post(f"{base}/promote", json={"version": 2, "reason": "x" * 501})
+    assert long.status_code == 422 and "reason" in long.json()["error"]

@@ -122,3 +122,29 @@ def test_photos_with_labels_and_bad_uploads(served: ServerProcess, tmp_path: Pat
                    data={"name": "cc", "mode": "head"}, timeout=30)
     job = wait_done(server.url, r.json()["id"])
     assert job["status"] == "dead" and "at least two classes" in job["error"]
+
+
+def test_dataset_server_trains_on_the_models_dataset_folder(
+    served: ServerProcess, tmp_path: Path
+) -> None:
+    """``dataset=server``: the photos labelled into the model's dataset folder on the server
+    (where the review tab files them), zipped when the job is submitted."""
+    server = served
+    url = f"{server.url}/v1/train"
+    missing = httpx.post(url, files={"dataset": (None, "server")}, data={"name": "cups"})
+    assert missing.status_code == 404 and "no labelled photos" in missing.json()["error"]
+    write_coffee_or_cat(server.home / "datasets" / "cups", 5, seed=3)
+    wrong = httpx.post(url, files={"dataset": (None, "laptop")}, data={"name": "cups"})
+    assert wrong.status_code == 400 and "'server'" in wrong.json()["error"]
+    photo = ("photo", ("a.jpg", jpeg(skimage.data.coffee())))
+    both = httpx.post(url, files=[photo], data={"name": "cups", "dataset": "server",
+                                                "label": ["coffee"]})
+    assert both.status_code == 400 and "not more than one" in both.json()["error"]
+
+    r = httpx.post(url, files={"dataset": (None, "server")},
+                   data={"name": "cups", "mode": "head"}, timeout=30)
+    assert r.status_code == 202, r.text
+    job = wait_done(server.url, r.json()["id"])
+    assert job["status"] == "done", job["error"]
+    assert job["answer"]["report"]["lineage"]["dataset"]["classes"] == {"cat": 5, "coffee": 5}
+    assert job["answer"]["version"]["name"] == "cups"

@@ -1,7 +1,7 @@
 """The FastAPI application: KServe v2, health and metrics always; with a core, also the image
-API (``/v1/questions``), the registry (``/v1/models``), jobs, records and review. Tokens are checked
-once in front of them all. Handlers only convert and delegate; which parts a role serves is
-decided where the role is built (:mod:`argus.server`)."""
+API (``/v1/questions``), the registry (``/v1/models``), jobs, records, review and the web page.
+Tokens are checked once in front of them all. Handlers only convert and delegate; which parts
+a role serves is decided where the role is built (:mod:`argus.server`)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from argus.http.kserve import router as kserve_router
 from argus.http.models import apps_router
 from argus.http.models import router as models_router
 from argus.http.openapi import install_openapi
+from argus.http.page import install_page
 from argus.http.params import QuestionName
 from argus.http.records import router as records_router
 from argus.http.review import router as review_router
@@ -190,6 +191,7 @@ def create_app(
     app.include_router(records_router)
     app.include_router(train_router)
     app.include_router(review_router)
+    install_page(app, tokens)  # the web page at /: it needs the /v1 API above
 
     @app.get("/v1/questions", tags=["questions"])
     async def list_questions() -> list[dict[str, Any]]:

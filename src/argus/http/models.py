@@ -9,7 +9,8 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body, Path, Request, Response
+from fastapi import APIRouter, Body, Path, Query, Request, Response
+from pydantic import Field
 
 from argus.core import Core
 from argus.errors import NotFound
@@ -43,32 +44,50 @@ def _registry(request: Request) -> ModelRegistry:
     return request.app.state.core.registry
 
 
-class AliasMove(StrictBody):
+MAX_REASON = 500
+REASON_HELP = "Why (kept in the audit event, shown by history)."
+
+
+def _why(reason: str | None) -> dict[str, Any] | None:
+    """The audit detail of a change made for ``reason``."""
+    reason = (reason or "").strip()
+    return {"reason": reason} if reason else None
+
+
+class Change(StrictBody):
+    reason: str | None = Field(None, max_length=MAX_REASON)
+    """Why (kept in the audit event, shown by history)."""
+
+
+class AliasMove(Change):
     version: VersionField
     expected_revision: RevisionField | None = None
     """The alias's revision the caller last saw: the move fails (409) if it moved since."""
 
 
-class Promote(StrictBody):
+class Promote(Change):
     version: VersionField
     to: AliasField = PRODUCTION
 
 
-class Rollback(StrictBody):
+class Rollback(Change):
     alias: AliasField = PRODUCTION
 
 
-class Canary(StrictBody):
+class Canary(Change):
     version: VersionField
     percent: PercentField = 10
 
 
-class PinVersion(StrictBody):
+class PinVersion(Change):
     version: VersionField
 
 
-class PinAlias(StrictBody):
+class PinAlias(Change):
     alias: AliasField
+
+
+REASON = Query(None, max_length=MAX_REASON, description=REASON_HELP)
 
 
 async def _change(request: Request, work: Callable[[], T]) -> T:
@@ -163,6 +182,7 @@ async def move_alias(
             body.version,
             actor=_actor(request),
             expected_revision=body.expected_revision,
+            detail=_why(body.reason),
         )
     )
     return v.to_dict()
@@ -178,7 +198,10 @@ async def delete_alias(name: ModelName, alias: AliasName, request: Request) -> N
 @router.post("/{name}/promote", responses=CHANGE_BODY)
 async def promote(name: ModelName, body: Promote, request: Request) -> dict[str, Any]:
     reg = _registry(request)
-    v = await _change(request, lambda: reg.promote(name, body.version, body.to, _actor(request)))
+    v = await _change(
+        request,
+        lambda: reg.promote(name, body.version, body.to, _actor(request), _why(body.reason)),
+    )
     return v.to_dict()
 
 
@@ -190,23 +213,27 @@ async def rollback(
     move."""
     reg = _registry(request)
     alias = body.alias if body is not None else PRODUCTION
-    return (await _change(request, lambda: reg.rollback(name, alias, _actor(request)))).to_dict()
+    why = _why(body.reason if body is not None else None)
+    return (
+        await _change(request, lambda: reg.rollback(name, alias, _actor(request), why))
+    ).to_dict()
 
 
 @router.post("/{name}/canary", responses=CHANGE_BODY)
 async def canary(name: ModelName, body: Canary, request: Request) -> dict[str, Any]:
     reg = _registry(request)
     v = await _change(
-        request, lambda: reg.canary(name, body.version, body.percent, _actor(request))
+        request,
+        lambda: reg.canary(name, body.version, body.percent, _actor(request), _why(body.reason)),
     )
     return v.to_dict()
 
 
 @router.delete("/{name}/canary", status_code=204, responses=CHANGE)
-async def end_canary(name: ModelName, request: Request) -> None:
+async def end_canary(name: ModelName, request: Request, reason: str | None = REASON) -> None:
     """End the canary: production takes all un-pinned traffic again."""
     reg = _registry(request)
-    await _change(request, lambda: reg.end_canary(name, _actor(request)))
+    await _change(request, lambda: reg.end_canary(name, _actor(request), _why(reason)))
 
 
 @router.get("/{name}/history", responses=READ)
@@ -255,11 +282,14 @@ async def pin(
     version = body.version if isinstance(body, PinVersion) else None
     alias = body.alias if isinstance(body, PinAlias) else None
     return await _change(
-        request, lambda: pins.pin(app, model, version, alias, _actor(request))
+        request,
+        lambda: pins.pin(app, model, version, alias, _actor(request), _why(body.reason)),
     )
 
 
 @apps_router.delete("/{app}/pins/{model}", status_code=204, responses=CHANGE)
-async def unpin(app: AppName, model: ModelName, request: Request) -> None:
+async def unpin(
+    app: AppName, model: ModelName, request: Request, reason: str | None = REASON
+) -> None:
     pins = _registry(request).app_pins
-    await _change(request, lambda: pins.unpin(app, model, _actor(request)))
+    await _change(request, lambda: pins.unpin(app, model, _actor(request), _why(reason)))

@@ -1,5 +1,8 @@
 """``POST /v1/train``: photos in, a training job out (the worker trains; the job carries the
-progress, then the report and the new version). Handlers only convert and delegate."""
+progress, then the report and the new version). The photos are an upload (a zip, or photos with
+labels) or, with ``dataset=server``, the model's dataset folder on the server (where labelled
+review images are filed), zipped when the job is submitted so the job trains on what was
+labelled then. Handlers only convert and delegate."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from starlette.types import Message
 
 from argus.contracts import parse_int
 from argus.core import Core
-from argus.errors import BadInput
+from argus.errors import BadInput, NotFound, TooLarge
 from argus.http.body import MULTIPART_HEADROOM, is_multipart, read_body
 from argus.http.docs import error_responses
 from argus.http.jobs import JOB_QUERY, _queue
@@ -24,6 +27,7 @@ from argus.models.versions import (
     parse_ref,
 )
 from argus.review.dataset import LABEL_PATTERN
+from argus.settings import Settings
 from argus.train import MODES
 
 # 403 also when a callback's host is not allowed; 401/403 for tokens come from the one pass
@@ -36,6 +40,9 @@ _NAME = NAME_PATTERN[1:-1]
 _FIELDS = {
     "name": {"type": "string", "pattern": NAME_PATTERN, "maxLength": NAME_LENGTH,
              "description": "The model to add a version to (new or not)."},
+    "dataset": {"type": "string", "enum": ["server"],
+                "description": "server: train on the model's dataset folder on the server "
+                "(where labelled review images go) instead of uploaded photos."},
     "zip": {"type": "string", "format": "binary",
             "description": "A zip of class folders: <class>/<photo> (or one folder holding them)."},
     "photo": {"type": "array", "items": {"type": "string", "format": "binary"},
@@ -61,8 +68,9 @@ TRAIN_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data
 MAX_PHOTOS = 50_000
 
 
-async def _read_form(request: Request, limit: int) -> tuple[bytes, dict[str, str]]:
-    """The zip (or the photos and their labels, zipped here) and the text fields."""
+async def _read_form(request: Request, limit: int) -> tuple[bytes | None, dict[str, str]]:
+    """The zip (or the photos and their labels, zipped here; None for ``dataset=server``) and
+    the text fields."""
     if not is_multipart(request):
         raise BadInput("send multipart/form-data: a 'zip' of class folders, or 'photo' files "
                        "each with a 'label'", )
@@ -79,6 +87,10 @@ async def _read_form(request: Request, limit: int) -> tuple[bytes, dict[str, str
         labels = [v for v in form.getlist("label") if isinstance(v, str)]
         zipped = form.get("zip")
         photos = [p for p in form.getlist("photo") if not isinstance(p, str)]
+        if fields.get("dataset"):
+            if photos or (zipped is not None and not isinstance(zipped, str)):
+                raise BadInput("send photos, a 'zip' or dataset=server, not more than one")
+            return None, fields
         if zipped is not None:
             if photos:
                 raise BadInput("send a 'zip' or 'photo' files, not both")
@@ -98,17 +110,41 @@ async def _read_form(request: Request, limit: int) -> tuple[bytes, dict[str, str
     return await asyncio.to_thread(zip_of_labelled, files), fields
 
 
+def server_dataset(settings: Settings, which: str, name: str, limit: int) -> bytes:
+    """The model's dataset folder on the server as a training zip (``dataset=server``)."""
+    from argus.train import data as photos
+
+    if which != "server":
+        raise BadInput(f"dataset must be 'server' (the model's dataset folder), not {which!r}")
+    folder = settings.dataset_dir(name)
+    if not folder.is_dir():
+        raise NotFound(f"model {name!r} has no labelled photos on the server yet: label kept "
+                       "images first (the page's Review tab, or argus review label)")
+    items = photos.from_folder(folder)
+    total = sum(path.stat().st_size for path, _ in items)
+    if total > limit:
+        raise TooLarge(f"the dataset folder of {name!r} holds {total:,} bytes, over the "
+                       f"training upload limit of {limit:,} (ARGUS_TRAIN_MAX_UPLOAD_BYTES)")
+    return zip_of_labelled([(label, path.name, path.read_bytes()) for path, label in items])
+
+
 @router.post("/train", status_code=202, openapi_extra=TRAIN_BODY)
 async def submit_training(request: Request) -> JSONResponse:
     """Queue a training job: a new version of ``name`` from the photos (the options are the
     ``argus train`` flags). Answers 202 with the job; poll ``GET /v1/jobs/{id}`` for its
-    ``progress``, then its ``answer``: the new version, its report and any promotion."""
+    ``progress``, then its ``answer``: the new version, its report and any promotion. With
+    ``dataset=server`` (and no photos) it trains on the model's dataset folder on the server."""
     core: Core = request.app.state.core
-    data, fields = await _read_form(request, core.settings.train_max_upload_bytes)
+    limit = core.settings.train_max_upload_bytes
+    data, fields = await _read_form(request, limit)
     options = TrainOptions.parse(fields)
     for key in ("priority", "idempotency_key", "callback_url"):
         if fields.get(key) == "":
             raise BadInput(f"{key} is empty: leave it out, or give a value")
+    if data is None:
+        data = await asyncio.to_thread(
+            server_dataset, core.settings, fields["dataset"], options.name, limit
+        )
     await asyncio.to_thread(check_zip, data)
     name, version, alias = parse_ref(options.base)
     await asyncio.to_thread(core.registry.resolve, name, version, alias)  # 404 now, not later

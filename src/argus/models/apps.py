@@ -63,7 +63,10 @@ class AppPins:
         version: int | None = None,
         alias: str | None = None,
         actor: str = "",
+        detail: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """Pin ``app`` to a version or an alias of model ``name``; ``detail`` (a reason, say)
+        goes into the audit events."""
         if (version is None) == (alias is None):
             raise BadInput("pin either a version number or an @alias")
         if version is not None:
@@ -87,14 +90,16 @@ class AppPins:
             for subject in (name, _subject(app)):
                 audit(
                     session, subject, "pin", actor, alias=alias, to_version=version,
-                    detail={"app": app, "model": name},
+                    detail={"app": app, "model": name, **(detail or {})},
                 )
             bump(session, f"pin {app} {name}")
 
         run_write(self.engine, work)
         return {"app": app, "model": name, "version": version, "alias": alias}
 
-    def unpin(self, app: str, name: str, actor: str = "") -> None:
+    def unpin(
+        self, app: str, name: str, actor: str = "", detail: dict[str, Any] | None = None
+    ) -> None:
         """Drop the app's pin of a model: it then gets what un-pinned requests get."""
 
         def work(session: Session) -> None:
@@ -110,7 +115,8 @@ class AppPins:
             for subject in (name, _subject(app)):
                 audit(
                     session, subject, "unpin", actor, alias=pin.alias,
-                    from_version=row.number if row else None, detail={"app": app, "model": name},
+                    from_version=row.number if row else None,
+                    detail={"app": app, "model": name, **(detail or {})},
                 )
             bump(session, f"unpin {app} {name}")
 

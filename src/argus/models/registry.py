@@ -50,6 +50,8 @@ from argus.models.versions import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Detail = dict[str, Any] | None
+"""What an audit event keeps besides the move (the reason given, the scores behind it)."""
 
 PRODUCTION = "production"
 CANARY = "canary"
@@ -415,7 +417,8 @@ class ModelRegistry:
     ) -> VersionInfo:
         return self.set_alias(name, to, version, actor=actor, action="promote", detail=detail)
 
-    def canary(self, name: str, version: int, percent: int, actor: str = "") -> VersionInfo:
+    def canary(self, name: str, version: int, percent: int, actor: str = "",
+               detail: Detail = None) -> VersionInfo:
         version = check_version(version)
         share = parse_int("canary percent", percent, 0, 100)
         if share is None:
@@ -424,13 +427,14 @@ class ModelRegistry:
         def work(session: Session) -> VersionInfo:
             model = self._model(session, name)
             row = self._move_target(session, model, version)
-            self._move(session, model, CANARY, row, actor, "canary", percent=share)
+            self._move(session, model, CANARY, row, actor, "canary", percent=share, detail=detail)
             self._bump(session, f"canary {name}={version} {share}%")
             return self._info(model, row, self._aliases_of(session, model))
 
         return self._write(work)
 
-    def _end_canary(self, session: Session, model: Model, actor: str) -> bool:
+    def _end_canary(self, session: Session, model: Model, actor: str,
+                    detail: Detail = None) -> bool:
         canary = session.scalar(
             select(Alias).where(Alias.model_id == model.id, Alias.name == CANARY)
         )
@@ -439,15 +443,16 @@ class ModelRegistry:
         old = session.get(ModelVersion, canary.version_id)
         session.delete(canary)
         before = old.number if old else None
-        self._audit(session, model.name, "end-canary", actor, alias=CANARY, from_version=before)
+        self._audit(session, model.name, "end-canary", actor, alias=CANARY, from_version=before,
+                    detail=detail or {})
         return True
 
-    def end_canary(self, name: str, actor: str = "") -> None:
+    def end_canary(self, name: str, actor: str = "", detail: Detail = None) -> None:
         """Stop sending a share of traffic to the canary version (production takes it all)."""
 
         def work(session: Session) -> None:
             model = self._model(session, name)
-            if not self._end_canary(session, model, actor):
+            if not self._end_canary(session, model, actor, detail):
                 raise NotFound(f"model {name!r} has no canary running")
             self._bump(session, f"end canary {name}")
 
@@ -481,9 +486,11 @@ class ModelRegistry:
 
         self._write(work)
 
-    def rollback(self, name: str, alias: str = PRODUCTION, actor: str = "") -> VersionInfo:
+    def rollback(self, name: str, alias: str = PRODUCTION, actor: str = "",
+                 detail: Detail = None) -> VersionInfo:
         """Move ``alias`` back to where it was before its last move (repeatable: each rollback
-        undoes one more move; a removed alias comes back)."""
+        undoes one more move; a removed alias comes back). ``detail`` (a reason, say) is kept
+        in the audit event."""
 
         def work(session: Session) -> VersionInfo:
             model = self._model(session, name)
@@ -501,7 +508,7 @@ class ModelRegistry:
             if not stack or stack[-1] is None:
                 raise Conflict(f"alias {alias!r} of {name!r} has no earlier version to go back to")
             target = self._move_target(session, model, stack[-1])
-            self._move(session, model, alias, target, actor, "rollback")
+            self._move(session, model, alias, target, actor, "rollback", detail=detail)
             if alias == PRODUCTION:
                 self._end_canary(session, model, actor)
             self._bump(session, f"rollback {name}@{alias}")

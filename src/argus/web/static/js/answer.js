@@ -1,0 +1,194 @@
+// An answer drawn on its photo: boxes with labels and scores, five face landmarks, labels as
+// bars, aligned face crops, the graph's steps as a timeline, the model versions, the raw JSON.
+// Each answer kind is one case in describePart(); a new kind adds its drawing there.
+import { h, fill, fmt, copyText, say } from "./dom.js";
+
+const FACE = "#ffd400";
+const LANDMARKS = [
+  ["left eye", "#00e5ff"], ["right eye", "#00e5ff"], ["nose", "#ff4dd2"],
+  ["mouth, left", "#7cff4d"], ["mouth, right", "#7cff4d"],
+];
+const PALETTE = ["#ff6b35", "#2ec4b6", "#e71d36", "#8f2d56", "#3a86ff", "#ffbe0b", "#06d6a0"];
+
+/** The answer's parts: [{step, value}] — one for a one-model question, one per answer step of
+ * a graph (value null when the step was skipped). */
+export function parts(answer) {
+  const body = answer.answer || {};
+  if (Object.values(body).some(Array.isArray)) return [{ step: answer.question, value: body }];
+  return Object.entries(body).map(([step, value]) => ({ step, value }));
+}
+
+function colourOf(label) {
+  let n = 0;
+  for (const ch of String(label)) n = (n * 31 + ch.charCodeAt(0)) >>> 0;
+  return PALETTE[n % PALETTE.length];
+}
+
+/** What to draw on the photo: {boxes: [{box, colour, text, kind}], points: [{x, y, colour}]}. */
+export function shapes(answerParts) {
+  const boxes = [];
+  const points = [];
+  for (const { value } of answerParts) {
+    if (!value) continue;
+    (value.faces || []).forEach((face, i) => {
+      boxes.push({ box: face.box, colour: FACE, text: `face ${i + 1} · ${fmt.score(face.score)}`, kind: "face" });
+      (face.landmarks || []).forEach(([x, y], j) => points.push({ x, y, colour: (LANDMARKS[j] || LANDMARKS[0])[1] }));
+    });
+    for (const item of value.objects || []) {
+      boxes.push({ box: item.box, colour: colourOf(item.label), text: `${item.label} · ${fmt.score(item.score)}`, kind: "object" });
+    }
+  }
+  return { boxes, points };
+}
+
+/** Draw `bitmap` and the shapes on `canvas` (at most 1600 px a side). */
+export function draw(canvas, bitmap, found, imageWidth) {
+  const scale = Math.min(1, 1600 / Math.max(bitmap.width, bitmap.height));
+  canvas.width = Math.round(bitmap.width * scale);
+  canvas.height = Math.round(bitmap.height * scale);
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  // answers are in the pixels the server decoded; map them onto this canvas
+  const k = canvas.width / (imageWidth || bitmap.width);
+  const line = Math.max(2, Math.round(canvas.width / 320));
+  const fontSize = Math.max(12, Math.round(canvas.width / 45));
+  ctx.font = `600 ${fontSize}px system-ui, sans-serif`;
+  ctx.textBaseline = "top";
+  for (const { box, colour, text } of found.boxes) {
+    const [x1, y1, x2, y2] = box.map((v) => v * k);
+    ctx.lineWidth = line + 2;
+    ctx.strokeStyle = "#000";
+    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    ctx.lineWidth = line;
+    ctx.strokeStyle = colour;
+    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    const width = ctx.measureText(text).width + 8;
+    const top = y1 - fontSize - 6 >= 0 ? y1 - fontSize - 6 : y2;
+    ctx.fillStyle = colour;
+    ctx.fillRect(x1 - line / 2, top, width, fontSize + 6);
+    ctx.fillStyle = "#000";
+    ctx.fillText(text, x1 + 4 - line / 2, top + 3);
+  }
+  const r = Math.max(3, line * 1.5);
+  for (const { x, y, colour } of found.points) {
+    ctx.beginPath();
+    ctx.arc(x * k, y * k, r, 0, 2 * Math.PI);
+    ctx.fillStyle = colour;
+    ctx.fill();
+    ctx.lineWidth = 1.5;
+    ctx.strokeStyle = "#000";
+    ctx.stroke();
+  }
+  return k;
+}
+
+function bars(labels) {
+  return h("ul", { class: "bars" }, labels.map((item) =>
+    h("li", {},
+      h("span", { text: item.label }),
+      h("span", { class: "bar", role: "presentation" }, barFill(item.score)),
+      h("span", { class: "score", text: fmt.pct(item.score) }))));
+}
+
+function barFill(score) {
+  const span = h("span");
+  span.style.width = `${Math.max(0, Math.min(1, score)) * 100}%`;
+  return span;
+}
+
+function crop(png, alt) {
+  return h("img", { src: `data:image/png;base64,${png}`, alt, width: 112, height: 112 });
+}
+
+/** One part of the answer, as HTML beside the drawing. */
+function describePart({ step, value }, single) {
+  const title = single ? null : h("h3", { text: step });
+  if (value === null || value === undefined) {
+    return h("div", { class: "part" }, title, h("p", { class: "muted", text: "skipped (see the steps)" }));
+  }
+  const out = [];
+  if (value.labels) out.push(bars(value.labels));
+  if (value.faces) {
+    out.push(h("p", { text: value.faces.length ? `${value.faces.length} face${value.faces.length > 1 ? "s" : ""}: ${value.faces.map((f, i) => `face ${i + 1} ${fmt.score(f.score)}`).join(", ")} (box and five landmarks each)` : "no face" }));
+    const cropped = value.faces.filter((f) => f.crop_png);
+    if (cropped.length) out.push(h("div", { class: "crops" }, cropped.map((f, i) => crop(f.crop_png, `aligned face ${i + 1}`))));
+  }
+  if (value.objects) {
+    out.push(value.objects.length
+      ? h("ul", {}, value.objects.map((o) => h("li", { text: `${o.label} ${fmt.score(o.score)}` })))
+      : h("p", { text: "no object" }));
+  }
+  if (Array.isArray(value.crops)) {
+    out.push(value.crops.some((c) => c.png)
+      ? h("div", { class: "crops" }, value.crops.filter((c) => c.png).map((c) => crop(c.png, `aligned face ${c.from + 1}`)))
+      : h("p", { class: "muted", text: `${value.count ?? value.crops.length} aligned crop(s); ask with crops on to see them` }));
+  }
+  if (Array.isArray(value.embedding)) out.push(h("p", { text: `a vector of ${value.embedding.length} numbers` }));
+  if (!out.length) out.push(h("pre", { text: JSON.stringify(value, shorten, 2) }));
+  return h("div", { class: "part" }, title, out);
+}
+
+function shorten(key, value) {
+  if (typeof value === "string" && value.length > 120 && /png$/.test(key)) {
+    return `<${value.length} characters of base64 PNG>`;
+  }
+  return value;
+}
+
+export function timeline(answer) {
+  const steps = Object.entries(answer.steps || {});
+  const total = Math.max(answer.timings_ms?.total || 0, ...steps.map(([, s]) => s.end_ms || 0), 0.001);
+  return h("ol", { class: "timeline" }, steps.map(([name, s]) => {
+    const span = h("span", { class: "span" });
+    if (!s.skipped) {
+      const start = s.start_ms ?? 0;
+      const end = s.end_ms ?? start + s.ms;
+      span.style.left = `${(100 * start) / total}%`;
+      span.style.width = `${(100 * (end - start)) / total}%`;
+    }
+    const words = s.skipped
+      ? `skipped: ${s.skipped}`
+      : `${fmt.ms(s.ms)}${s.cached ? " · cached" : ""}`;
+    return h("li", { class: s.skipped ? "skipped" : s.cached ? "cached" : "" },
+      h("span", { text: name }),
+      h("span", { class: "track", role: "presentation" }, span),
+      h("span", { text: words }));
+  }));
+}
+
+/** The whole answer into `container`; `blob` is the photo asked about. Returns the canvas. */
+export async function renderAnswer(container, answer, blob) {
+  const found = parts(answer);
+  const drawn = shapes(found);
+  const canvas = h("canvas", { class: "answer", role: "img" });
+  const faces = drawn.boxes.filter((b) => b.kind === "face").length;
+  const objects = drawn.boxes.length - faces;
+  const caption = [`${answer.image.width}×${answer.image.height}`];
+  if (faces) caption.push(`${faces} face box${faces > 1 ? "es" : ""} with landmarks`);
+  if (objects) caption.push(`${objects} object box${objects > 1 ? "es" : ""}`);
+  canvas.setAttribute("aria-label", `The photo with the answer drawn: ${caption.slice(1).join(", ") || "nothing to draw"}`);
+  Object.assign(canvas.dataset, { faces, objects, points: drawn.points.length });
+  const copyJson = h("button", { type: "button", class: "small", text: "Copy JSON",
+    onclick: async () => say((await copyText(JSON.stringify(answer, null, 2))) ? "JSON copied" : "could not copy") });
+  fill(container,
+    h("h2", { text: `${answer.question}` }),
+    h("figure", {}, canvas, h("figcaption", { text: caption.join(" · ") })),
+    found.map((part) => describePart(part, found.length === 1)),
+    h("h3", { text: "Steps" }),
+    timeline(answer),
+    h("p", { class: "hint", text: `total ${fmt.ms(answer.timings_ms.total)} (decode ${fmt.ms(answer.timings_ms.decode)}, models ${fmt.ms(answer.timings_ms.infer)})${answer.cached ? " · every step from the cache" : ""}` }),
+    h("h3", { text: "Model versions" }),
+    h("ul", { class: "plain models-used" }, answer.models.map((m) =>
+      h("li", {}, h("strong", { text: `${m.name} v${m.version}` }), " ", h("code", { text: fmt.digest(m.digest) })))),
+    h("details", { class: "raw" }, h("summary", { text: "Raw JSON" }), copyJson,
+      h("pre", { text: JSON.stringify(answer, shorten, 2) })));
+  try {
+    const bitmap = await createImageBitmap(blob);
+    draw(canvas, bitmap, drawn, answer.image.width);
+    bitmap.close();
+    canvas.dataset.drawn = "true";
+  } catch {
+    canvas.hidden = true; // the browser cannot show this format; the answer still reads above
+  }
+  return canvas;
+}
