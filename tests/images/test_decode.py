@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from argus.errors import BadInput, TooLarge, UnsupportedMedia
-from argus.images import Limits, decode
+from argus.images import DecodeSize, Limits, decode
 
 LIMITS = Limits()
 
@@ -154,3 +154,14 @@ def test_truncated_jpeg_does_not_take_the_fast_path(coffee: Image.Image) -> None
     assert _decode_jpeg_fast(cut, open_image(cut, LIMITS), 2) is None
     with pytest.raises(BadInput, match="damaged or truncated"):
         decode(cut, LIMITS, 256)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "CMYK"])  # CMYK takes Pillow's draft, RGB OpenCV's
+def test_an_image_thinner_than_the_scale_decodes(mode: str) -> None:
+    """Found by the fuzz test: a 1 x 4000 JPEG asked for 1,000 working pixels drafted at 1/4,
+    so Pillow was asked for a width of 0 and raised ZeroDivisionError (a 500)."""
+    buf = io.BytesIO()
+    Image.new(mode, (1, 4000), "white").save(buf, format="JPEG")
+    image = decode(buf.getvalue(), Limits(), DecodeSize(min_side=None, work_pixels=1000))
+    assert (image.width, image.height) == (1, 4000)
+    assert image.rgb.shape[1] == 1 and image.rgb.shape[0] >= 1000

@@ -163,7 +163,9 @@ def decode_scale(img: Image.Image, want: DecodeSize) -> int:
             scale,
             next((s for s in (8, 4, 2) if decoded_pixels((w, h), s) >= want.work_pixels), 1),
         )
-    return scale
+    # Never past a side: a 1-pixel-wide image drafted at 1/4 asks Pillow for width 0 (and it
+    # divides by it).
+    return next(s for s in (8, 4, 2, 1) if s <= scale and s <= max(1, min(w, h)))
 
 
 def _draft_scale(size: tuple[int, int], min_side: int) -> int:
