@@ -163,7 +163,9 @@ def decode_scale(img: Image.Image, want: DecodeSize) -> int:
             scale,
             next((s for s in (8, 4, 2) if decoded_pixels((w, h), s) >= want.work_pixels), 1),
         )
-    return scale
+    # Never past a side: a 1-pixel-wide image drafted at 1/4 asks Pillow for width 0 (and it
+    # divides by it).
+    return next(s for s in (8, 4, 2, 1) if s <= scale and s <= max(1, min(w, h)))
 
 
 def _draft_scale(size: tuple[int, int], min_side: int) -> int:
@@ -249,10 +251,9 @@ def _decode_pillow(img: Image.Image, fmt: str, scale: int, data: bytes = b"") ->
         check_complete(data, img.mode)
     try:
         if scale > 1 and fmt in ("JPEG", "MPO"):
-            # Asking for exactly size // scale makes draft pick this scale (at least one pixel
-            # a side: a 1-pixel-wide JPEG asked for 0 made Pillow divide by zero).
+            # Asking for exactly size // scale makes draft pick this scale.
             w, h = img.size
-            img.draft("RGB", (max(1, w // scale), max(1, h // scale)))
+            img.draft("RGB", (w // scale, h // scale))
         if fmt == "GIF":
             img.seek(0)
         upright = _orientation(img) == 1  # as the header said (see oriented_size)
