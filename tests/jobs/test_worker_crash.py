@@ -107,7 +107,10 @@ def _kill_workers_twice(
                     queue.submit("tiny", data, max_attempts=5, callback_url=got.url)[0].id
                     for data in images[len(ids) : len(ids) + 50]
                 )
-            due = (kills == 0 and done >= JOBS // 5) or (kills == 1 and done >= JOBS * 11 // 20)
+            # The second kill is due while jobs are still being submitted (every one is out
+            # only past ~200 done), so workers hold leases for a while after it is due; at
+            # 11/20 the queue could drain between two looks once every job was out.
+            due = (kills == 0 and done >= JOBS // 5) or (kills == 1 and done >= JOBS * 3 // 10)
             holding = [i for i, w in enumerate(workers) if due and holds_leases(queue, w.pid)]
             if holding:
                 victim = holding[0]
