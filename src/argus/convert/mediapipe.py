@@ -1,0 +1,81 @@
+"""MediaPipe's Apache-2.0 person, face and iris models, from the pinned ``mediapipe`` wheel.
+
+``mediapipe==0.10.21`` is the last release that ships these ``.tflite`` files inside the wheel
+(0.10.30 dropped them). The wheel is fetched for a named platform and Python so the same file
+(and sha256) comes down anywhere, and is never installed: only the members below are read, then
+converted to ONNX by :mod:`argus.convert.tflite`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from argus.convert import tflite
+from argus.convert.graph import ConversionError
+from argus.convert.wheels import PinnedWheel, fetch_wheel, read_member
+
+WHEEL = PinnedWheel(
+    "mediapipe",
+    "0.10.21",
+    "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl",
+    "05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3",
+    platform="manylinux_2_28_x86_64",
+    python_version="3.11",
+)
+LICENSE = "Apache-2.0"
+
+
+@dataclass(frozen=True)
+class Member:
+    """One ``.tflite`` file in the wheel, pinned by its own sha256 too."""
+
+    name: str
+    path: str
+    sha256: str
+
+
+POSE_DETECTION = Member(
+    "pose_detection",
+    "mediapipe/modules/pose_detection/pose_detection.tflite",
+    "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c",
+)
+POSE_LANDMARK_FULL = Member(
+    "pose_landmark_full",
+    "mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
+    "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
+)
+FACE_LANDMARK = Member(
+    "face_landmark",
+    "mediapipe/modules/face_landmark/face_landmark.tflite",
+    "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
+)
+IRIS_LANDMARK = Member(
+    "iris_landmark",
+    "mediapipe/modules/iris_landmark/iris_landmark.tflite",
+    "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f",
+)
+MEMBERS = (POSE_DETECTION, POSE_LANDMARK_FULL, FACE_LANDMARK, IRIS_LANDMARK)
+
+
+def read_tflite(member: Member, cache_dir: Path) -> bytes:
+    """The member's bytes from the pinned wheel, refused unless its sha256 is the pinned one."""
+    data = read_member(fetch_wheel(WHEEL, cache_dir), member.path)
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != member.sha256:
+        raise ConversionError(
+            f"{member.path} has sha256 {actual}, expected the pinned {member.sha256}"
+        )
+    return data
+
+
+def convert_member(member: Member, cache_dir: Path) -> onnx.ModelProto:
+    return tflite.convert(read_tflite(member, cache_dir), member.name)
+
+
+def source(member: Member) -> dict[str, str]:
+    """What a model package records about where its weights came from."""
+    return {**WHEEL.to_source(), "member": member.path, "member_sha256": member.sha256}

@@ -1,0 +1,124 @@
+"""MediaPipe's .tflite models converted to ONNX, against LiteRT (the reference interpreter) on
+real photos; LiteRT is in the dev extra."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from PIL import Image
+
+from argus.convert import tflite
+from argus.convert.graph import ConversionError
+
+# Regions of the photos each model is meant to see (row0, col0, row1, col1), None: the whole photo.
+CROPS: dict[str, dict[str, tuple[int, int, int, int] | None]] = {
+    "pose_detection": {"astronaut": None, "china": None, "coffee": None},
+    "pose_landmark_full": {"astronaut": (0, 60, 512, 572), "chelsea": None},
+    "face_landmark": {"astronaut": (20, 140, 240, 360), "flower": None},
+    "iris_landmark": {"astronaut": (80, 200, 150, 270), "astronaut_eye2": (75, 260, 145, 330)},
+}
+# Input ranges as MediaPipe feeds them.
+RANGES = {"pose_detection": (-1.0, 1.0)}
+
+
+@pytest.fixture(scope="session")
+def converted(mediapipe_tflite: dict[str, bytes]) -> dict[str, onnx.ModelProto]:
+    return {name: tflite.convert(data, name) for name, data in mediapipe_tflite.items()}
+
+
+def model_input(
+    photos: dict[str, bytes], key: str, model: str, size: tuple[int, int]
+) -> np.ndarray:
+    rgb = np.asarray(Image.open(io.BytesIO(photos[key.split("_")[0]])).convert("RGB"))
+    box = CROPS[model][key]
+    if box is not None:
+        padded = np.pad(rgb, ((0, 512), (0, 512), (0, 0)))  # crops may run past the edge
+        rgb = padded[box[0] : box[2], box[1] : box[3]]
+    img = Image.fromarray(rgb).resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    lo, hi = RANGES.get(model, (0.0, 1.0))
+    return (np.asarray(img, np.float32)[None] / 255.0 * (hi - lo) + lo).astype(np.float32)
+
+
+@pytest.mark.parametrize("model", list(CROPS))
+def test_converted_model_matches_litert_on_photos(
+    model: str,
+    converted: dict[str, onnx.ModelProto],
+    mediapipe_tflite: dict[str, bytes],
+    photos: dict[str, bytes],
+) -> None:
+    litert: Any = pytest.importorskip("ai_edge_litert.interpreter")
+    interpreter = litert.Interpreter(model_content=mediapipe_tflite[model], num_threads=1)
+    interpreter.allocate_tensors()
+    (inp,) = interpreter.get_input_details()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(
+        converted[model].SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    assert [i.name for i in session.get_inputs()] == [inp["name"]]
+    outputs = {d["name"]: d["index"] for d in interpreter.get_output_details()}
+    assert sorted(o.name for o in session.get_outputs()) == sorted(outputs)
+    for key in CROPS[model]:
+        x = model_input(photos, key, model, tuple(inp["shape"][1:3]))
+        interpreter.set_tensor(inp["index"], x)
+        interpreter.invoke()
+        got = dict(zip([o.name for o in session.get_outputs()], session.run(None, {inp["name"]: x}),
+                       strict=True))
+        for name, index in outputs.items():
+            expected = interpreter.get_tensor(index)
+            assert got[name].shape == expected.shape, (key, name)
+            # 2e-3 absolute, or relative to the output's size where it is over 1: pose
+            # landmark's segmentation logits reach ~1.7e3, and there LiteRT's own kernels
+            # (XNNPACK vs its reference ops) differ from each other by ~0.5.
+            scale = max(1.0, float(np.abs(expected).max()))
+            assert float(np.abs(got[name] - expected).max()) <= 2e-3 * scale, (key, name)
+
+
+def test_activations_stay_nchw_inside(converted: dict[str, onnx.ModelProto]) -> None:
+    """Layout changes only at the input, around reshapes and at 4-D outputs, never per layer."""
+    for name, model in converted.items():
+        ops = [n.op_type for n in model.graph.node]
+        allowed = 1 + ops.count("Reshape") + len(model.graph.output)
+        assert ops.count("Transpose") <= allowed, name
+        assert ops.count("Conv") >= 20, name
+
+
+def test_sparse_weights_are_densified(
+    mediapipe_tflite: dict[str, bytes], converted: dict[str, onnx.ModelProto]
+) -> None:
+    """pose_detection stores 38 weights sparse behind DENSIFY; each becomes a dense initializer
+    whose non-zeros are exactly the stored values (same count, same multiset)."""
+    import tflite as flat  # the flatbuffer package, read independently of the converter
+
+    model = flat.Model.GetRootAsModel(mediapipe_tflite["pose_detection"], 0)
+    graph = model.Subgraphs(0)
+    stored = []
+    for t in range(graph.TensorsLength()):
+        tensor = graph.Tensors(t)
+        if tensor.Sparsity() is not None:
+            raw = model.Buffers(tensor.Buffer()).DataAsNumpy().tobytes()
+            stored.append(np.sort(np.frombuffer(raw, np.float16).astype(np.float32)))
+    assert len(stored) == 38
+    weights = [
+        np.sort(onnx.numpy_helper.to_array(i).ravel())
+        for i in converted["pose_detection"].graph.initializer
+        if i.name.endswith(".weight")
+    ]
+    for values in stored:
+        nonzero = values[values != 0]
+        assert any(
+            w.size >= values.size and np.array_equal(w[w != 0], nonzero) for w in weights
+        )
+
+
+def test_what_is_not_a_whole_tflite_model_is_refused(mediapipe_tflite: dict[str, bytes]) -> None:
+    data = mediapipe_tflite["iris_landmark"]
+    with pytest.raises(ConversionError, match="truncated or corrupt"):
+        tflite.convert(data[: len(data) // 3], "cut")
+    with pytest.raises(ConversionError, match="not a TFLite model"):
+        tflite.convert(b"\x08\x00\x00\x00ONNX" + data[8:], "renamed")
