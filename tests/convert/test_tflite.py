@@ -122,3 +122,90 @@ def test_what_is_not_a_whole_tflite_model_is_refused(mediapipe_tflite: dict[str,
         tflite.convert(data[: len(data) // 3], "cut")
     with pytest.raises(ConversionError, match="not a TFLite model"):
         tflite.convert(b"\x08\x00\x00\x00ONNX" + data[8:], "renamed")
+
+
+def sparsity_params(
+    order: list[int], block_map: list[int], levels: list[tuple[int, list[int], list[int]]]
+) -> Any:
+    """A SparsityParameters flatbuffer: each level is (dense size, segments, indices); empty
+    segments mean a DENSE level, otherwise SPARSE_CSR with int32 vectors."""
+    import flatbuffers
+    import tflite as flat
+
+    b = flatbuffers.Builder(256)
+
+    def int32_table(values: list[int]) -> int:
+        flat.Int32VectorStartValuesVector(b, len(values))
+        for v in reversed(values):
+            b.PrependInt32(v)
+        vec = b.EndVector()
+        flat.Int32VectorStart(b)
+        flat.Int32VectorAddValues(b, vec)
+        return int(flat.Int32VectorEnd(b))
+
+    def int32_vector(values: list[int]) -> int:
+        b.StartVector(4, len(values), 4)
+        for v in reversed(values):
+            b.PrependInt32(v)
+        return int(b.EndVector())
+
+    metas = []
+    for size, segments, indices in levels:
+        tables = (int32_table(segments), int32_table(indices)) if segments else None
+        flat.DimensionMetadataStart(b)
+        if tables is None:
+            flat.DimensionMetadataAddFormat(b, 0)
+            flat.DimensionMetadataAddDenseSize(b, size)
+        else:
+            flat.DimensionMetadataAddFormat(b, 1)
+            flat.DimensionMetadataAddArraySegmentsType(b, 1)
+            flat.DimensionMetadataAddArraySegments(b, tables[0])
+            flat.DimensionMetadataAddArrayIndicesType(b, 1)
+            flat.DimensionMetadataAddArrayIndices(b, tables[1])
+        metas.append(flat.DimensionMetadataEnd(b))
+    traversal, blocks = int32_vector(order), int32_vector(block_map)
+    b.StartVector(4, len(metas), 4)
+    for m in reversed(metas):
+        b.PrependUOffsetTRelative(m)
+    dims = b.EndVector()
+    flat.SparsityParametersStart(b)
+    flat.SparsityParametersAddTraversalOrder(b, traversal)
+    if block_map:
+        flat.SparsityParametersAddBlockMap(b, blocks)
+    flat.SparsityParametersAddDimMetadata(b, dims)
+    b.Finish(flat.SparsityParametersEnd(b))
+    return flat.SparsityParameters.GetRootAs(b.Output(), 0), flat
+
+
+def test_densify_column_major_csr() -> None:
+    """Traversal order (1, 0): columns outer (dense), rows inner (CSR), int32 indices."""
+    dense = np.array([[0, 2, 0], [1, 0, 0], [0, 3, 4]], np.float32)
+    segments, indices, values = [0], [], []
+    for col in range(3):
+        rows = [r for r in range(3) if dense[r, col]]
+        indices += rows
+        values += [dense[r, col] for r in rows]
+        segments.append(len(indices))
+    params, flat = sparsity_params([1, 0], [], [(3, [], []), (3, segments, indices)])
+    got = tflite.densify(np.array(values, np.float32), [3, 3], params, flat)
+    assert np.array_equal(got, dense)
+
+
+def test_densify_block_sparse() -> None:
+    """A 4x6 matrix in 2x3 blocks: block rows dense, block columns CSR, each block dense inside."""
+    rng = np.random.default_rng(3)
+    dense = rng.normal(size=(4, 6)).astype(np.float32)
+    dense[0:2, 0:3] = 0  # an all-zero block, which is not stored
+    segments, indices, values = [0], [], []
+    for brow in range(2):
+        for bcol in range(2):
+            block = dense[brow * 2 : brow * 2 + 2, bcol * 3 : bcol * 3 + 3]
+            if block.any():
+                indices.append(bcol)
+                values += list(block.ravel())
+        segments.append(len(indices))
+    params, flat = sparsity_params(
+        [0, 1, 2, 3], [0, 1], [(2, [], []), (2, segments, indices), (2, [], []), (3, [], [])]
+    )
+    got = tflite.densify(np.array(values, np.float32), [4, 6], params, flat)
+    assert np.array_equal(got, dense)
