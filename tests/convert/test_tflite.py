@@ -209,3 +209,31 @@ def test_densify_block_sparse() -> None:
     )
     got = tflite.densify(np.array(values, np.float32), [4, 6], params, flat)
     assert np.array_equal(got, dense)
+
+
+@pytest.mark.parametrize("model", ["pose_detection", "face_landmark"])
+def test_openvino_reading_the_tflite_agrees(
+    model: str,
+    converted: dict[str, onnx.ModelProto],
+    mediapipe_tflite: dict[str, bytes],
+    photos: dict[str, bytes],
+    tmp_path: Any,
+) -> None:
+    """A second reference: OpenVINO's own .tflite frontend, on the same photo."""
+    ov: Any = pytest.importorskip("openvino")
+    path = tmp_path / f"{model}.tflite"
+    path.write_bytes(mediapipe_tflite[model])
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    session = ort.InferenceSession(
+        converted[model].SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    (inp,) = session.get_inputs()
+    x = model_input(photos, "astronaut", model, tuple(inp.shape[1:3]))
+    theirs = compiled(x)
+    ours = dict(zip([o.name for o in session.get_outputs()], session.run(None, {inp.name: x}),
+                    strict=True))
+    for port in compiled.outputs:
+        name = next(n for n in port.get_names() if n in ours)
+        expected = theirs[port]
+        scale = max(1.0, float(np.abs(expected).max()))
+        assert float(np.abs(ours[name] - expected).max()) <= 2e-3 * scale, name
