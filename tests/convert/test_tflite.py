@@ -79,6 +79,44 @@ def test_converted_model_matches_litert_on_photos(
             assert float(np.abs(got[name] - expected).max()) <= 2e-3 * scale, (key, name)
 
 
+@pytest.mark.parametrize("model", ["pose_detection", "pose_landmark_full"])
+def test_a_batch_answers_as_each_photo_alone(
+    model: str,
+    converted: dict[str, onnx.ModelProto],
+    mediapipe_tflite: dict[str, bytes],
+    photos: dict[str, bytes],
+) -> None:
+    """The batch axis is dynamic (tiles and scales of a photo in one call); the two models
+    with reshapes and resizes, which must carry it, against LiteRT one photo at a time."""
+    litert: Any = pytest.importorskip("ai_edge_litert.interpreter")
+    interpreter = litert.Interpreter(model_content=mediapipe_tflite[model], num_threads=1)
+    interpreter.allocate_tensors()
+    (inp,) = interpreter.get_input_details()
+    session = ort.InferenceSession(
+        converted[model].SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    assert session.get_inputs()[0].shape[0] == "batch"
+    keys = list(CROPS[model])
+    batch = np.concatenate(
+        [model_input(photos, key, model, tuple(inp["shape"][1:3])) for key in keys * 2]
+    )
+    got = dict(zip([o.name for o in session.get_outputs()], session.run(None, {inp["name"]: batch}),
+                   strict=True))
+    for i, x in enumerate(batch):
+        interpreter.set_tensor(inp["index"], x[None])
+        interpreter.invoke()
+        for d in interpreter.get_output_details():
+            expected = interpreter.get_tensor(d["index"])[0]
+            scale = max(1.0, float(np.abs(expected).max()))
+            assert float(np.abs(got[d["name"]][i] - expected).max()) <= 2e-3 * scale
+
+
+def test_a_fixed_batch_keeps_the_tflite_shapes(mediapipe_tflite: dict[str, bytes]) -> None:
+    model = tflite.convert(mediapipe_tflite["pose_detection"], "fixed", dynamic_batch=False)
+    dims = [[d.dim_value for d in o.type.tensor_type.shape.dim] for o in model.graph.output]
+    assert dims == [[1, 2254, 12], [1, 2254, 1]]
+
+
 def test_activations_stay_nchw_inside(converted: dict[str, onnx.ModelProto]) -> None:
     """Layout changes only at the input, around reshapes and at 4-D outputs, never per layer."""
     for name, model in converted.items():

@@ -8,9 +8,10 @@ Weights stored as float16, or sparse (a ``DENSIFY`` op in front of a ``DEQUANTIZ
 unpacked here and folded into float32 initializers; what is left is the network itself.
 
 Layout: TFLite is NHWC, ONNX's convolutions NCHW. The converted model keeps the TFLite input and
-output shapes (NHWC images in, the same tensors out); inside, every 4-D activation is carried in
-NCHW and transposed back only where an op depends on the memory order (``RESHAPE``) or at an
-output. Layout-free ops (add, activations) follow whatever layout their input is in.
+output shapes (NHWC images in, the same tensors out) except for a dynamic batch axis; inside,
+every 4-D activation is carried in NCHW and transposed back only where an op depends on the
+memory order (``RESHAPE``) or at an output. Layout-free ops (add, activations) follow whatever
+layout their input is in.
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ class _Value:
 
 
 class _Converter:
-    def __init__(self, data: bytes, name: str) -> None:
+    def __init__(self, data: bytes, name: str, dynamic_batch: bool) -> None:
+        self.dynamic_batch = dynamic_batch
         self.tfl = _tflite()
         self.model = self.tfl.Model.GetRootAsModel(data, 0)
         if self.model.SubgraphsLength() != 1:
@@ -199,7 +201,7 @@ class _Converter:
             t = g.Inputs(i)
             name = self._io_name(t)
             self.values[t] = _Value(name, nchw=False)
-            inputs.append((name, self.shape(t)))
+            inputs.append((name, self._io_shape(t)))
         handlers: dict[str, Callable[[Any, list[int], list[int]], None]] = {
             "CONV_2D": self._conv,
             "DEPTHWISE_CONV_2D": self._conv,
@@ -228,8 +230,16 @@ class _Converter:
         outputs = []
         for i in range(g.OutputsLength()):
             t = g.Outputs(i)
-            outputs.append((self._io_name(t), self.value(t, nchw=False), self.shape(t)))
+            outputs.append((self._io_name(t), self.value(t, nchw=False), self._io_shape(t)))
         return self.gb.model(inputs, outputs)
+
+    def _io_shape(self, t: int) -> list[int | str]:
+        shape: list[int | str] = list(self.shape(t))
+        if self.dynamic_batch:
+            if shape[0] != 1:
+                raise ConversionError(f"{self.gb.name}: an input or output has no batch axis")
+            shape[0] = "batch"
+        return shape
 
     def _io_name(self, t: int) -> str:
         return str(self.graph.Tensors(t).Name().decode())
@@ -355,16 +365,29 @@ class _Converter:
             mode = "asymmetric"
         n, h, w, c = self.shape(outs[0])
         name = f"t{outs[0]}"
-        sizes = self.gb.constant(f"{name}.sizes", np.array([n, c, h, w], np.int64))
+        x = self.value(ins[0], True)
+        if self.dynamic_batch:
+            # sizes = (batch, channels) of the input + the static (h, w): no opset-17 Resize
+            # takes sizes for some axes only.
+            shape = self.gb.node("Shape", [x], f"{name}.inshape", start=0, end=2)
+            hw = self.gb.constant(f"{name}.hw", np.array([h, w], np.int64))
+            sizes = self.gb.node("Concat", [shape, hw], f"{name}.sizes", axis=0)
+        else:
+            sizes = self.gb.constant(f"{name}.sizes", np.array([n, c, h, w], np.int64))
         y = self.gb.node(
-            "Resize", [self.value(ins[0], True), "", "", sizes], name, mode="linear",
+            "Resize", [x, "", "", sizes], name, mode="linear",
             coordinate_transformation_mode=mode,
         )
         self._set(outs[0], y, True)
 
     def _reshape(self, op: Any, ins: list[int], outs: list[int]) -> None:
         name = f"t{outs[0]}"
-        shape = self.gb.constant(f"{name}.shape", np.array(self.shape(outs[0]), np.int64))
+        target = self.shape(outs[0])
+        if self.dynamic_batch:
+            if target[0] != 1:
+                raise ConversionError(f"{self.gb.name}: a RESHAPE folds the batch axis")
+            target[0] = 0  # ONNX: copy the input's batch size
+        shape = self.gb.constant(f"{name}.shape", np.array(target, np.int64))
         self._set(outs[0], self.gb.node("Reshape", [self.value(ins[0], False), shape], name), False)
 
     def _concat(self, op: Any, ins: list[int], outs: list[int]) -> None:
@@ -382,12 +405,14 @@ class _Converter:
         self._set(outs[0], self.gb.node("Sigmoid", [x.name], f"t{outs[0]}"), x.nchw)
 
 
-def convert(data: bytes, name: str) -> onnx.ModelProto:
+def convert(data: bytes, name: str, dynamic_batch: bool = True) -> onnx.ModelProto:
     """The ONNX model (opset 17, float32) computing what the ``.tflite`` flatbuffer ``data``
-    computes, with the same input and output names and shapes."""
+    computes, with the same input and output names and shapes, except that with
+    ``dynamic_batch`` the leading axis (1 in the ``.tflite``) takes any batch size, so tiles or
+    scales of one photo run in one call."""
     if data[4:8] != b"TFL3":
         raise ConversionError(f"{name}: not a TFLite model (no TFL3 file identifier)")
     try:
-        return _Converter(data, name).run()
+        return _Converter(data, name, dynamic_batch).run()
     except (struct.error, IndexError) as exc:  # offsets that point past the end of the file
         raise ConversionError(f"{name}: the TFLite flatbuffer is truncated or corrupt") from exc
