@@ -21,9 +21,15 @@ CROPS: dict[str, dict[str, tuple[int, int, int, int] | None]] = {
     "pose_landmark_full": {"astronaut": (0, 60, 512, 572), "chelsea": None},
     "face_landmark": {"astronaut": (20, 140, 240, 360), "flower": None},
     "iris_landmark": {"astronaut": (80, 200, 150, 270), "astronaut_eye2": (75, 260, 145, 330)},
+    "face_detection_short_range": {"astronaut": (0, 100, 300, 400), "rocket": None},
+    "face_detection_full_range_sparse": {"astronaut": None, "china": None},
 }
 # Input ranges as MediaPipe feeds them.
-RANGES = {"pose_detection": (-1.0, 1.0)}
+RANGES = {
+    "pose_detection": (-1.0, 1.0),
+    "face_detection_short_range": (-1.0, 1.0),
+    "face_detection_full_range_sparse": (-1.0, 1.0),
+}
 
 
 @pytest.fixture(scope="session")
@@ -126,25 +132,31 @@ def test_activations_stay_nchw_inside(converted: dict[str, onnx.ModelProto]) -> 
         assert ops.count("Conv") >= 20, name
 
 
+@pytest.mark.parametrize(
+    ("model", "count"), [("pose_detection", 38), ("face_detection_full_range_sparse", 46)]
+)
 def test_sparse_weights_are_densified(
-    mediapipe_tflite: dict[str, bytes], converted: dict[str, onnx.ModelProto]
+    model: str,
+    count: int,
+    mediapipe_tflite: dict[str, bytes],
+    converted: dict[str, onnx.ModelProto],
 ) -> None:
-    """pose_detection stores 38 weights sparse behind DENSIFY; each becomes a dense initializer
-    whose non-zeros are exactly the stored values (same count, same multiset)."""
+    """The sparse models store weights behind DENSIFY; each becomes a dense initializer whose
+    non-zeros are exactly the stored values (same count, same multiset)."""
     import tflite as flat  # the flatbuffer package, read independently of the converter
 
-    model = flat.Model.GetRootAsModel(mediapipe_tflite["pose_detection"], 0)
-    graph = model.Subgraphs(0)
+    parsed = flat.Model.GetRootAsModel(mediapipe_tflite[model], 0)
+    graph = parsed.Subgraphs(0)
     stored = []
     for t in range(graph.TensorsLength()):
         tensor = graph.Tensors(t)
         if tensor.Sparsity() is not None:
-            raw = model.Buffers(tensor.Buffer()).DataAsNumpy().tobytes()
+            raw = parsed.Buffers(tensor.Buffer()).DataAsNumpy().tobytes()
             stored.append(np.sort(np.frombuffer(raw, np.float16).astype(np.float32)))
-    assert len(stored) == 38
+    assert len(stored) == count
     weights = [
         np.sort(onnx.numpy_helper.to_array(i).ravel())
-        for i in converted["pose_detection"].graph.initializer
+        for i in converted[model].graph.initializer
         if i.name.endswith(".weight")
     ]
     for values in stored:

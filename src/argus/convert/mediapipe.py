@@ -58,7 +58,26 @@ IRIS_LANDMARK = Member(
     "mediapipe/modules/iris_landmark/iris_landmark.tflite",
     "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f",
 )
-MEMBERS = (POSE_DETECTION, POSE_LANDMARK_FULL, FACE_LANDMARK, IRIS_LANDMARK)
+# BlazeFace: short range for faces filling much of a crop, full range (sparse weights) for
+# faces up to ~5 m away in a whole photo.
+FACE_DETECTION_SHORT = Member(
+    "face_detection_short_range",
+    "mediapipe/modules/face_detection/face_detection_short_range.tflite",
+    "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
+)
+FACE_DETECTION_FULL = Member(
+    "face_detection_full_range_sparse",
+    "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite",
+    "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
+)
+MEMBERS = (
+    POSE_DETECTION,
+    POSE_LANDMARK_FULL,
+    FACE_LANDMARK,
+    IRIS_LANDMARK,
+    FACE_DETECTION_SHORT,
+    FACE_DETECTION_FULL,
+)
 
 
 def read_tflite(member: Member, cache_dir: Path) -> bytes:

@@ -216,6 +216,7 @@ class _Converter:
             "RESHAPE": self._reshape,
             "CONCATENATION": self._concat,
             "LOGISTIC": self._logistic,
+            "RELU": self._relu,
         }
         for i in range(g.OperatorsLength()):
             op = g.Operators(i)
@@ -403,6 +404,10 @@ class _Converter:
     def _logistic(self, op: Any, ins: list[int], outs: list[int]) -> None:
         x = self.values[ins[0]]
         self._set(outs[0], self.gb.node("Sigmoid", [x.name], f"t{outs[0]}"), x.nchw)
+
+    def _relu(self, op: Any, ins: list[int], outs: list[int]) -> None:
+        x = self.values[ins[0]]
+        self._set(outs[0], self.gb.node("Relu", [x.name], f"t{outs[0]}"), x.nchw)
 
 
 def convert(data: bytes, name: str, dynamic_batch: bool = True) -> onnx.ModelProto:
