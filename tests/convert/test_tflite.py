@@ -287,3 +287,17 @@ def test_openvino_reading_the_tflite_agrees(
         expected = theirs[port]
         scale = max(1.0, float(np.abs(expected).max()))
         assert float(np.abs(ours[name] - expected).max()) <= 2e-3 * scale, name
+
+
+def test_an_op_it_does_not_map_is_named() -> None:
+    """The hand landmark model (same wheel) has FULLY_CONNECTED, which none of ours use."""
+    from argus.convert import mediapipe
+    from tests.convert.conftest import CACHE_DIR
+
+    hand = mediapipe.Member(
+        "hand_landmark_full",
+        "mediapipe/modules/hand_landmark/hand_landmark_full.tflite",
+        "11c272b891e1a99ab034208e23937a8008388cf11ed2a9d776ed3d01d0ba00e3",
+    )
+    with pytest.raises(ConversionError, match=r"TFLite op (MEAN|FULLY_CONNECTED) is not supported"):
+        mediapipe.convert_member(hand, CACHE_DIR)
