@@ -7,6 +7,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import onnx
 import pytest
 
 from argus.convert import mediapipe
@@ -44,3 +45,28 @@ def test_source_names_wheel_member_and_hashes() -> None:
     assert src["member"] == "mediapipe/modules/face_landmark/face_landmark.tflite"
     assert src["member_sha256"] == mediapipe.FACE_LANDMARK.sha256
     assert mediapipe.LICENSE == "Apache-2.0"
+
+
+def test_the_conversion_check_passes_a_good_conversion(
+    mediapipe_tflite: dict[str, bytes], converted: dict[str, onnx.ModelProto]
+) -> None:
+    pytest.importorskip("openvino")
+    member = mediapipe.POSE_DETECTION
+    data, model = mediapipe_tflite[member.name], converted[member.name]
+    check = mediapipe.conversion_check(member, data, model)
+    assert check["checked"] is True
+    assert 0 <= check["max_rel_diff"] <= mediapipe.TOLERANCE
+
+
+def test_the_conversion_check_refuses_a_wrong_weight(
+    mediapipe_tflite: dict[str, bytes], converted: dict[str, onnx.ModelProto]
+) -> None:
+    """One convolution's weights off by 1%: the check must notice."""
+    pytest.importorskip("openvino")
+    member = mediapipe.FACE_LANDMARK
+    model = onnx.ModelProto()
+    model.CopyFrom(converted[member.name])
+    init = next(i for i in model.graph.initializer if i.name.endswith(".weight"))
+    init.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(init) * 1.01, init.name))
+    with pytest.raises(ConversionError, match="differs from OpenVINO"):
+        mediapipe.conversion_check(member, mediapipe_tflite[member.name], model)

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from argus.convert import tflite
+from argus.convert import mediapipe, tflite
 from argus.convert.graph import ConversionError
 
 # Regions of the photos each model is meant to see (row0, col0, row1, col1), None: the whole photo.
@@ -24,17 +24,7 @@ CROPS: dict[str, dict[str, tuple[int, int, int, int] | None]] = {
     "face_detection_short_range": {"astronaut": (0, 100, 300, 400), "rocket": None},
     "face_detection_full_range_sparse": {"astronaut": None, "china": None},
 }
-# Input ranges as MediaPipe feeds them.
-RANGES = {
-    "pose_detection": (-1.0, 1.0),
-    "face_detection_short_range": (-1.0, 1.0),
-    "face_detection_full_range_sparse": (-1.0, 1.0),
-}
-
-
-@pytest.fixture(scope="session")
-def converted(mediapipe_tflite: dict[str, bytes]) -> dict[str, onnx.ModelProto]:
-    return {name: tflite.convert(data, name) for name, data in mediapipe_tflite.items()}
+MEMBERS = {m.name: m for m in mediapipe.MEMBERS}
 
 
 def model_input(
@@ -45,9 +35,7 @@ def model_input(
     if box is not None:
         padded = np.pad(rgb, ((0, 512), (0, 512), (0, 0)))  # crops may run past the edge
         rgb = padded[box[0] : box[2], box[1] : box[3]]
-    img = Image.fromarray(rgb).resize((size[1], size[0]), Image.Resampling.BILINEAR)
-    lo, hi = RANGES.get(model, (0.0, 1.0))
-    return (np.asarray(img, np.float32)[None] / 255.0 * (hi - lo) + lo).astype(np.float32)
+    return mediapipe.model_inputs(MEMBERS[model], [np.ascontiguousarray(rgb)], size)
 
 
 @pytest.mark.parametrize("model", list(CROPS))
@@ -291,7 +279,6 @@ def test_openvino_reading_the_tflite_agrees(
 
 def test_an_op_it_does_not_map_is_named() -> None:
     """The hand landmark model (same wheel) has FULLY_CONNECTED, which none of ours use."""
-    from argus.convert import mediapipe
     from tests.convert.conftest import CACHE_DIR
 
     hand = mediapipe.Member(

@@ -9,12 +9,17 @@ converted to ONNX by :mod:`argus.convert.tflite`.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import onnx
+from PIL import Image
 
 from argus.convert import tflite
+from argus.convert.efficientnet import synthetic_photos
 from argus.convert.graph import ConversionError
 from argus.convert.wheels import PinnedWheel, fetch_wheel, read_member
 
@@ -36,12 +41,15 @@ class Member:
     name: str
     path: str
     sha256: str
+    # The pixel range MediaPipe feeds the model (RGB, NHWC float32).
+    input_range: tuple[float, float] = (0.0, 1.0)
 
 
 POSE_DETECTION = Member(
     "pose_detection",
     "mediapipe/modules/pose_detection/pose_detection.tflite",
     "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c",
+    (-1.0, 1.0),
 )
 POSE_LANDMARK_FULL = Member(
     "pose_landmark_full",
@@ -64,11 +72,13 @@ FACE_DETECTION_SHORT = Member(
     "face_detection_short_range",
     "mediapipe/modules/face_detection/face_detection_short_range.tflite",
     "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
+    (-1.0, 1.0),
 )
 FACE_DETECTION_FULL = Member(
     "face_detection_full_range_sparse",
     "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite",
     "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
+    (-1.0, 1.0),
 )
 MEMBERS = (
     POSE_DETECTION,
@@ -98,3 +108,63 @@ def convert_member(member: Member, cache_dir: Path) -> onnx.ModelProto:
 def source(member: Member) -> dict[str, str]:
     """What a model package records about where its weights came from."""
     return {**WHEEL.to_source(), "member": member.path, "member_sha256": member.sha256}
+
+
+# The converted graph may differ from the reference by this much, relative to the size of the
+# output where that exceeds 1 (segmentation logits reach ~1.7e3; LiteRT's own kernels differ
+# there by ~0.5).
+TOLERANCE = 2e-3
+
+
+def model_inputs(member: Member, images: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """RGB uint8 images resized to the model's (height, width), in its pixel range, NHWC."""
+    lo, hi = member.input_range
+    batch = [
+        np.asarray(Image.fromarray(img).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+        for img in images
+    ]
+    return (np.stack(batch).astype(np.float32) / 255.0 * (hi - lo) + lo).astype(np.float32)
+
+
+def conversion_check(member: Member, data: bytes, model: onnx.ModelProto) -> dict[str, Any]:
+    """Compare the converted model on ONNX Runtime with OpenVINO reading the ``.tflite`` itself,
+    on generated images (a runtime install has no photos); raises when they differ by more than
+    :data:`TOLERANCE`. Without OpenVINO: ``{"checked": False, ...}`` saying so."""
+    try:
+        import openvino as ov
+    except ModuleNotFoundError:
+        return {"checked": False, "why": "OpenVINO was not installed at conversion"}
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (inp,) = session.get_inputs()
+    images = synthetic_photos(4)
+    x = model_inputs(member, images, (int(inp.shape[1]), int(inp.shape[2])))
+    ours = dict(zip([o.name for o in session.get_outputs()], session.run(None, {inp.name: x}),
+                    strict=True))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{member.name}.tflite"
+        path.write_bytes(data)
+        compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    worst = 0.0
+    for i in range(len(images)):
+        theirs = compiled(x[i : i + 1])
+        for port in compiled.outputs:
+            name = next((n for n in port.get_names() if n in ours), None)
+            if name is None:
+                raise ConversionError(f"{member.name}: OpenVINO names outputs {port.get_names()}")
+            expected = theirs[port]
+            scale = max(1.0, float(np.abs(expected).max()))
+            worst = max(worst, float(np.abs(ours[name][i : i + 1] - expected).max()) / scale)
+    if worst > TOLERANCE:
+        raise ConversionError(
+            f"{member.name}: the converted model differs from OpenVINO's reading of the .tflite "
+            f"by {worst:.2e} (relative), over the {TOLERANCE:g} allowed"
+        )
+    return {
+        "checked": True,
+        "reference": f"OpenVINO {ov.__version__} reading the .tflite",
+        "images": f"{len(images)} generated (efficientnet.synthetic_photos)",
+        "max_rel_diff": float(f"{worst:.3g}"),
+        "tolerance": TOLERANCE,
+    }
