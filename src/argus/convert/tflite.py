@@ -199,12 +199,14 @@ class _Converter:
         inputs = []
         for i in range(g.InputsLength()):
             t = g.Inputs(i)
+            if g.Tensors(t).Type() != 0:
+                raise ConversionError(f"{self.gb.name}: only float32 inputs are supported")
             name = self._io_name(t)
             self.values[t] = _Value(name, nchw=False)
             inputs.append((name, self._io_shape(t)))
         handlers: dict[str, Callable[[Any, list[int], list[int]], None]] = {
-            "CONV_2D": self._conv,
-            "DEPTHWISE_CONV_2D": self._conv,
+            "CONV_2D": lambda op, ins, outs: self._conv(op, ins, outs, depthwise=False),
+            "DEPTHWISE_CONV_2D": lambda op, ins, outs: self._conv(op, ins, outs, depthwise=True),
             "DEQUANTIZE": self._dequantize,
             "DENSIFY": self._densify,
             "PRELU": self._prelu,
@@ -226,7 +228,6 @@ class _Converter:
                 raise ConversionError(f"{self.gb.name}: TFLite op {kind} is not supported")
             ins = [int(x) for x in op.InputsAsNumpy()]
             outs = [int(x) for x in op.OutputsAsNumpy()]
-            self._current = kind
             handlers[kind](op, ins, outs)
         outputs = []
         for i in range(g.OutputsLength()):
@@ -251,14 +252,16 @@ class _Converter:
     def _dequantize(self, op: Any, ins: list[int], outs: list[int]) -> None:
         if ins[0] not in self.consts:
             raise ConversionError("DEQUANTIZE of a computed tensor is not supported")
+        if self.consts[ins[0]].dtype != np.float16:
+            # int8/uint8 weights would need their scale and zero point: not in these models.
+            raise ConversionError(f"{self.gb.name}: quantized (integer) weights are not supported")
         self.consts[outs[0]] = self.consts[ins[0]].astype(np.float32)
 
     def _densify(self, op: Any, ins: list[int], outs: list[int]) -> None:
         sparsity = self.graph.Tensors(ins[0]).Sparsity()
         self.consts[outs[0]] = densify(self.consts[ins[0]], self.shape(ins[0]), sparsity, self.tfl)
 
-    def _conv(self, op: Any, ins: list[int], outs: list[int]) -> None:
-        depthwise = self._current == "DEPTHWISE_CONV_2D"
+    def _conv(self, op: Any, ins: list[int], outs: list[int], depthwise: bool) -> None:
         opts = _options(
             self.tfl, op, "DepthwiseConv2DOptions" if depthwise else "Conv2DOptions"
         )
