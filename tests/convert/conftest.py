@@ -28,3 +28,19 @@ def mtcnn_torch(torch_module: Any) -> dict[str, Any]:
     from tests.convert.reference import mtcnn_torch
 
     return mtcnn_torch(CACHE_DIR)
+
+
+@pytest.fixture(scope="session")
+def mediapipe_tflite() -> dict[str, bytes]:
+    """The four pinned ``.tflite`` members of the mediapipe wheel, by member name."""
+    from argus.convert import mediapipe
+
+    return {m.name: mediapipe.read_tflite(m, CACHE_DIR) for m in mediapipe.MEMBERS}
+
+
+@pytest.fixture(scope="session")
+def converted(mediapipe_tflite: dict[str, bytes]) -> dict[str, Any]:
+    """Each member converted to ONNX once per run (onnx.ModelProto by member name)."""
+    from argus.convert import tflite
+
+    return {name: tflite.convert(data, name) for name, data in mediapipe_tflite.items()}

@@ -26,6 +26,10 @@ class PinnedWheel:
     version: str
     filename: str
     sha256: str
+    # A binary wheel for one platform is fetched by naming it, so any Python on any OS
+    # downloads the same file (e.g. "manylinux_2_28_x86_64", "3.11"); None: this interpreter's.
+    platform: str | None = None
+    python_version: str | None = None
 
     def to_source(self) -> dict[str, str]:
         return {
@@ -66,6 +70,10 @@ def fetch_wheel(wheel: PinnedWheel, cache_dir: Path) -> Path:
                 tmp,
                 f"{wheel.project}=={wheel.version}",
             ]
+            if wheel.platform:
+                cmd += ["--platform", wheel.platform]
+            if wheel.python_version:
+                cmd += ["--python-version", wheel.python_version]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             fetched = Path(tmp) / wheel.filename
             if proc.returncode != 0 or not fetched.exists():
