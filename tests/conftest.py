@@ -3,6 +3,7 @@ and a throw-away PostgreSQL database per run."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
@@ -73,14 +74,39 @@ def pulled_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
+def copy_home(pulled_home: Path, dest: Path) -> Path:
+    """A private copy of the pulled home at ``dest``, that a test may change."""
+    import shutil
+
+    shutil.copytree(pulled_home, dest, ignore=shutil.ignore_patterns("*.db-wal", "*.db-shm"))
+    return dest
+
+
 @pytest.fixture
 def home_copy(pulled_home: Path, tmp_path: Path) -> Path:
     """A private copy of the pulled home that a test may change."""
-    import shutil
+    return copy_home(pulled_home, tmp_path / "home")
 
-    dest = tmp_path / "home"
-    shutil.copytree(pulled_home, dest, ignore=shutil.ignore_patterns("*.db-wal", "*.db-shm"))
-    return dest
+
+@contextlib.contextmanager
+def serving_with_worker(home: Path, log_level: str = "info") -> Iterator[ServerProcess]:
+    """`argus serve` and an `argus worker` beside it on ``home``, as `make run` starts them:
+    jobs (and training) submitted to the server are answered."""
+    from tests.cli_commands import argus
+
+    server = start_server(home)
+    worker = subprocess.Popen(
+        [*argus("worker"), "--concurrency", "2", "--log-level", log_level],
+        env={**os.environ, "ARGUS_HOME": str(home)},
+        stdout=(home / "worker.log").open("ab"), stderr=subprocess.STDOUT,
+    )
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        server.stop()
 
 
 def free_port() -> int:

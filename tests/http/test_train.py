@@ -4,9 +4,6 @@ photos in, a new version out, asked over REST."""
 from __future__ import annotations
 
 import io
-import os
-import shutil
-import subprocess
 import time
 import zipfile
 from collections.abc import Iterator
@@ -16,29 +13,16 @@ import httpx
 import pytest
 import skimage.data
 
-from tests.cli_commands import argus
-from tests.conftest import ServerProcess, jpeg, start_server
+from tests.conftest import ServerProcess, copy_home, jpeg, serving_with_worker
 from tests.train.conftest import write_coffee_or_cat
 
 
 @pytest.fixture(scope="module")
 def served(pulled_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One server and one worker for the module, on a private copy of the pulled home."""
-    home_copy = tmp_path_factory.mktemp("train-home") / "home"
-    shutil.copytree(pulled_home, home_copy, ignore=shutil.ignore_patterns("*.db-wal", "*.db-shm"))
-    server = start_server(home_copy)
-    worker = subprocess.Popen(
-        [*argus("worker"), "--concurrency", "2", "--log-level", "info"],
-        env={**os.environ, "ARGUS_HOME": str(home_copy)},
-        stdout=(home_copy / "worker.log").open("ab"), stderr=subprocess.STDOUT,
-    )
-    try:
-        server.wait_ready()
+    home = copy_home(pulled_home, tmp_path_factory.mktemp("train-home") / "home")
+    with serving_with_worker(home) as server:
         yield server
-    finally:
-        worker.terminate()
-        worker.wait(30)
-        server.stop()
 
 
 def zipped(folder: Path) -> bytes:

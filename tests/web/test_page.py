@@ -6,7 +6,6 @@ labelled with one key press, and management hidden from an inference-only token.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -18,8 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cli_commands import argus
-from tests.conftest import ServerProcess, start_server
+from tests.conftest import ServerProcess, copy_home, serving_with_worker, start_server
 from tests.train.conftest import write_coffee_or_cat
 from tests.web.conftest import screenshot, wait_for
 
@@ -31,21 +29,9 @@ INFER_TOKEN = "inf-web-5c1d"
 def site(pulled_home: Path, tmp_path_factory: pytest.TempPathFactory
          ) -> Iterator[ServerProcess]:
     """`argus serve` and `argus worker` on a private copy of the pulled home, as `make run`."""
-    home = tmp_path_factory.mktemp("web") / "home"
-    shutil.copytree(pulled_home, home, ignore=shutil.ignore_patterns("*.db-wal", "*.db-shm"))
-    server = start_server(home)
-    worker = subprocess.Popen(
-        [*argus("worker"), "--concurrency", "2", "--log-level", "warning"],
-        env={**os.environ, "ARGUS_HOME": str(home)},
-        stdout=(home / "worker.log").open("ab"), stderr=subprocess.STDOUT,
-    )
-    try:
-        server.wait_ready()
+    home = copy_home(pulled_home, tmp_path_factory.mktemp("web") / "home")
+    with serving_with_worker(home, "warning") as server:
         yield server
-    finally:
-        worker.terminate()
-        worker.wait(30)
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -339,8 +325,7 @@ def test_a_kept_image_is_labelled_with_one_key_press(
 
 def test_an_inference_token_sees_no_management(browser: Any, pulled_home: Path,
                                                tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    shutil.copytree(pulled_home, home, ignore=shutil.ignore_patterns("*.db-wal", "*.db-shm"))
+    home = copy_home(pulled_home, tmp_path / "home")
     server = start_server(home, "--no-preload", env={
         "ARGUS_ADMIN_TOKENS": "adm-web-90ab", "ARGUS_INFER_TOKENS": INFER_TOKEN})
     try:
