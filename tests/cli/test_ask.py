@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
+from PIL import Image
 
+from argus.images.draw import PERSON_COLOUR
 from tests.conftest import ARGUS
 
 
@@ -157,3 +159,20 @@ def test_a_database_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
         assert out.returncode != 0
         assert "cannot create the data directory /proc/no" in out.stderr
         assert "Traceback" not in out.stderr
+
+
+def test_ask_people_finds_the_astronaut_and_draws_her(
+    pulled_home: Path, photo_dir: Path, tmp_path: Path
+) -> None:
+    files = [str(photo_dir / f"{n}.jpg") for n in ("astronaut", "china")]
+    out = run(pulled_home, "ask", "people", *files, "--json")
+    assert out.returncode == 0, out.stderr
+    docs = [json.loads(d) for d in out.stdout.replace("}\n{", "}\n\x00{").split("\x00")]
+    found = {Path(d["file"]).stem: d["answer"]["people"] for d in docs}
+    assert [p["label"] for p in found["astronaut"]] == ["person"] and found["china"] == []
+    assert docs[0]["models"][0]["name"] == "blazepose-detector"
+    table = run(pulled_home, "ask", "people", files[0], "--draw", str(tmp_path / "d.png"))
+    assert table.returncode == 0, table.stderr
+    assert "mid-hip" in table.stdout
+    drawn = np.asarray(Image.open(tmp_path / "d.png").convert("RGB"))
+    assert (drawn == PERSON_COLOUR).all(axis=2).sum() > 100
