@@ -17,7 +17,7 @@ from argus.models.packages import PackageStore
 from argus.models.registry import ModelRegistry
 from argus.settings import Settings
 from argus.tasks import load_task_model
-from argus.tasks.people import PeopleModel, anchors, weighted_nms
+from argus.tasks.people import PeopleModel, anchors, plausible, weighted_nms
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -50,7 +50,21 @@ def people(model: PeopleModel, rgb: np.ndarray) -> list[dict[str, Any]]:
 def test_anchor_layout_matches_the_outputs(model: PeopleModel) -> None:
     assert anchors().shape == (28 * 28 * 2 + 14 * 14 * 2 + 7 * 7 * 6, 2) == (2254, 2)
     assert model.package.manifest.outputs[0].shape == (-1, 2254, 12)
-    assert model.package.manifest.license == "Apache-2.0"
+    manifest = model.package.manifest
+    assert manifest.license == "Apache-2.0"
+    (wheel,) = manifest.source.record()["wheels"]
+    assert wheel["project"] == "mediapipe" and wheel["member"].endswith("pose_detection.tflite")
+    # The dev venv has OpenVINO: the pull compared the conversion with its reading of the .tflite.
+    check = manifest.source.record()["conversion_check"]
+    assert check["checked"] is True and check["max_rel_diff"] <= check["tolerance"]
+
+
+def test_an_implausibly_long_torso_is_not_a_person() -> None:
+    face = np.array([100.0, 100.0, 200.0, 200.0])
+    points = np.array([[150.0, 450.0], [150.0, 0.0], [150.0, 220.0], [150.0, 50.0]])
+    assert plausible(face, points, 5.0)
+    points[0] = [150.0, 900.0]  # the hip 6.8 face widths below the shoulder
+    assert not plausible(face, points, 5.0)
 
 
 def test_weighted_nms_merges_overlapping_candidates() -> None:
@@ -89,9 +103,10 @@ def no_people_photos() -> dict[str, np.ndarray]:
     photos = {n: getattr(skimage_data, n)() for n in ("coffee", "chelsea", "rocket")}
     datasets = pytest.importorskip("sklearn.datasets")
     photos["china"] = datasets.load_sample_image("china.jpg")
+    photos["flower"] = datasets.load_sample_image("flower.jpg")
     return photos
 
 
-@pytest.mark.parametrize("name", ["coffee", "chelsea", "rocket", "china"])
+@pytest.mark.parametrize("name", ["coffee", "chelsea", "rocket", "china", "flower"])
 def test_photos_without_people_answer_none(model: PeopleModel, name: str) -> None:
     assert people(model, no_people_photos()[name]) == []
