@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
+from PIL import Image
 
+from argus.images.draw import PERSON_COLOUR
 from tests.conftest import ARGUS
 
 
@@ -60,7 +62,7 @@ def test_ask_bad_files_exit_non_zero_with_reason(pulled_home: Path, tmp_path: Pa
 def test_models_list_and_show(pulled_home: Path) -> None:
     listed = json.loads(run(pulled_home, "models", "list", "--json").stdout)
     names = {m["name"]: m for m in listed}
-    assert set(names) == {"efficientnet-lite0", "mtcnn"}
+    assert set(names) == {"efficientnet-lite0", "mtcnn", "blazepose-detector"}
     assert names["efficientnet-lite0"]["aliases"] == {"production": 1}
     shown = json.loads(run(pulled_home, "models", "show", "efficientnet-lite0", "--json").stdout)
     v1 = shown["versions"][0]
@@ -157,3 +159,20 @@ def test_a_database_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
         assert out.returncode != 0
         assert "cannot create the data directory /proc/no" in out.stderr
         assert "Traceback" not in out.stderr
+
+
+def test_ask_people_finds_the_astronaut_and_draws_her(
+    pulled_home: Path, photo_dir: Path, tmp_path: Path
+) -> None:
+    files = [str(photo_dir / f"{n}.jpg") for n in ("astronaut", "china")]
+    out = run(pulled_home, "ask", "people", *files, "--json")
+    assert out.returncode == 0, out.stderr
+    docs = [json.loads(d) for d in out.stdout.replace("}\n{", "}\n\x00{").split("\x00")]
+    found = {Path(d["file"]).stem: d["answer"]["people"] for d in docs}
+    assert [p["label"] for p in found["astronaut"]] == ["person"] and found["china"] == []
+    assert docs[0]["models"][0]["name"] == "blazepose-detector"
+    table = run(pulled_home, "ask", "people", files[0], "--draw", str(tmp_path / "d.png"))
+    assert table.returncode == 0, table.stderr
+    assert "mid-hip" in table.stdout
+    drawn = np.asarray(Image.open(tmp_path / "d.png").convert("RGB"))
+    assert (drawn == PERSON_COLOUR).all(axis=2).sum() > 100

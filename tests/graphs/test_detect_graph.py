@@ -17,7 +17,7 @@ from tests.graphs.conftest import register_classifier
 from tests.tasks.test_detect import candidates, image_bytes, yolo_onnx
 
 PEOPLE = """\
-    question: people
+    question: crowd
     steps:
       objects: {model: yolo}
       people: {op: threshold, from: objects, min_score: 0.5}
@@ -50,11 +50,11 @@ def test_a_detector_gates_and_feeds_crops(tmp_path: Path) -> None:
             core.registry.register("yolo", work, fields)
             shutil.rmtree(work)
             register_classifier(core.registry, "tint")
-            graph = tmp_path / "people.yaml"
+            graph = tmp_path / "crowd.yaml"
             graph.write_text(textwrap.dedent(PEOPLE))
             core.catalogue.add(graph)
-            white = await ask_json(core, "people", image_bytes(64, 64, (255, 255, 255)))
-            black = await ask_json(core, "people", image_bytes(64, 64, (0, 0, 0)))
+            white = await ask_json(core, "crowd", image_bytes(64, 64, (255, 255, 255)))
+            black = await ask_json(core, "crowd", image_bytes(64, 64, (0, 0, 0)))
             return white, black
         finally:
             await core.close()

