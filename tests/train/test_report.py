@@ -44,6 +44,9 @@ def test_the_pictures_are_pngs_sized_to_their_content() -> None:
     big = Image.open(io.BytesIO(confusion_png(np.eye(10, dtype=int).tolist(),
                                               [str(i) for i in range(10)])))
     assert small.format == big.format == "PNG"
+    # wide enough for its title, however few the classes: nothing drawn at the right edge
+    title_band = np.asarray(small.convert("RGB"))[:30].astype(int)
+    assert (title_band[:, -4:] == 255).all()
     assert big.size[1] > 10 * 22
     # the diagonal of a perfect matrix is green, not red
     rgb = np.asarray(big.convert("RGB")).astype(int)

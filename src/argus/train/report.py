@@ -120,8 +120,10 @@ def confusion_png(confusion: Sequence[Sequence[int]], classes: Sequence[str]) ->
     names = [(c if short else f"{i} {c}")[:24] for i, c in enumerate(classes)]
     left = 16 + max(cv2.getTextSize(s, FONT, 0.45, 1)[0][0] for s in names)
     top = 56
-    img = np.full((top + n * cell + 16, left + n * cell + 16, 3), 255, np.uint8)
-    _text(img, "true class (rows) vs guess (columns)", (8, 20), 0.5)
+    title = "true class (rows) vs guess (columns)"
+    width = max(left + n * cell + 16, 16 + cv2.getTextSize(title, FONT, 0.5, 1)[0][0])
+    img = np.full((top + n * cell + 16, width, 3), 255, np.uint8)
+    _text(img, title, (8, 20), 0.5)
     rows = np.maximum(m.sum(axis=1, keepdims=True), 1)
     for i in range(n):
         _text(img, names[i], (8, top + i * cell + cell // 2 + 5))
