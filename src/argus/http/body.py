@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
+from starlette.datastructures import FormData
 from starlette.requests import ClientDisconnect
 from starlette.types import Message
 
@@ -60,6 +61,22 @@ def is_multipart(request: Request) -> bool:
     return request.headers.get("content-type", "").startswith("multipart/form-data")
 
 
+async def read_form(
+    request: Request, limit: int, what: str, *, max_files: int, max_fields: int
+) -> FormData:
+    """A multipart body read whole, never past ``limit`` plus the form's headroom (so a chunked
+    upload with no length is cut off as soon as it passes), then parsed; no part over
+    ``limit``. The caller closes the form."""
+    body = await read_body(request, limit + MULTIPART_HEADROOM, what)
+
+    async def replay() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return await Request(request.scope, replay).form(
+        max_files=max_files, max_fields=max_fields, max_part_size=limit + 1
+    )
+
+
 async def read_upload(request: Request, max_bytes: int) -> tuple[bytes, dict[str, str]]:
     """The image from a raw body or a multipart ``image`` field, with the form's text fields,
     never more than the limit: a multipart body is read whole (up to the limit and the form's
@@ -72,14 +89,7 @@ async def read_upload(request: Request, max_bytes: int) -> tuple[bytes, dict[str
         raise TooLarge(
             f"the request is {int(length):,} bytes, over the image limit of {max_bytes:,} bytes"
         )
-    body = await read_body(request, max_bytes + MULTIPART_HEADROOM, "the request")
-
-    async def replay() -> Message:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    form = await Request(request.scope, replay).form(
-        max_files=1, max_fields=20, max_part_size=max_bytes + 1
-    )
+    form = await read_form(request, max_bytes, "the request", max_files=1, max_fields=20)
     try:
         part = form.get("image")
         if part is None or isinstance(part, str):

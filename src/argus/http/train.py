@@ -11,12 +11,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from starlette.types import Message
 
 from argus.contracts import parse_int
 from argus.core import Core
 from argus.errors import BadInput, NotFound, TooLarge
-from argus.http.body import MULTIPART_HEADROOM, is_multipart, read_body
+from argus.http.body import is_multipart, read_form
 from argus.http.docs import error_responses
 from argus.http.jobs import JOB_QUERY, _queue
 from argus.jobs.training import TRAIN_QUESTION, TrainOptions, check_zip, zip_of_labelled
@@ -74,13 +73,8 @@ async def _read_form(request: Request, limit: int) -> tuple[bytes | None, dict[s
     if not is_multipart(request):
         raise BadInput("send multipart/form-data: a 'zip' of class folders, or 'photo' files "
                        "each with a 'label'", )
-    body = await read_body(request, limit + MULTIPART_HEADROOM, "the upload")
-
-    async def replay() -> Message:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    form = await Request(request.scope, replay).form(
-        max_files=MAX_PHOTOS, max_fields=MAX_PHOTOS + 40, max_part_size=limit + 1
+    form = await read_form(
+        request, limit, "the upload", max_files=MAX_PHOTOS, max_fields=MAX_PHOTOS + 40
     )
     try:
         fields = {k: v for k, v in form.multi_items() if isinstance(v, str) and k != "label"}
