@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from argus.contracts import AskOptions
+from argus.contracts import Answer, AskOptions
 from argus.core import Core
 from argus.errors import ArgusError, ConfigError
 from argus.jobs.outbox import TIMEOUT_SECONDS, Outbox
@@ -226,6 +226,9 @@ class Worker:
             return
         # The record is written by complete(), in the transaction that marks the job done, so
         # a job that ran twice (a worker died after answering) still has one record.
+        await self._complete(job, answer)
+
+    async def _complete(self, job: Claimed, answer: Answer | dict[str, Any]) -> None:
         if await asyncio.to_thread(self.queue.complete, job.id, job.token, answer):
             self.stats.done += 1
             if job.callback_url:
@@ -270,12 +273,7 @@ class Worker:
                 await self._fail(job, f"training failed: {type(exc).__name__}: {exc}",
                                  retryable=True)
                 return
-        if await asyncio.to_thread(self.queue.complete, job.id, job.token, result):
-            self.stats.done += 1
-            if job.callback_url:
-                self._callback_due.set()
-        else:
-            self.stats.lost += 1
+        await self._complete(job, result)
 
     async def _fail(self, job: Claimed, message: str, retryable: bool) -> None:
         status = await asyncio.to_thread(self.queue.fail, job.id, job.token, message, retryable)
