@@ -10,10 +10,9 @@ import numpy as np
 
 from argus.errors import BadInput
 from argus.manifest import ModelPackage
-from argus.tasks import load_task_model
 from argus.tasks.image_input import OneImageModel
 from argus.train.data import Example
-from argus.train.features import BATCH, preprocess_for
+from argus.train.features import in_batches
 from argus.train.report import score
 
 Progress = Callable[[int, int], None]
@@ -30,19 +29,12 @@ def predict(
     """(N, classes) scores of ``package`` on the photos."""
     if package.task != "classify":
         raise BadInput(f"{package.name} is a {package.task} model; only classifiers are scored")
-    model = load_task_model(package, threads)
-    if not isinstance(model, OneImageModel):
-        raise BadInput(f"{package.name} does not take one image")
-    out = []
-    try:
-        for start in range(0, len(examples), BATCH):
-            batch = examples[start : start + BATCH]
-            out.extend(model.infer([preprocess_for(model, e) for e in batch]))
-            if progress:
-                progress(start + len(batch), len(examples))
-    finally:
-        model.close()
-    return np.stack(out)
+
+    def scores(model: OneImageModel, rows: list[np.ndarray]) -> list[np.ndarray]:
+        return list(model.infer(rows))
+
+    return np.stack([s for _, batch in in_batches(package, examples, scores, threads, progress)
+                     for s in batch])
 
 
 def evaluate(

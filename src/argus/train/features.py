@@ -7,15 +7,16 @@ model under the cache directory, shared by every home on the machine.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from argus.errors import BadInput
 from argus.images import Limits, decode
-from argus.manifest import ModelPackage
+from argus.manifest import ModelPackage, Preprocess
 from argus.tasks import load_task_model
 from argus.tasks.image_input import OneImageModel, preprocess
 from argus.train.data import Example
@@ -93,24 +94,42 @@ def embed(
     if progress:
         progress(0, len(todo))
     if todo:
-        model = load_task_model(base, threads)
-        if not isinstance(model, OneImageModel):
-            raise BadInput(f"{base.name} is a {base.task} model, not a one-image classifier")
-        try:
-            for start in range(0, len(todo), BATCH):
-                batch = todo[start : start + BATCH]
-                rows = [preprocess_for(model, e) for e in batch]
-                (vectors,) = model.run(rows, [FEATURES])
-                fresh = {e.digest: np.asarray(v, np.float32) for e, v in zip(batch, vectors,
-                                                                              strict=True)}
-                cache.put(fresh)
-                have.update(fresh)
-                if progress:
-                    progress(start + len(batch), len(todo))
-        finally:
-            model.close()
+
+        def vectors(model: OneImageModel, rows: list[np.ndarray]) -> list[np.ndarray]:
+            return [np.asarray(v, np.float32) for v in model.run(rows, [FEATURES])[0]]
+
+        for batch, found in in_batches(base, todo, vectors, threads, progress):
+            fresh = {e.digest: v for e, v in zip(batch, found, strict=True)}
+            cache.put(fresh)
+            have.update(fresh)
     return np.stack([have[e.digest] for e in examples]), len(todo)
 
 
-def preprocess_for(model: OneImageModel, example: Example) -> np.ndarray:
-    return preprocess(load_rgb(example, model.min_side), model.pre)
+def preprocess_photo(example: Example, pre: Preprocess) -> np.ndarray:
+    """The photo as the model's input row, decoded and preprocessed as serving does it."""
+    return preprocess(load_rgb(example, pre.resize_shorter), pre)
+
+
+T = TypeVar("T")
+
+
+def in_batches(
+    package: ModelPackage,
+    examples: Sequence[Example],
+    step: Callable[[OneImageModel, list[np.ndarray]], list[T]],
+    threads: int = 0,
+    progress: Progress | None = None,
+) -> Iterator[tuple[Sequence[Example], list[T]]]:
+    """``step`` on the package's model over the photos, a batch at a time, as (the batch,
+    what ``step`` gave for it); the model is closed at the end."""
+    model = load_task_model(package, threads)
+    try:
+        if not isinstance(model, OneImageModel):
+            raise BadInput(f"{package.name} is a {package.task} model, not a one-image model")
+        for start in range(0, len(examples), BATCH):
+            batch = examples[start : start + BATCH]
+            yield batch, step(model, [preprocess_photo(e, model.pre) for e in batch])
+            if progress:
+                progress(start + len(batch), len(examples))
+    finally:
+        model.close()

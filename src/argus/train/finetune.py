@@ -53,11 +53,6 @@ def _shift(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     )
 
 
-def _width(net: OnnxNet, sample: np.ndarray) -> int:
-    with torch.no_grad():
-        return int(net.eval()(torch.from_numpy(sample)).shape[1])
-
-
 def _logits(net: OnnxNet, head: nn.Linear, x: np.ndarray) -> np.ndarray:
     out = []
     with torch.no_grad():
@@ -74,6 +69,7 @@ def finetune(
     x_held: np.ndarray,
     y_held: np.ndarray,
     classes: int,
+    width: int,
     epochs: int,
     seed: int,
     threads: int = 0,
@@ -88,7 +84,7 @@ def finetune(
     # channels-last: oneDNN's fast convolution kernels (5-10x faster backward on this CPU)
     net = OnnxNet(base_onnx, FEATURES)
     net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    head = nn.Linear(_width(net, x_train[:1]), classes)
+    head = nn.Linear(width, classes)
     with torch.no_grad():
         head.weight.zero_()
         head.bias.zero_()

@@ -28,13 +28,13 @@ from argus.manifest import ModelPackage, Preprocess
 from argus.models.packages import PackageStore
 from argus.models.registry import PRODUCTION, ModelRegistry, VersionInfo
 from argus.models.versions import check_name, parse_ref
-from argus.tasks.image_input import ImageFields, preprocess
+from argus.tasks.image_input import ImageFields
 from argus.train import MODES
 from argus.train import data as photos
 from argus.train import head as heads
 from argus.train.evaluate import evaluate
 from argus.train.export import package_fields, write_extras, write_onnx
-from argus.train.features import embed, load_rgb
+from argus.train.features import embed, features_width, preprocess_photo
 from argus.train.report import confusion_png, curves_png, score
 
 GOOD_ENOUGH = 0.99
@@ -103,7 +103,7 @@ def choose_image_size(examples: list[photos.Example], requested: int | None) -> 
 
 
 def tensors_at(examples: list[photos.Example], pre: Preprocess) -> np.ndarray:
-    return np.stack([preprocess(load_rgb(e, pre.resize_shorter), pre) for e in examples])
+    return np.stack([preprocess_photo(e, pre) for e in examples])
 
 
 def train(
@@ -263,7 +263,7 @@ def _finetune(
     y_held: np.ndarray,
     pre_block: dict[str, Any],
     progress: Progress,
-    classes: int | None = None,
+    classes: int,
 ) -> tuple[Any, int, dict[str, Any]]:
     from argus.train.finetune import finetune
 
@@ -274,7 +274,7 @@ def _finetune(
     x_held = tensors_at(held_ex, pre)
     tuned = finetune(
         onnx.load(str(base.onnx_files()["model"])), x_train, y_train, x_held, y_held,
-        classes or int(y_train.max()) + 1, req.epochs, req.seed, req.threads,
+        classes, features_width(base), req.epochs, req.seed, req.threads,
         progress=lambda step, steps, what: progress(f"fine-tuning ({what})", step, steps),
     )
     return tuned, size, tuned_pre
