@@ -129,6 +129,10 @@ class Settings(BaseSettings):
     """Key that signs job callbacks: each POST carries ``X-Argus-Signature: sha256=<hex>``,
     the HMAC-SHA256 of the exact body bytes with this key (no header when empty)."""
 
+    callback_timeout_seconds: float = Field(default=10.0, gt=0.0, le=300.0)
+    """How long one callback POST may take; a delivery's lease is three times this, so only a
+    dead worker's lapses (and another worker sends the callback again)."""
+
     job_lease_seconds: float = 30.0
     """How long a worker's claim holds without a heartbeat before another worker may retry it."""
 

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -91,6 +92,21 @@ def test_a_refused_callback_is_retried_with_backoff(
         shown = queue.get(job.id).callback
         assert shown is not None and shown["status"] == "delivered" and shown["attempts"] == 3
         assert json.loads(got.posts[0][1])["id"] == job.id
+
+
+def test_a_dead_workers_delivery_is_taken_again_once_its_lease_lapses(queue: JobQueue) -> None:
+    # The lease is three callback timeouts: held while a POST may still be on its way, then
+    # free for another worker (the one that claimed it is presumed dead).
+    queue.policy = replace(_policy(queue.policy), callback_timeout_seconds=0.2)
+    job, _ = queue.submit("tiny", b"x", callback_url="http://127.0.0.1:9/hook")
+    claimed = queue.claim("w", 1)[0]
+    queue.complete(job.id, claimed.token, _answer(job.image_sha256), record=False)
+    outbox = Outbox(queue.engine, queue.policy)
+    (first,) = outbox.claim("dead")
+    assert outbox.claim("alive") == []
+    time.sleep(0.7)
+    (again,) = outbox.claim("alive")
+    assert again.id == first.id and again.token != first.token
 
 
 def test_a_receiver_that_never_answers_ends_failed_with_the_reason(queue: JobQueue) -> None:

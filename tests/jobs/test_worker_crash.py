@@ -39,8 +39,10 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [*argus("worker"), "--concurrency", "16", "--lease-seconds", "2",
          "--log-level", "info"],
+        # A killed worker's deliveries are sent again once their lease (three callback
+        # timeouts) lapses: 6 s here instead of the default 30.
         env={**worker_env(settings), "ARGUS_CALLBACK_HOSTS": "127.0.0.1",
-             "ARGUS_CALLBACK_SECRET": SECRET},
+             "ARGUS_CALLBACK_SECRET": SECRET, "ARGUS_CALLBACK_TIMEOUT_SECONDS": "2"},
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )

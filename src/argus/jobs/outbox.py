@@ -34,9 +34,6 @@ log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Argus-Signature"
 DELIVERY_HEADER = "X-Argus-Delivery"
-LEASE_SECONDS = 30.0
-"""A delivery's lease: longer than its HTTP timeout, so only a dead worker's lapses."""
-TIMEOUT_SECONDS = 10.0
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -117,7 +114,7 @@ class Outbox:
                 .where(Callback.id.in_([r.id for r in rows]))
                 .values(
                     lease_owner=token,
-                    lease_expires_at=now + timedelta(seconds=LEASE_SECONDS),
+                    lease_expires_at=now + timedelta(seconds=self.policy.callback_lease_seconds),
                     attempts=Callback.attempts + 1,
                 )
             )
@@ -165,7 +162,7 @@ class Outbox:
             headers[SIGNATURE_HEADER] = sign(body, self.policy.callback_secret)
         try:
             response = await client.post(delivery.url, content=body, headers=headers,
-                                         timeout=TIMEOUT_SECONDS)
+                                         timeout=self.policy.callback_timeout_seconds)
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
             return await asyncio.to_thread(self.retry, delivery, error)

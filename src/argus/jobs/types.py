@@ -45,6 +45,13 @@ class JobPolicy:
     callback_attempts: int = 12
     """Deliveries of one callback before it is marked failed (about an hour of backoff)."""
     callback_backoff_seconds: float = 1.0
+    callback_timeout_seconds: float = 10.0
+    """One callback POST's timeout; a delivery's lease is :attr:`callback_lease_seconds`."""
+
+    @property
+    def callback_lease_seconds(self) -> float:
+        """A delivery's lease: longer than its HTTP timeout, so only a dead worker's lapses."""
+        return 3 * self.callback_timeout_seconds
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobPolicy:
@@ -55,6 +62,7 @@ class JobPolicy:
             backoff_seconds=settings.job_backoff_seconds,
             callback_hosts=tuple(h.strip().lower() for h in hosts if h.strip()),
             callback_secret=settings.callback_secret,
+            callback_timeout_seconds=settings.callback_timeout_seconds,
         )
 
     def callback_backoff(self, attempts: int) -> float:

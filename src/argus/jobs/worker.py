@@ -21,7 +21,7 @@ from typing import Any
 from argus.contracts import Answer, AskOptions
 from argus.core import Core
 from argus.errors import ArgusError, ConfigError
-from argus.jobs.outbox import TIMEOUT_SECONDS, Outbox
+from argus.jobs.outbox import Outbox
 from argus.jobs.queue import JobQueue, Wakeup
 from argus.jobs.training import TRAIN_QUESTION, run_training
 from argus.jobs.types import Claimed
@@ -129,7 +129,7 @@ class Worker:
             # One last pass sends what is due now; the rest stays in the outbox for others.
             self._last_delivery_pass = True
             self._callback_due.set()
-            await asyncio.wait([delivery], timeout=TIMEOUT_SECONDS + 2)
+            await asyncio.wait([delivery], timeout=self.outbox.policy.callback_timeout_seconds + 2)
             delivery.cancel()
             await asyncio.gather(delivery, return_exceptions=True)
             heartbeat.cancel()
