@@ -80,6 +80,15 @@ def test_records_are_written_and_queried(db_url: str, tmp_path: Path) -> None:
         assert len(find_records(engine, since=datetime.now(UTC) - timedelta(minutes=5))) == 2
         assert find_records(engine, image_sha256=answers[1]["image"]["sha256"])[0]["app"] == "shop"
         assert len(find_records(engine, limit=1)) == 1
+        # By the model version that answered: the records carry tint v1; another version or
+        # another model has none.
+        used = oldest["models"][0]
+        assert len(find_records(engine, model=used["name"])) == 2
+        assert len(find_records(engine, model=used["name"], version=used["version"])) == 2
+        assert find_records(engine, model=used["name"], version=used["version"] + 1) == []
+        assert find_records(engine, model="tin") == []  # a name, not a prefix
+        with pytest.raises(BadInput, match="needs the model"):
+            find_records(engine, version=1)
 
         dialect = engine.dialect.name
         green = query_records(engine, f"{json_label(dialect)} = 'green'")

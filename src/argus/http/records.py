@@ -1,4 +1,5 @@
-"""``GET /v1/records``: prediction records by question, time, image, source or app."""
+"""``GET /v1/records``: prediction records by question, time, image, source, app or the
+model version that answered."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
-from argus.contracts import SOURCES
+from argus.contracts import MAX_VERSION, SOURCES
 from argus.http.docs import error_responses
 from argus.http.params import text_query
 from argus.records import MAX_LIMIT, find_records, parse_time
@@ -31,6 +32,11 @@ async def list_records(
         None, description="Where the question came from.", pattern=f"^({'|'.join(SOURCES)})$"
     ),
     app: str | None = text_query(),
+    model: str | None = text_query("Records whose answer used this model."),
+    version: int | None = Query(
+        None, ge=1, le=MAX_VERSION,
+        description="With model: records that version of it answered (a canary's, say).",
+    ),
     limit: int = Query(100, ge=1, le=MAX_LIMIT),
 ) -> list[dict[str, Any]]:
     """Prediction records, newest first."""
@@ -44,5 +50,7 @@ async def list_records(
         image_sha256=image,
         source=source,
         app=app,
+        model=model,
+        version=version,
         limit=limit,
     )

@@ -4,6 +4,7 @@ time-limited (:mod:`argus.records.guard`)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -60,6 +61,26 @@ def _bind_time(engine: Engine, moment: datetime) -> datetime:
     return moment.replace(tzinfo=None) if engine.dialect.name == "sqlite" else moment
 
 
+def used_model(engine: Engine, name: str, version: int | None) -> Any:
+    """A WHERE clause: the record's answer used model ``name`` (at ``version``, if given),
+    read from the ``models`` list in each database's JSON syntax."""
+    if engine.dialect.name == "sqlite":
+        clause = (
+            "EXISTS (SELECT 1 FROM json_each(prediction_records.models) AS used "
+            "WHERE json_extract(used.value, '$.name') = :used_name"
+        )
+        if version is None:
+            return text(clause + ")").bindparams(used_name=name)
+        clause += " AND json_extract(used.value, '$.version') = :used_version)"
+        return text(clause).bindparams(used_name=name, used_version=version)
+    wanted: dict[str, Any] = {"name": name}
+    if version is not None:
+        wanted["version"] = version
+    return text("CAST(prediction_records.models AS jsonb) @> CAST(:used AS jsonb)").bindparams(
+        used=json.dumps([wanted])
+    )
+
+
 def find_records(
     engine: Engine,
     *,
@@ -69,9 +90,14 @@ def find_records(
     image_sha256: str | None = None,
     source: str | None = None,
     app: str | None = None,
+    model: str | None = None,
+    version: int | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
-    """Records matching every given filter, newest first."""
+    """Records matching every given filter, newest first. ``model`` (and ``version``): the
+    answer used that model (at that version): what a canary answered, say."""
+    if version is not None and model is None:
+        raise BadInput("a version filter needs the model it is a version of (model=NAME)")
     stmt = select(PredictionRecord)
     if question is not None:
         stmt = stmt.where(PredictionRecord.question == question)
@@ -85,6 +111,8 @@ def find_records(
         stmt = stmt.where(PredictionRecord.source == source)
     if app is not None:
         stmt = stmt.where(PredictionRecord.app == app)
+    if model is not None:
+        stmt = stmt.where(used_model(engine, model, version))
     stmt = stmt.order_by(PredictionRecord.created_at.desc(), PredictionRecord.id.desc())
     stmt = stmt.limit(_check_limit(limit))
     with Session(engine) as session:
