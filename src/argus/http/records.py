@@ -8,13 +8,16 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
-from argus.contracts import MAX_VERSION, SOURCES
+from argus.contracts import SOURCES
 from argus.http.docs import error_responses
 from argus.http.params import text_query
+from argus.models.versions import NAME_PATTERN
 from argus.records import MAX_LIMIT, find_records, parse_time
 
 router = APIRouter(prefix="/v1/records", tags=["records"], responses=error_responses(400))
 TIME = {"format": "date-time"}
+#: ``NAME`` or ``NAME:VERSION`` (a name never holds a colon).
+MODEL_FILTER = f"^{NAME_PATTERN[1:-1]}(?::[1-9][0-9]{{0,9}})?$"
 
 
 @router.get("")
@@ -32,15 +35,20 @@ async def list_records(
         None, description="Where the question came from.", pattern=f"^({'|'.join(SOURCES)})$"
     ),
     app: str | None = text_query(),
-    model: str | None = text_query("Records whose answer used this model."),
-    version: int | None = Query(
-        None, ge=1, le=MAX_VERSION,
-        description="With model: records that version of it answered (a canary's, say).",
+    model: str | None = Query(
+        None,
+        description=(
+            "Records whose answer used this model (NAME), or this version of it (NAME:VERSION: "
+            "what a canary answered, say)."
+        ),
+        pattern=MODEL_FILTER,
     ),
     limit: int = Query(100, ge=1, le=MAX_LIMIT),
 ) -> list[dict[str, Any]]:
     """Prediction records, newest first."""
     engine = request.app.state.core.engine
+    name, _, number = (model or "").partition(":")
+    version = int(number) if number else None
     return await asyncio.to_thread(
         find_records,
         engine,
@@ -50,7 +58,7 @@ async def list_records(
         image_sha256=image,
         source=source,
         app=app,
-        model=model,
+        model=name or None,
         version=version,
         limit=limit,
     )
