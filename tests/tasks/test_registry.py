@@ -46,7 +46,7 @@ def loaded(pulled_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
 
 
 def test_each_name_maps_to_the_class_that_declares_it() -> None:
-    assert list(TASKS) == ["classify", "detect", "embed", "faces", "people"]
+    assert list(TASKS) == ["classify", "detect", "embed", "faces", "people", "text"]
     for name, cls in TASKS.items():
         assert task_class(name) is cls
         assert issubclass(cls, TaskModel) and cls.task == name
