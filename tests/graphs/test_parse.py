@@ -359,7 +359,7 @@ def test_a_text_step_is_gated_by_labels_and_gates_by_what_it_reads() -> None:
     assert spec.steps["exit"].needs == ("words", "text")
     assert spec.steps["exit"].when is not None
     assert spec.steps["exit"].when.evaluate({"text": {"lines": [{"text": "exit"}], "text": "exit"}})
-    with pytest.raises(BadInput, match=r"signs.yaml, line 4: .*'labels' answers labels, which have no 'text'"):
+    with pytest.raises(BadInput, match=r"line 4: .*'labels' answers labels, which have no 'text'"):
         parse_graph(
             "question: q\nsteps:\n  labels: {model: efficientnet-lite0}\n"
             "  t: {model: tint, when: 'labels.contains(\"cat\")'}\nanswer: [labels, t]\n",
