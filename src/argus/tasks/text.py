@@ -30,7 +30,14 @@ from argus.images import DecodedImage, DecodeSize
 from argus.manifest import ModelPackage, TaskFields
 from argus.tasks.base import TaskModel
 from argus.tasks.textdet import DetectorInput, detector_size, find_lines
-from argus.tasks.textrec import Reading, cut_line, normalise, recognise, upside_down
+from argus.tasks.textrec import (
+    Reading,
+    cut_line,
+    normalise,
+    recognise,
+    text_corners,
+    upside_down,
+)
 
 
 class TextOptions(BaseModel):
@@ -79,6 +86,13 @@ class FoundLine:
     corners: np.ndarray  # [4, 2] in decoded pixels: TL, TR, BR, BL
     detection: float
     reading: Reading
+
+
+def upright_order(lines: list[FoundLine]) -> list[FoundLine]:
+    """Reading order for the text's own way up: when most lines were read turned half a
+    circle, the whole image is upside down, and its last line (at the top) is read first."""
+    turned = sum(1 for line in lines if line.corners[0, 1] > line.corners[2, 1])
+    return lines[::-1] if turned * 2 > len(lines) else lines
 
 
 def parse_min_score(value: Any) -> float | None:
@@ -173,6 +187,7 @@ class TextModel(TaskModel):
                     max_lines=opts.max_lines,
                 )
             )
+        found = [[(text_corners(quad), score) for quad, score in lines] for lines in found]
         crops = [cut_line(item.bgr, quad) for item, lines in zip(prepared, found, strict=True)
                  for quad, _ in lines]
         flips = []
@@ -187,8 +202,16 @@ class TextModel(TaskModel):
             recognise(lambda x: self._run("recogniser", x), crops, self.characters,
                       opts.line_batch)
         )
-        return [[FoundLine(quad, score, next(readings)) for quad, score in lines]
-                for lines in found]
+        turned = iter(flips)
+        out: list[list[FoundLine]] = []
+        for lines in found:
+            read = []
+            for quad, score in lines:
+                # A line read turned: its own top-left corner is the image's bottom-right.
+                corners = np.roll(quad, 2, axis=0) if next(turned) else quad
+                read.append(FoundLine(corners, score, next(readings)))
+            out.append(upright_order(read))
+        return out
 
     def infer(self, prepared: Sequence[PreparedText]) -> list[list[FoundLine]]:
         return self.read_lines(prepared)

@@ -33,21 +33,29 @@ def normalise(bgr: np.ndarray) -> np.ndarray:
     return arr
 
 
-def cut_line(bgr: np.ndarray, quad: np.ndarray, height: int = LINE_HEIGHT) -> np.ndarray:
-    """The line inside ``quad`` (TL, TR, BR, BL, in ``bgr``'s pixels) straightened by a
-    perspective warp to ``height`` pixels high, its width in proportion (at most
-    :data:`MAX_WIDTH`). A line much taller than its width is turned a quarter to read as one
-    row. Lines far taller than ``height`` are cut at full size then shrunk by area averaging,
-    so thin strokes are not lost to the warp's sampling."""
+def sides(quad: np.ndarray) -> tuple[float, float]:
+    """(width, height) of a quadrilateral: its longer top/bottom and left/right edges."""
     top = float(np.hypot(*(quad[1] - quad[0])))
     bottom = float(np.hypot(*(quad[2] - quad[3])))
     left = float(np.hypot(*(quad[3] - quad[0])))
     right = float(np.hypot(*(quad[2] - quad[1])))
-    w, h = max(top, bottom, 1.0), max(left, right, 1.0)
-    upright = h >= 1.5 * w
-    if upright:
-        quad = np.roll(quad, -1, axis=0)  # TR becomes the new top-left: turned anticlockwise
-        w, h = h, w
+    return max(top, bottom, 1.0), max(left, right, 1.0)
+
+
+def text_corners(quad: np.ndarray) -> np.ndarray:
+    """The corners in the text's own order (its top-left first). A line much taller than
+    wide is a column of text running down the image: its top-right corner (in the image) is
+    where the text starts, so it is read turned a quarter anticlockwise."""
+    w, h = sides(quad)
+    return np.roll(quad, -1, axis=0) if h >= 1.5 * w else quad
+
+
+def cut_line(bgr: np.ndarray, quad: np.ndarray, height: int = LINE_HEIGHT) -> np.ndarray:
+    """The line inside ``quad`` (its own TL, TR, BR, BL, in ``bgr``'s pixels) straightened by
+    a perspective warp to ``height`` pixels high, its width in proportion (at most
+    :data:`MAX_WIDTH`). Lines far taller than ``height`` are cut at full size then shrunk by
+    area averaging, so thin strokes are not lost to the warp's sampling."""
+    w, h = sides(quad)
     out_h = height if h <= 2 * height else max(height, round(h))
     out_w = max(1, min(round(w * out_h / h), MAX_WIDTH * out_h // height))
     target = np.array(
