@@ -111,6 +111,7 @@ class TextModel(TaskModel):
     task = "text"
     answer_kind = "lines"
     item_fields = frozenset({"box", "text", "score"})
+    answer_extras = ("text",)
     fields = TextFields
 
     def __init__(
