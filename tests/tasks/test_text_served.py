@@ -159,3 +159,21 @@ def test_cli_ask_prints_the_lines_and_draws_them(home: Path, sign: bytes, tmp_pa
     # The outline of each line is drawn in the text colour (255, 0, 200).
     outline = (np.abs(drawn - (255, 0, 200)).sum(axis=2) < 60).sum()
     assert outline > 100
+
+
+def test_through_a_gateway_and_a_model_service_the_answer_is_the_same(
+    served: ServerProcess, home: Path, sign: bytes
+) -> None:
+    from tests.roles import serve
+
+    service = serve(home, "--role", "model", "--models", "ppocr")
+    try:
+        gateway = serve(home, "--role", "gateway", "--upstream",
+                        f"ppocr={service.grpc_target}")
+        try:
+            remote = rest(gateway.proc, "text", sign)
+        finally:
+            gateway.stop()
+    finally:
+        service.stop()
+    assert remote["answer"] == rest(served, "text", sign)["answer"]
