@@ -8,6 +8,7 @@ import pytest
 
 from argus.tasks.textrec import (
     BUCKETS,
+    COLUMNS_PER_RUN,
     LINE_HEIGHT,
     MAX_WIDTH,
     bucket_width,
@@ -47,6 +48,10 @@ def test_buckets_cover_every_width_and_cap_batches() -> None:
     groups = in_buckets([300, 60, 310, 90, 64, 700], max_batch=2)
     assert groups == [(64, [1, 4]), (96, [3]), (320, [0, 2]), (768, [5])]
     assert in_buckets([50] * 5, max_batch=2) == [(64, [0, 1]), (64, [2, 3]), (64, [4])]
+    # Wide lines run fewer at a time: at most 4,096 columns (38 MB of output) per run.
+    assert COLUMNS_PER_RUN // MAX_WIDTH == 2
+    assert [len(m) for _, m in in_buckets([1500] * 5, max_batch=16)] == [2, 2, 1]
+    assert [len(m) for _, m in in_buckets([200] * 20, max_batch=16)] == [16, 4]
 
 
 def test_recognise_runs_one_batch_per_bucket_and_keeps_line_order() -> None:

@@ -21,6 +21,9 @@ LINE_HEIGHT = 48
 # Width buckets: ~1.33x apart, so padding wastes at most a quarter of a batch.
 BUCKETS = (64, 96, 128, 160, 192, 256, 320, 384, 512, 640, 768, 1024, 1280, 1536)
 MAX_WIDTH = BUCKETS[-1]
+# Most line columns one recogniser run reads: its output is 18,710 probabilities for every 8
+# columns, so 4,096 columns are 38 MB of output (a batch of 16 lines 1,536 px wide would be 230).
+COLUMNS_PER_RUN = 4096
 # The orientation classifier's fixed input.
 CLS_HEIGHT, CLS_WIDTH = 48, 192
 
@@ -112,15 +115,17 @@ def ctc_greedy(probs: np.ndarray, characters: Sequence[str], columns: int) -> Re
 
 
 def in_buckets(widths: Sequence[int], max_batch: int) -> list[tuple[int, list[int]]]:
-    """Indices of lines grouped by bucket width, each group at most ``max_batch`` long."""
+    """Indices of lines grouped by bucket width, each group at most ``max_batch`` long and
+    at most :data:`COLUMNS_PER_RUN` columns in all (so memory stays bounded)."""
     groups: dict[int, list[int]] = {}
     for i, width in enumerate(widths):
         groups.setdefault(bucket_width(width), []).append(i)
     out: list[tuple[int, list[int]]] = []
     for bucket in sorted(groups):
         members = groups[bucket]
-        for start in range(0, len(members), max_batch):
-            out.append((bucket, members[start : start + max_batch]))
+        size = max(1, min(max_batch, COLUMNS_PER_RUN // bucket))
+        for start in range(0, len(members), size):
+            out.append((bucket, members[start : start + size]))
     return out
 
 
