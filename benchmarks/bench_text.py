@@ -3,7 +3,8 @@ its default settings), on the same images and ONNX Runtime threads, in one proce
 
 Images: scikit-image's ``page.png`` (a photo of a book page, 384x191, transcribed in
 ``tests/rendered_text.py``), text rendered with Pillow (fonts, sizes, slight rotation, noise,
-JPEG compression), and a 1200x800 poster (rendered lines over scikit-image's coffee photo).
+JPEG compression), a 1200x800 poster (rendered lines over scikit-image's coffee photo) and a
+dense rendered page of 30 lines.
 Both read the encoded file; both answers are scored by character error rate (CER) against
 the truth, and timed end to end (decode, detect, orient, recognise) as the median of
 ``--runs``. Each round times every image once per system, alternating, so both see the same
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import random
 import statistics
 import tempfile
 import time
@@ -32,7 +34,7 @@ from argus.convert import ppocr
 from argus.images import Limits, decode
 from argus.models.packages import PackageStore
 from argus.tasks.text import TextModel
-from tests.rendered_text import PAGE_TEXT, cer, fonts, load_font, samples
+from tests.rendered_text import PAGE_TEXT, WORDS, cer, fonts, load_font, render, samples
 
 
 def encoded(rgb: np.ndarray, fmt: str = "PNG") -> bytes:
@@ -70,7 +72,18 @@ def cases() -> list[tuple[str, bytes, str]]:
         out.append((f"{sample.name} {w}x{h}", sample.jpeg, sample.text))
     data, truth = poster()
     out.append(("poster (coffee) 1200x800", data, truth))
+    out.append(dense_page())
     return out
+
+
+def dense_page() -> tuple[str, bytes, str]:
+    """30 lines of 16 px serif text, slightly turned: a page where neither side resizes for
+    the detector, so the time is mostly reading lines."""
+    rng = random.Random(1)
+    lines = tuple(" ".join(rng.choice(WORDS) for _ in range(9)) for _ in range(30))
+    rgb, data = render(lines, fonts()[min(1, len(fonts()) - 1)], 16, angle=0.5, noise=4.0,
+                       quality=80)
+    return f"dense page, 30 lines {rgb.shape[1]}x{rgb.shape[0]}", data, "\n".join(lines)
 
 
 def ours_reader(model: TextModel) -> Callable[[bytes], str]:

@@ -177,4 +177,9 @@ def test_prepare_keeps_the_decoded_pixels_for_cutting_lines(model: TextModel) ->
     prepared = model.prepare(image, {})
     # 384 x 191 is read as it is (191 rounded to 192), not enlarged to 736.
     assert prepared.tensor.shape == (1, 3, 192, 384)
-    assert prepared.bgr.shape == rgb.shape and prepared.bgr[0, 0, 0] == rgb[0, 0, 2]
+    assert prepared.rgb is rgb
+    # Channels reach the networks in BGR order: the first plane is the blue one.
+    coloured = np.zeros((64, 64, 3), dtype=np.uint8)
+    coloured[..., 2] = 255
+    blue = model.prepare(DecodedImage(coloured, 64, 64, sha256="", format="PNG"), {})
+    assert blue.tensor[0, 0].min() == 1.0 and blue.tensor[0, 2].max() == -1.0

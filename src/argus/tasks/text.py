@@ -74,10 +74,10 @@ class TextFields(TaskFields):
 @dataclass
 class PreparedText:
     """One image ready for the networks: the detector's input and the pixels lines are cut
-    from (BGR, at the decoded size)."""
+    from (the decoded image itself, not a copy)."""
 
     tensor: np.ndarray
-    bgr: np.ndarray
+    rgb: np.ndarray
     detector: DetectorInput
 
 
@@ -161,16 +161,16 @@ class TextModel(TaskModel):
 
     def prepare(self, image: DecodedImage, params: dict[str, Any]) -> PreparedText:
         parse_min_score(params.get("min_score"))  # a bad value is refused before any work
-        bgr = np.ascontiguousarray(image.rgb[..., ::-1])
-        h, w = bgr.shape[:2]
+        rgb = image.rgb
+        h, w = rgb.shape[:2]
         geo = detector_size(w, h, self.options.max_side, self.options.min_side)
         shrink = geo.width * geo.height < w * h
         resized = cv2.resize(
-            bgr,
+            rgb,
             (geo.width, geo.height),
             interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR,
         )
-        return PreparedText(normalise(resized)[None], bgr, geo)
+        return PreparedText(normalise(resized)[None], rgb, geo)
 
     def read_lines(self, prepared: Sequence[PreparedText]) -> list[list[FoundLine]]:
         """Detect the lines of every image, then read all of them together."""
@@ -189,7 +189,7 @@ class TextModel(TaskModel):
                 )
             )
         found = [[(text_corners(quad), score) for quad, score in lines] for lines in found]
-        crops = [cut_line(item.bgr, quad) for item, lines in zip(prepared, found, strict=True)
+        crops = [cut_line(item.rgb, quad) for item, lines in zip(prepared, found, strict=True)
                  for quad, _ in lines]
         flips = []
         for start in range(0, len(crops), opts.line_batch):

@@ -28,9 +28,10 @@ COLUMNS_PER_RUN = 4096
 CLS_HEIGHT, CLS_WIDTH = 48, 192
 
 
-def normalise(bgr: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8 → 3xHxW float32 in -1..1 (the PP-OCR networks' input)."""
-    arr = bgr.transpose(2, 0, 1).astype(np.float32)
+def normalise(rgb: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 RGB → 3xHxW float32 in -1..1, channels in BGR order (PaddleOCR's networks
+    were trained on OpenCV's BGR images). The one copy is the float conversion."""
+    arr = rgb[:, :, ::-1].transpose(2, 0, 1).astype(np.float32)
     arr *= 1.0 / 127.5
     arr -= 1.0
     return arr
@@ -53,8 +54,8 @@ def text_corners(quad: np.ndarray) -> np.ndarray:
     return np.roll(quad, -1, axis=0) if h >= 1.5 * w else quad
 
 
-def cut_line(bgr: np.ndarray, quad: np.ndarray, height: int = LINE_HEIGHT) -> np.ndarray:
-    """The line inside ``quad`` (its own TL, TR, BR, BL, in ``bgr``'s pixels) straightened by
+def cut_line(rgb: np.ndarray, quad: np.ndarray, height: int = LINE_HEIGHT) -> np.ndarray:
+    """The line inside ``quad`` (its own TL, TR, BR, BL, in ``rgb``'s pixels) straightened by
     a perspective warp to ``height`` pixels high, its width in proportion (at most
     :data:`MAX_WIDTH`). Lines far taller than ``height`` are cut at full size then shrunk by
     area averaging, so thin strokes are not lost to the warp's sampling."""
@@ -66,7 +67,7 @@ def cut_line(bgr: np.ndarray, quad: np.ndarray, height: int = LINE_HEIGHT) -> np
     )
     warp = cv2.getPerspectiveTransform(quad.astype(np.float32), target)
     line = cv2.warpPerspective(
-        bgr, warp, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        rgb, warp, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
     if out_h != height:
         new_w = max(1, min(round(out_w * height / out_h), MAX_WIDTH))
@@ -135,7 +136,7 @@ def recognise(
     characters: Sequence[str],
     max_batch: int,
 ) -> list[Reading]:
-    """Read every line (48 px high BGR) with ``run`` (the recogniser: ``[N, 3, 48, W]`` →
+    """Read every line (48 px high RGB) with ``run`` (the recogniser: ``[N, 3, 48, W]`` →
     ``[N, W/8, C]``), batched by width bucket."""
     readings: list[Reading | None] = [None] * len(lines)
     for width, members in in_buckets([line.shape[1] for line in lines], max_batch):
