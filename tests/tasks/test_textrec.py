@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from argus.tasks.textrec import (
-    BUCKETS,
+    BUCKET,
     COLUMNS_PER_RUN,
     LINE_HEIGHT,
     MAX_WIDTH,
@@ -43,15 +43,16 @@ def test_ctc_ignores_the_columns_that_saw_padding() -> None:
 
 
 def test_buckets_cover_every_width_and_cap_batches() -> None:
-    assert bucket_width(1) == BUCKETS[0] and bucket_width(97) == 128
+    assert bucket_width(1) == BUCKET == 32 and bucket_width(97) == 128
+    assert bucket_width(1076) == 1088  # 12 padded columns, not the 204 of a 1,280 bucket
     assert bucket_width(10_000) == MAX_WIDTH
     groups = in_buckets([300, 60, 310, 90, 64, 700], max_batch=2)
-    assert groups == [(64, [1, 4]), (96, [3]), (320, [0, 2]), (768, [5])]
+    assert groups == [(64, [1, 4]), (96, [3]), (320, [0, 2]), (704, [5])]
     assert in_buckets([50] * 5, max_batch=2) == [(64, [0, 1]), (64, [2, 3]), (64, [4])]
     # Wide lines run fewer at a time: at most 4,096 columns (38 MB of output) per run.
     assert COLUMNS_PER_RUN // MAX_WIDTH == 2
     assert [len(m) for _, m in in_buckets([1500] * 5, max_batch=16)] == [2, 2, 1]
-    assert [len(m) for _, m in in_buckets([200] * 20, max_batch=16)] == [16, 4]
+    assert [len(m) for _, m in in_buckets([250] * 20, max_batch=16)] == [16, 4]
 
 
 def test_recognise_runs_one_batch_per_bucket_and_keeps_line_order() -> None:
