@@ -183,3 +183,13 @@ def test_prepare_keeps_the_decoded_pixels_for_cutting_lines(model: TextModel) ->
     coloured[..., 2] = 255
     blue = model.prepare(DecodedImage(coloured, 64, 64, sha256="", format="PNG"), {})
     assert blue.tensor[0, 0].min() == 1.0 and blue.tensor[0, 2].max() == -1.0
+
+
+def test_reads_at_least_as_well_as_rapidocr_on_the_same_images(model: TextModel) -> None:
+    """The issue's accuracy target, where rapidocr (the bench extra) is installed."""
+    rapidocr = pytest.importorskip("rapidocr")
+    engine = rapidocr.RapidOCR(params={"Global.log_level": "critical"})
+    cases = [(png(page()), PAGE_TEXT)] + [(s.jpeg, s.text) for s in samples(4, seed=31)]
+    for data, truth in cases:
+        theirs = "\n".join(engine(data).txts or ())
+        assert cer(read(model, data)["text"], truth) <= cer(theirs, truth)
