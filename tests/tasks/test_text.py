@@ -193,3 +193,13 @@ def test_reads_at_least_as_well_as_rapidocr_on_the_same_images(model: TextModel)
     for data, truth in cases:
         theirs = "\n".join(engine(data).txts or ())
         assert cer(read(model, data)["text"], truth) <= cer(theirs, truth)
+
+
+def test_a_long_line_is_read_whole(model: TextModel) -> None:
+    line = ("Open daily from 7:30 until 22:00 except Mondays; tickets at gate A-17, "
+            "platform 4, or online at www.example.org/tickets")
+    font = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    rgb, data = render((line,), font if font.is_file() else None, 18, quality=90)
+    assert rgb.shape[1] > 1000
+    answer = read(model, data)
+    assert cer(answer["text"], line) <= 0.02, answer["text"]

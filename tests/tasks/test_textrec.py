@@ -50,7 +50,7 @@ def test_buckets_cover_every_width_and_cap_batches() -> None:
     assert groups == [(64, [1, 4]), (96, [3]), (320, [0, 2]), (704, [5])]
     assert in_buckets([50] * 5, max_batch=2) == [(64, [0, 1]), (64, [2, 3]), (64, [4])]
     # Wide lines run fewer at a time: at most 4,096 columns (38 MB of output) per run.
-    assert COLUMNS_PER_RUN // MAX_WIDTH == 2
+    assert COLUMNS_PER_RUN // 1504 == 2 and COLUMNS_PER_RUN // MAX_WIDTH == 1
     assert [len(m) for _, m in in_buckets([1500] * 5, max_batch=16)] == [2, 2, 1]
     assert [len(m) for _, m in in_buckets([250] * 20, max_batch=16)] == [16, 4]
 
@@ -99,5 +99,5 @@ def test_a_tall_line_is_shrunk_by_area_and_a_long_one_capped() -> None:
     image = np.random.default_rng(0).integers(0, 255, (400, 3000, 3), dtype=np.uint8)
     big = np.array([[0, 0], [600, 0], [600, 200], [0, 200]], np.float32)
     assert cut_line(image, big).shape == (LINE_HEIGHT, 144, 3)
-    long = np.array([[0, 0], [2999, 0], [2999, 30], [0, 30]], np.float32)
+    long = np.array([[0, 0], [2999, 0], [2999, 20], [0, 20]], np.float32)
     assert cut_line(image, long).shape == (LINE_HEIGHT, MAX_WIDTH, 3)

@@ -20,12 +20,13 @@ import cv2
 import numpy as np
 
 LINE_HEIGHT = 48
-# Bucket width step, a multiple of the recogniser's 8-column stride, and the widest line read
-# (longer lines are squeezed to it: 32 characters of average width fit).
+# Bucket width step, a multiple of the recogniser's 8-column stride, and the widest line read:
+# 64 line heights, about 170 characters of Latin text (longer lines are squeezed to it).
 BUCKET = 32
-MAX_WIDTH = 1536
-# Most line columns one recogniser run reads: its output is 18,710 probabilities for every 8
-# columns, so 4,096 columns are 38 MB of output (a batch of 16 lines 1,536 px wide would be 230).
+MAX_WIDTH = 3072
+# Most line columns one recogniser run reads (a wider line runs alone): its output is 18,710
+# probabilities for every 8 columns, so 4,096 columns are 38 MB of output (a batch of 16
+# lines 1,536 px wide would be 230).
 COLUMNS_PER_RUN = 4096
 # The orientation classifier's fixed input.
 CLS_HEIGHT, CLS_WIDTH = 48, 192
