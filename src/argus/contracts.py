@@ -104,7 +104,8 @@ class AskOptions(Contract):
     top_k: int | None = None
     """How many labels a classifying step answers (its default when None)."""
     conf: float | None = None
-    """Score threshold of detecting steps (their default when None)."""
+    """Score threshold of detecting steps (their default when None); a text step's lowest
+    line score kept."""
     crops: bool = False
     """Aligned face crops (base64 PNG) in face answers."""
     app: str | None = None

@@ -138,3 +138,81 @@ def test_attributes_of_per_crop_results_flatten_items() -> None:
 def test_steps_read_by_an_expression() -> None:
     expr = parse_expression("faces.count > 0 or any label in ['cat']", resolve)
     assert expr.steps() == {"faces", "labels"}
+
+
+# -- text steps: their whole text, every line's text, contains/startswith ------------------
+
+TEXT_STEPS = {"sign": {"box", "text", "score"}, "labels": {"label", "score", "index"}}
+TEXT_RESULTS = {
+    "sign": {
+        "lines": [
+            {"text": "EMERGENCY", "score": 0.98, "box": [[0, 0], [9, 0], [9, 2], [0, 2]]},
+            {"text": "Exit only", "score": 0.91, "box": [[0, 3], [9, 3], [9, 5], [0, 5]]},
+        ],
+        "text": "EMERGENCY\nExit only",
+    },
+    "labels": RESULTS["labels"],
+}
+
+
+def resolve_text(step: str | None, attr: str, column: int) -> tuple[str, str]:
+    if step is None:
+        owners = [s for s, fields in TEXT_STEPS.items() if attr.rstrip("s") in fields]
+        if len(owners) != 1:
+            raise ExprError(f"cannot tell which step has {attr}", column)
+        return owners[0], attr
+    if attr in ("text", "texts") and "text" not in TEXT_STEPS[step]:
+        raise ExprError(f"step {step!r} has no text", column)
+    return step, attr
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ('sign.contains("EXIT")', True),
+        ("sign.contains('exit only')", True),  # ignoring case
+        ('sign.contains("entrance")', False),
+        ('contains("emergency")', True),  # bare: the one step with text
+        ('sign.startswith("emergency")', True),
+        ('sign.startswith("exit")', False),
+        ("sign.count > 0 and sign.contains('EXIT')", True),
+        ("not sign.contains('fire')", True),
+        ('"Exit only" in sign.texts', True),
+        ('any sign.texts in ["EMERGENCY", "stop"]', True),
+        ("sign.text == 'EMERGENCY'", False),  # the whole text: both lines
+        ("sign.text != ''", True),
+        ("sign.min_score > 0.9", True),
+        ('sign.contains("EXIT") or labels.top_label == "tabby"', True),
+    ],
+)
+def test_text_steps(source: str, expected: bool) -> None:
+    assert parse_expression(source, resolve_text).evaluate(TEXT_RESULTS) is expected
+
+
+def test_a_text_step_that_read_nothing_contains_nothing() -> None:
+    expr = parse_expression('sign.contains("EXIT") or sign.text == ""', resolve_text)
+    assert expr.evaluate({"sign": {"lines": [], "text": ""}}) is True
+    assert parse_expression('sign.contains("")', resolve_text).evaluate(
+        {"sign": {"lines": []}}
+    ) is True  # the empty string is in every text
+    assert expr.steps() == {"sign"}
+
+
+@pytest.mark.parametrize(
+    ("source", "message", "column"),
+    [
+        ("sign.contains > 0", "is a test: write contains", 6),
+        ("sign.contains(3)", "takes one string in quotes, not '3'", 15),
+        ("sign.contains(sign.text)", "takes one string in quotes", 15),
+        ("sign.contains('a', 'b')", "expected ')' after contains's string", 18),
+        ("sign.contains('a'", "expected ')' after contains's string", 18),
+        ("labels.contains('cat')", "step 'labels' has no text", 1),
+        ("sign.contains('EXIT') == 1", "cannot compare a true/false with a number", 23),
+        ("sign.text > 3", "cannot compare a string with a number", 11),
+    ],
+)
+def test_text_errors_name_the_column(source: str, message: str, column: int) -> None:
+    with pytest.raises(ExprError) as info:
+        parse_expression(source, resolve_text)
+    assert message in info.value.message
+    assert info.value.column == column

@@ -334,3 +334,35 @@ def test_a_bad_file_never_hides_the_good_ones(tmp_path: Path) -> None:
     catalogue = Catalogue(tmp_path, MODELS.get)
     assert set(catalogue.user()) == {"portrait"}
     assert catalogue.problems["deep.yaml"].startswith("deep.yaml, line 3: nested more than")
+
+
+def test_a_text_step_is_gated_by_labels_and_gates_by_what_it_reads() -> None:
+    models = {**MODELS, "ppocr": ModelFacts("text", frozenset({1}), frozenset({"production"}))}
+    spec = parse_graph(
+        textwrap.dedent(
+            """\
+            question: signs
+            steps:
+              labels: {model: efficientnet-lite0}
+              text: {model: ppocr, when: "any labels.label in ['book jacket', 'menu', 'web site']"}
+              words: {op: crop, from: text, margin: 0.05}
+              exit: {model: tint, input: words, when: 'text.contains("EXIT") and text.count > 0'}
+            answer: [labels, text, exit]
+            """
+        ),
+        origin="signs.yaml",
+        lookup=models.get,
+        check_models=True,
+    )
+    assert spec.steps["text"].kind == "lines"
+    assert spec.steps["text"].fields == frozenset({"box", "text", "score"})
+    assert spec.steps["exit"].needs == ("words", "text")
+    assert spec.steps["exit"].when is not None
+    assert spec.steps["exit"].when.evaluate({"text": {"lines": [{"text": "exit"}], "text": "exit"}})
+    with pytest.raises(BadInput, match=r"line 4: .*'labels' answers labels, which have no 'text'"):
+        parse_graph(
+            "question: q\nsteps:\n  labels: {model: efficientnet-lite0}\n"
+            "  t: {model: tint, when: 'labels.contains(\"cat\")'}\nanswer: [labels, t]\n",
+            origin="signs.yaml",
+            lookup=models.get,
+        )

@@ -46,7 +46,7 @@ def loaded(pulled_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
 
 
 def test_each_name_maps_to_the_class_that_declares_it() -> None:
-    assert list(TASKS) == ["classify", "detect", "embed", "faces", "people"]
+    assert list(TASKS) == ["classify", "detect", "embed", "faces", "people", "text"]
     for name, cls in TASKS.items():
         assert task_class(name) is cls
         assert issubclass(cls, TaskModel) and cls.task == name
@@ -80,7 +80,7 @@ def test_answers_hold_the_declared_kind_and_item_fields(
         image = decode(photos["astronaut"], Limits(), model.min_side)
         raw = model.infer([model.prepare(image, {})])[0]
         answer = model.finish(raw, image, {})
-        assert list(answer) == [cls.answer_kind], name
+        assert list(answer) == [cls.answer_kind, *cls.answer_extras], name
         items = answer[cls.answer_kind]
         assert items, f"{name} found nothing on the astronaut photo"
         for item in items:

@@ -167,6 +167,34 @@ def test_a_face_box_and_its_landmarks_are_drawn_on_the_astronaut(
         browser.set_window_size(1280, 1000)
 
 
+def test_text_lines_are_overlaid_with_what_they_say(
+    browser: Any, site: ServerProcess, tmp_path: Path
+) -> None:
+    from tests.rendered_text import samples
+
+    sample = samples(1, seed=11)[0]
+    photo = tmp_path / "sign.jpg"
+    photo.write_bytes(sample.jpeg)
+    ask(browser, site, photo, "text")
+    canvas = "document.querySelector('#ask-result canvas')"
+    wait_for(browser, lambda d: all_css(d, "#ask-result canvas[data-drawn]"), what="the drawing")
+    assert browser.execute_script(f"return {canvas}.dataset.lines") == str(len(sample.lines))
+    listed = [li.text for li in all_css(browser, "#ask-result ol.text-lines li")]
+    assert [item.rsplit(" (", 1)[0] for item in listed] == list(sample.lines)
+    answer = httpx.post(f"{site.url}/v1/questions/text", content=sample.jpeg, timeout=60).json()
+    (x0, y0), _, _, (_, y3) = answer["answer"]["lines"][0]["box"]
+    # On the first line's left edge, half way down, the outline is the text colour (#ff2fd0).
+    width = sample.rgb.shape[1]
+    row = browser.execute_script(
+        f"const c = {canvas}; const k = c.width / arguments[2];"
+        "return Array.from(c.getContext('2d').getImageData("
+        "Math.round(arguments[0] * k) - 3, Math.round(arguments[1] * k), 7, 1).data);",
+        x0, (y0 + y3) / 2, width)
+    pixels = [row[i:i + 3] for i in range(0, len(row), 4)]
+    assert any(r > 200 and g < 140 and b > 150 for r, g, b in pixels), pixels
+    assert "line" in (browser.find_element("css selector", "#ask-result figcaption").text)
+
+
 def test_every_control_is_labelled_and_the_tabs_answer_arrow_keys(
     browser: Any, site: ServerProcess
 ) -> None:

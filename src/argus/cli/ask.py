@@ -162,8 +162,11 @@ def _write_crops(path: Path, answer: dict[str, Any], crops: Path) -> None:
 
 
 def _drawable(answer: dict[str, Any]) -> dict[str, Any]:
-    """Faces, objects, people and labels of every step, in the shape ``draw_answer`` reads."""
-    merged: dict[str, list[Any]] = {"faces": [], "objects": [], "people": [], "labels": []}
+    """Faces, objects, people, labels and text lines of every step, in the shape
+    ``draw_answer`` reads."""
+    merged: dict[str, list[Any]] = {
+        "faces": [], "objects": [], "people": [], "labels": [], "lines": []
+    }
     for _, result in _step_results(answer):
         for key, items in merged.items():
             value = result.get(key)
@@ -229,6 +232,18 @@ def _print_result(body: dict[str, Any]) -> None:
                               f"({hip[0]:.0f},{hip[1]:.0f})",
                               f"({shoulder[0]:.0f},{shoulder[1]:.0f})")
             console.print(table)
-    others = {k: v for k, v in body.items() if k not in ("labels", "faces", "objects", "people")}
+    if "lines" in body:
+        if not body["lines"]:
+            console.print("no text")
+        else:
+            table = Table("line", "text", "score", "box (top-left, bottom-right)")
+            for i, line in enumerate(body["lines"]):
+                (x1, y1), _, (x2, y2), _ = line["box"]
+                table.add_row(str(i), line["text"], f"{line['score']:.3f}",
+                              f"({x1:.0f},{y1:.0f}) ({x2:.0f},{y2:.0f})")
+            console.print(table)
+    text_keys = ("lines", "text") if "lines" in body else ()
+    shown = ("labels", "faces", "objects", "people", *text_keys)
+    others = {k: v for k, v in body.items() if k not in shown}
     if others:
         print_json(others)

@@ -30,7 +30,8 @@ TOP_K = typer.Option(None, "--top-k", help="How many labels a classifying step a
 APP = typer.Option(None, "--app", help="Answer with this application's pinned versions.")
 VERSION = typer.Option(None, "--version", help="Use this exact model version.")
 ALIAS = typer.Option(None, "--alias", help="Use the version this alias points at.")
-CONF = typer.Option(None, "--conf", help="Detection confidence threshold (0 to 1).")
+CONF = typer.Option(None, "--conf", help="Detection confidence threshold, or a text step's "
+                    "lowest line score kept (0 to 1).")
 
 
 def settings() -> Settings:

@@ -10,12 +10,14 @@ Grammar (lowest precedence first)::
     not      := "not" not | quant
     quant    := ("any" | "all") operand "in" operand | compare
     compare  := operand [("==" | "!=" | "<" | "<=" | ">" | ">=" | "in" | "not" "in") operand]
-    operand  := NUMBER | STRING | "true" | "false" | list | path | "(" expr ")"
+    operand  := NUMBER | STRING | "true" | "false" | list | call | path | "(" expr ")"
     list     := "[" [literal ("," literal)* [","]] "]"
+    call     := [NAME "."] METHOD "(" STRING ")"   e.g. text.contains("EXIT")
     path     := NAME ["." NAME]          e.g. faces.count, labels.max_score, label
 
 A path is ``STEP.ATTRIBUTE``; a bare ``ATTRIBUTE`` (``any label in [...]``) names the one step
-of the graph whose items have that field. Attributes are listed in :data:`ATTRIBUTES`.
+of the graph whose items have that field. Attributes are listed in :data:`ATTRIBUTES`, methods
+(tests of a step's text) in :data:`METHODS`.
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ ATTRIBUTES: dict[str, tuple[str, str | None, str]] = {
     "score": (LIST, "score", "every item's score"),
     "scores": (LIST, "score", "every item's score"),
     "index": (LIST, "index", "every item's class index"),
+    "text": (STR, "text", "a text step's whole text, its lines joined ('' when there are none)"),
+    "texts": (LIST, "text", "every line's text"),
+}
+# method -> what it means; each reads a step's ``text`` and takes one string.
+METHODS: dict[str, str] = {
+    "contains": "whether the step's text contains the string, ignoring case",
+    "startswith": "whether the step's text starts with the string, ignoring case",
 }
 KEYWORDS = frozenset({"and", "or", "not", "in", "any", "all", "true", "false"})
 COMPARISONS = ("==", "!=", "<=", ">=", "<", ">")
@@ -141,6 +150,14 @@ class Compare:
 
 
 @dataclass(frozen=True)
+class Call:
+    method: str  # one of METHODS
+    subject: Path  # a step's ``text``
+    argument: str
+    column: int
+
+
+@dataclass(frozen=True)
 class Quantified:
     quantifier: str  # any, all
     items: Node
@@ -148,7 +165,7 @@ class Quantified:
     column: int
 
 
-Node = Literal | Path | Not | Logic | Compare | Quantified
+Node = Literal | Path | Not | Logic | Compare | Quantified | Call
 
 # Given a bare or dotted name, the (step, attribute) it means; raises ExprError otherwise.
 NameResolver = Callable[[str | None, str, int], tuple[str, str]]
@@ -172,6 +189,8 @@ class Expression:
 def _collect_steps(node: Node, found: set[str]) -> None:
     if isinstance(node, Path):
         found.add(node.step)
+    elif isinstance(node, Call):
+        found.add(node.subject.step)
     elif isinstance(node, Not):
         _collect_steps(node.operand, found)
     elif isinstance(node, Logic | Compare):
@@ -308,11 +327,34 @@ class _Parser:
                         attr.column,
                     )
                 self.take()
+                if attr.text in METHODS:
+                    return self.parse_call(tok.text, attr, tok.column)
                 step, name = self.resolve(tok.text, attr.text, tok.column)
+            elif tok.text in METHODS:
+                return self.parse_call(None, tok, tok.column)
             else:
                 step, name = self.resolve(None, tok.text, tok.column)
             return Path(step, name, tok.column)
         raise ExprError(f"expected a value but found {_describe(tok)}", tok.column)
+
+    def parse_call(self, prefix: str | None, method: Token, column: int) -> Node:
+        """``[STEP.]METHOD("string")``: a test of a step's text (a bare method reads the one
+        step whose items have text)."""
+        if not self.at("op", "("):
+            raise ExprError(
+                f"{method.text} is a test: write {method.text}(\"…\") with one string",
+                method.column,
+            )
+        self.take()
+        arg = self.tok
+        if arg.kind != "string":
+            raise ExprError(
+                f"{method.text}(…) takes one string in quotes, not {_describe(arg)}", arg.column
+            )
+        self.take()
+        self.expect("op", ")", f"')' after {method.text}'s string")
+        step, name = self.resolve(prefix, "text", column)
+        return Call(method.text, Path(step, name, column), str(arg.value), column)
 
     def parse_list(self) -> Node:
         start = self.take()
@@ -356,6 +398,8 @@ def _type(node: Node) -> str:
         return node.type
     if isinstance(node, Path):
         return ATTRIBUTES[node.attr][0]
+    if isinstance(node, Call):
+        return BOOL
     if isinstance(node, Not):
         _need(node.operand, BOOL, "'not'")
         return BOOL
@@ -445,6 +489,9 @@ def attribute(result: Mapping[str, Any], attr: str) -> Any:
         return float(min(values, default=0.0))
     if attr == "top_score":
         return float(values[0]) if values else 0.0
+    if attr == "text":
+        whole = result.get("text")
+        return whole if isinstance(whole, str) else "\n".join(str(v) for v in values)
     return str(values[0]) if values else ""
 
 
@@ -453,6 +500,10 @@ def _eval(node: Node, results: Mapping[str, Mapping[str, Any]]) -> Any:
         return list(node.value) if node.type == LIST else node.value
     if isinstance(node, Path):
         return attribute(results[node.step], node.attr)
+    if isinstance(node, Call):
+        text = str(attribute(results[node.subject.step], "text")).casefold()
+        wanted = node.argument.casefold()
+        return text.startswith(wanted) if node.method == "startswith" else wanted in text
     if isinstance(node, Not):
         return not _eval(node.operand, results)
     if isinstance(node, Logic):

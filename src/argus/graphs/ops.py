@@ -91,6 +91,10 @@ def crop(
         box = item.get("box")
         if not isinstance(box, list | tuple) or len(box) != 4:
             raise Conflict(f"op crop: item {i} of step {step!r} ({key}) has no box")
+        if all(isinstance(p, list | tuple) and len(p) == 2 for p in box):
+            # A quadrilateral (a text line's four corners): its upright bounding box.
+            xs, ys = [float(p[0]) for p in box], [float(p[1]) for p in box]
+            box = [min(xs), min(ys), max(xs), max(ys)]
         x1, y1, x2, y2 = (float(v) for v in box)
         dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
         left, top = max(0, round(x1 - dx)), max(0, round(y1 - dy))

@@ -6,11 +6,12 @@ import io
 from collections.abc import Mapping
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 FACE_COLOUR = (0, 255, 0)
 OBJECT_COLOUR = (255, 80, 0)
 PERSON_COLOUR = (0, 160, 255)
+TEXT_COLOUR = (255, 0, 200)
 # The people task's keypoints, joined as the body's axis: hip to shoulder to upper-body point.
 PERSON_AXIS = ("mid_hip", "mid_shoulder", "upper_body")
 # Left eye, right eye, nose, left mouth corner, right mouth corner.
@@ -51,7 +52,35 @@ def draw_on(image: Image.Image, body: Mapping[str, Any]) -> Image.Image:
         r = max(2, width + 1)
         for x, y in points:
             draw.ellipse((x - r, y - r, x + r, y + r), fill=PERSON_COLOUR)
+    draw_text_lines(img, body.get("lines") or [], width)
     labels = body.get("labels") or []
     for i, item in enumerate(labels[:3]):
         draw.text((6, 6 + 12 * i), f"{item['label']} {item['score']:.2f}", fill=(255, 255, 255))
     return img
+
+
+def draw_text_lines(img: Image.Image, lines: list[Any], width: int) -> None:
+    """Each text line's quadrilateral, veiled in white, with what was read written inside it
+    as large as fits: dense pages stay legible, and a misreading sits on the words it
+    misread. Drawn into ``img`` itself."""
+    if not lines:
+        return
+    overlay = Image.new("RGBA", img.size, (0, 0, 0, 0))
+    veil = ImageDraw.Draw(overlay)
+    for line in lines:
+        veil.polygon([(float(x), float(y)) for x, y in line["box"]], fill=(255, 255, 255, 190))
+    img.paste(Image.alpha_composite(img.convert("RGBA"), overlay).convert("RGB"))
+    draw = ImageDraw.Draw(img)
+    for line in lines:
+        corners = [(float(x), float(y)) for x, y in line["box"]]
+        draw.polygon(corners, outline=TEXT_COLOUR, width=max(1, width // 2))
+        (x0, y0), (x1, y1), _, (x3, y3) = corners
+        height = max(6.0, ((x3 - x0) ** 2 + (y3 - y0) ** 2) ** 0.5)
+        length = max(6.0, ((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5)
+        size = max(6, round(height * 0.6))
+        font = ImageFont.load_default(size=size)
+        drawn = max(1.0, draw.textlength(line["text"], font=font))
+        if drawn > length * 0.95:  # a long reading in a short box: smaller, to fit
+            font = ImageFont.load_default(size=max(6, int(size * length * 0.95 / drawn)))
+        centre = ((x0 + x1 + corners[2][0] + x3) / 4, (y0 + y1 + corners[2][1] + y3) / 4)
+        draw.text(centre, line["text"], fill=(120, 0, 90), font=font, anchor="mm")

@@ -57,6 +57,8 @@ DEFAULT_MODELS = [
     DefaultModel("mtcnn", "argus.convert.mtcnn", 3),
     # MediaPipe's person detector, converted from .tflite; checked against OpenVINO's reading.
     DefaultModel("blazepose-detector", "argus.convert.blazepose", 1, ("openvino",)),
+    # PP-OCR's text detector, recogniser and orientation classifier, native ONNX from rapidocr.
+    DefaultModel("ppocr", "argus.convert.ppocr", 1),
 ]
 
 

@@ -16,9 +16,11 @@ from argus.tasks.detect import DetectModel
 from argus.tasks.embed import EmbedModel
 from argus.tasks.faces import FacesModel
 from argus.tasks.people import PeopleModel
+from argus.tasks.text import TextModel
 
 TASKS: dict[str, type[TaskModel]] = {
-    cls.task: cls for cls in (ClassifyModel, DetectModel, EmbedModel, FacesModel, PeopleModel)
+    cls.task: cls
+    for cls in (ClassifyModel, DetectModel, EmbedModel, FacesModel, PeopleModel, TextModel)
 }
 #: The keys of the tasks' lists of answer items (labels, objects, faces, …).
 ITEM_KEYS: tuple[str, ...] = tuple(

@@ -47,6 +47,8 @@ class TaskModel(ABC):
     name of the model's one-step question."""
     item_fields: ClassVar[frozenset[str]] = frozenset()
     """The fields every item of that list has (graph conditions may read them)."""
+    answer_extras: ClassVar[tuple[str, ...]] = ()
+    """Keys the answer has after its list, in order (text: the lines' text joined)."""
     takes_prepared_input: ClassVar[bool] = False
     """``prepare`` gives exactly one row of the model's single input tensor, so a client that
     prepared an image itself (the gateway) may send that row instead of the image."""

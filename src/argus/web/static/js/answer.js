@@ -8,6 +8,7 @@ const LANDMARKS = [
   ["left eye", "#00e5ff"], ["right eye", "#00e5ff"], ["nose", "#ff4dd2"],
   ["mouth, left", "#7cff4d"], ["mouth, right", "#7cff4d"],
 ];
+const TEXT = "#ff2fd0";
 const PALETTE = ["#ff6b35", "#2ec4b6", "#e71d36", "#8f2d56", "#3a86ff", "#ffbe0b", "#06d6a0"];
 
 /** The answer's parts: [{step, value}] — one for a one-model question, one per answer step of
@@ -24,10 +25,12 @@ function colourOf(label) {
   return PALETTE[n % PALETTE.length];
 }
 
-/** What to draw on the photo: {boxes: [{box, colour, text, kind}], points: [{x, y, colour}]}. */
+/** What to draw on the photo: {boxes: [{box, colour, text, kind}], points: [{x, y, colour}],
+ * quads: [{corners, colour, text}]} (text lines: four corners, the text's own top-left first). */
 export function shapes(answerParts) {
   const boxes = [];
   const points = [];
+  const quads = [];
   for (const { value } of answerParts) {
     if (!value) continue;
     (value.faces || []).forEach((face, i) => {
@@ -37,8 +40,9 @@ export function shapes(answerParts) {
     for (const item of value.objects || []) {
       boxes.push({ box: item.box, colour: colourOf(item.label), text: `${item.label} · ${fmt.score(item.score)}`, kind: "object" });
     }
+    for (const line of value.lines || []) quads.push({ corners: line.box, colour: TEXT, text: line.text });
   }
-  return { boxes, points };
+  return { boxes, points, quads };
 }
 
 /** Draw `bitmap` and the shapes on `canvas` (at most 1600 px a side). */
@@ -69,6 +73,7 @@ export function draw(canvas, bitmap, found, imageWidth) {
     ctx.fillStyle = "#000";
     ctx.fillText(text, x1 + 4 - line / 2, top + 3);
   }
+  for (const quad of found.quads || []) drawQuad(ctx, quad, k, line);
   const r = Math.max(3, line * 1.5);
   for (const { x, y, colour } of found.points) {
     ctx.beginPath();
@@ -80,6 +85,36 @@ export function draw(canvas, bitmap, found, imageWidth) {
     ctx.stroke();
   }
   return k;
+}
+
+/** A text line: its quadrilateral veiled in white, what was read written inside it along the
+ * line's own slope, as large as fits (dense pages stay legible; a misreading sits on its words). */
+function drawQuad(ctx, { corners, colour, text }, k, line) {
+  const pts = corners.map(([x, y]) => [x * k, y * k]);
+  ctx.beginPath();
+  pts.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
+  ctx.closePath();
+  ctx.fillStyle = "rgba(255, 255, 255, 0.75)";
+  ctx.fill();
+  ctx.lineWidth = Math.max(1, line / 2);
+  ctx.strokeStyle = colour;
+  ctx.stroke();
+  const [[x0, y0], [x1, y1], , [x3, y3]] = pts;
+  const length = Math.hypot(x1 - x0, y1 - y0);
+  const height = Math.hypot(x3 - x0, y3 - y0);
+  let size = Math.max(6, height * 0.6);
+  ctx.font = `600 ${size}px system-ui, sans-serif`;
+  const drawn = ctx.measureText(text).width;
+  if (drawn > length * 0.95) size = Math.max(6, size * length * 0.95 / drawn);
+  ctx.save();
+  ctx.translate(pts.reduce((s, [x]) => s + x, 0) / 4, pts.reduce((s, [, y]) => s + y, 0) / 4);
+  ctx.rotate(Math.atan2(y1 - y0, x1 - x0));
+  ctx.font = `600 ${size}px system-ui, sans-serif`;
+  ctx.textAlign = "center";
+  ctx.textBaseline = "middle";
+  ctx.fillStyle = "#78005a";
+  ctx.fillText(text, 0, 0);
+  ctx.restore();
 }
 
 function bars(labels) {
@@ -122,6 +157,11 @@ function describePart({ step, value }, single) {
     out.push(value.crops.some((c) => c.png)
       ? h("div", { class: "crops" }, value.crops.filter((c) => c.png).map((c) => crop(c.png, `aligned face ${c.from + 1}`)))
       : h("p", { class: "muted", text: `${value.count ?? value.crops.length} aligned crop(s); ask with crops on to see them` }));
+  }
+  if (Array.isArray(value.lines)) {
+    out.push(value.lines.length
+      ? h("ol", { class: "text-lines" }, value.lines.map((l) => h("li", { text: `${l.text} (${fmt.score(l.score)})` })))
+      : h("p", { text: "no text" }));
   }
   if (Array.isArray(value.embedding)) out.push(h("p", { text: `a vector of ${value.embedding.length} numbers` }));
   if (!out.length) out.push(h("pre", { text: JSON.stringify(value, shorten, 2) }));
@@ -166,8 +206,10 @@ export async function renderAnswer(container, answer, blob) {
   const caption = [`${answer.image.width}×${answer.image.height}`];
   if (faces) caption.push(`${faces} face box${faces > 1 ? "es" : ""} with landmarks`);
   if (objects) caption.push(`${objects} object box${objects > 1 ? "es" : ""}`);
+  const lines = drawn.quads.length;
+  if (lines) caption.push(`${lines} line${lines > 1 ? "s" : ""} of text with what each says`);
   canvas.setAttribute("aria-label", `The photo with the answer drawn: ${caption.slice(1).join(", ") || "nothing to draw"}`);
-  Object.assign(canvas.dataset, { faces, objects, points: drawn.points.length });
+  Object.assign(canvas.dataset, { faces, objects, lines, points: drawn.points.length });
   const copyJson = h("button", { type: "button", class: "small", text: "Copy JSON",
     onclick: async () => say((await copyText(JSON.stringify(answer, null, 2))) ? "JSON copied" : "could not copy") });
   fill(container,

@@ -1,0 +1,246 @@
+"""Text: the lines of text in an image, each with its quadrilateral, what it says and how sure
+the reading is, in reading order, plus the whole text joined (PP-OCR's three networks).
+
+Detection (:mod:`argus.tasks.textdet`) runs on the image at its own size, shrunk only when its
+longer side passes ``max_side`` and grown only when its shorter side is under ``min_side``:
+PP-OCR's usual practice of enlarging every image to 736 pixels costs several times the
+compute on small images and reads no better. Each line is then cut out of the decoded image
+(not the detector's copy) straight and 48 pixels high, turned right way up where the
+orientation classifier is sure it is upside down, and every line of every image in the batch
+is read together, batched by width (:mod:`argus.tasks.textrec`).
+
+A line's ``score`` is the mean probability of its characters; lines under ``min_score`` (the
+request's ``conf``, or a graph step's ``params: {min_score: …}``) are left out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from argus.engines import RuntimeChoice
+from argus.errors import BadInput, BadPackage
+from argus.images import DecodedImage, DecodeSize
+from argus.manifest import ModelPackage, TaskFields
+from argus.tasks.base import TaskModel
+from argus.tasks.textdet import DetectorInput, detector_size, find_lines
+from argus.tasks.textrec import (
+    Reading,
+    cut_line,
+    normalise,
+    recognise,
+    text_corners,
+    upside_down,
+)
+
+
+class TextOptions(BaseModel):
+    """The ``options`` block of a text package."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    characters: str = "characters.json"
+    """The package file listing the recogniser's classes after the blank (a JSON list)."""
+    min_score: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Lines read with a lower mean character probability are left out."""
+    thresh: float = Field(default=0.3, gt=0.0, lt=1.0)
+    """Detector probability over which a pixel belongs to a line."""
+    box_thresh: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Mean detector probability a line's region needs to be kept."""
+    unclip_ratio: float = Field(default=1.6, gt=0.0, le=4.0)
+    """How far a detected core is grown back to the line's extent (see textdet)."""
+    max_side: int = Field(default=960, ge=64, le=4096)
+    """The detector's longest input side; larger images are shrunk to it."""
+    min_side: int = Field(default=64, ge=32, le=1024)
+    """Images whose shorter side is under this are enlarged to it for the detector."""
+    max_lines: int = Field(default=300, ge=1, le=2000)
+    """At most this many lines are read per image (the largest regions first)."""
+    orientation_thresh: float = Field(default=0.9, ge=0.5, le=1.0)
+    """A line is turned when the classifier says 180 degrees at least this surely."""
+    line_batch: int = Field(default=16, ge=1, le=256)
+    """Most lines the recogniser reads in one run."""
+
+
+class TextFields(TaskFields):
+    options: TextOptions = TextOptions()
+
+
+@dataclass
+class PreparedText:
+    """One image ready for the networks: the detector's input and the pixels lines are cut
+    from (the decoded image itself, not a copy)."""
+
+    tensor: np.ndarray
+    rgb: np.ndarray
+    detector: DetectorInput
+
+
+@dataclass
+class FoundLine:
+    corners: np.ndarray  # [4, 2] in decoded pixels: TL, TR, BR, BL
+    detection: float
+    reading: Reading
+
+
+def upright_order(lines: list[FoundLine]) -> list[FoundLine]:
+    """Reading order for the text's own way up: when most lines were read turned half a
+    circle, the whole image is upside down, and its last line (at the top) is read first."""
+    turned = sum(1 for line in lines if line.corners[0, 1] > line.corners[2, 1])
+    return lines[::-1] if turned * 2 > len(lines) else lines
+
+
+def parse_min_score(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"min_score must be a number between 0 and 1, not {value!r}") from None
+    if not 0.0 <= number <= 1.0:
+        raise BadInput(f"min_score must be between 0 and 1, not {number}")
+    return number
+
+
+class TextModel(TaskModel):
+    task = "text"
+    answer_kind = "lines"
+    item_fields = frozenset({"box", "text", "score"})
+    answer_extras = ("text",)
+    fields = TextFields
+
+    def __init__(
+        self, package: ModelPackage, threads: int, choice: RuntimeChoice | None = None
+    ) -> None:
+        super().__init__(package, threads, choice)
+        self.options = package.fields_as(TextFields).options
+        files = package.onnx_files()
+        missing = {"detector", "recogniser", "orientation"} - set(files)
+        if missing:
+            raise BadPackage(
+                f"a text package needs models: detector, recogniser and orientation; "
+                f"{package.name} lacks {', '.join(sorted(missing))}"
+            )
+        try:
+            characters = json.loads(package.file(self.options.characters).read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise BadPackage(f"{package.name}: cannot read its character list: {exc}") from exc
+        if not isinstance(characters, list) or not all(isinstance(c, str) for c in characters):
+            raise BadPackage(f"{package.name}: {self.options.characters} must be a JSON list")
+        self.characters: list[str] = characters
+        # Every input size differs (images and line widths), so shape-specialised plans
+        # would be rebuilt per call.
+        self.detector = self.session(files["detector"], variable_shapes=True)
+        self.recogniser = self.session(files["recogniser"], variable_shapes=True)
+        self.orientation = self.session(files["orientation"], variable_shapes=True)
+        self._names = {
+            role: (s.get_inputs()[0].name, s.get_outputs()[0].name)
+            for role, s in (
+                ("detector", self.detector),
+                ("recogniser", self.recogniser),
+                ("orientation", self.orientation),
+            )
+        }
+
+    @property
+    def decode_size(self) -> DecodeSize:
+        # The detector reads at most max_side pixels across; lines are cut from the decoded
+        # image, so a JPEG may be reduced until it is about that size, not below.
+        return DecodeSize(work_pixels=self.options.max_side**2)
+
+    def _run(self, role: str, x: np.ndarray) -> np.ndarray:
+        session = getattr(self, role)
+        inp, out = self._names[role]
+        result: np.ndarray = session.run([out], {inp: x})[0]
+        return result
+
+    def prepare(self, image: DecodedImage, params: dict[str, Any]) -> PreparedText:
+        parse_min_score(params.get("min_score"))  # a bad value is refused before any work
+        rgb = image.rgb
+        h, w = rgb.shape[:2]
+        geo = detector_size(w, h, self.options.max_side, self.options.min_side)
+        shrink = geo.width * geo.height < w * h
+        resized = cv2.resize(
+            rgb,
+            (geo.width, geo.height),
+            interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR,
+        )
+        return PreparedText(normalise(resized)[None], rgb, geo)
+
+    def read_lines(self, prepared: Sequence[PreparedText]) -> list[list[FoundLine]]:
+        """Detect the lines of every image, then read all of them together."""
+        opts = self.options
+        found: list[list[tuple[np.ndarray, float]]] = []
+        for item in prepared:
+            prob = self._run("detector", item.tensor)[0, 0]
+            found.append(
+                find_lines(
+                    prob,
+                    item.detector,
+                    thresh=opts.thresh,
+                    box_thresh=opts.box_thresh,
+                    unclip_ratio=opts.unclip_ratio,
+                    max_lines=opts.max_lines,
+                )
+            )
+        found = [[(text_corners(quad), score) for quad, score in lines] for lines in found]
+        crops = [cut_line(item.rgb, quad) for item, lines in zip(prepared, found, strict=True)
+                 for quad, _ in lines]
+        flips = []
+        for start in range(0, len(crops), opts.line_batch):
+            part = crops[start : start + opts.line_batch]
+            flips += upside_down(
+                lambda x: self._run("orientation", x), part, opts.orientation_thresh
+            )
+        crops = [np.ascontiguousarray(c[::-1, ::-1]) if f else c
+                 for c, f in zip(crops, flips, strict=True)]
+        readings = iter(
+            recognise(lambda x: self._run("recogniser", x), crops, self.characters,
+                      opts.line_batch)
+        )
+        turned = iter(flips)
+        out: list[list[FoundLine]] = []
+        for lines in found:
+            read = []
+            for quad, score in lines:
+                # A line read turned: its own top-left corner is the image's bottom-right.
+                corners = np.roll(quad, 2, axis=0) if next(turned) else quad
+                read.append(FoundLine(corners, score, next(readings)))
+            out.append(upright_order(read))
+        return out
+
+    def infer(self, prepared: Sequence[PreparedText]) -> list[list[FoundLine]]:
+        return self.read_lines(prepared)
+
+    def finish(
+        self, raw: list[FoundLine], image: DecodedImage, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        min_score = parse_min_score(params.get("min_score"))
+        if min_score is None:
+            min_score = parse_min_score(params.get("conf"))
+        if min_score is None:
+            min_score = self.options.min_score
+        # Boxes are in the original image's pixels even when the JPEG was decoded smaller.
+        h, w = image.rgb.shape[:2]
+        sx, sy = image.width / w, image.height / h
+        lines: list[dict[str, Any]] = []
+        texts: list[str] = []
+        for line in raw:
+            text = line.reading.text.strip()
+            if not text or line.reading.score < min_score:
+                continue
+            corners = line.corners.astype(np.float64) * (sx, sy)
+            texts.append(text)
+            lines.append(
+                {
+                    "text": text,
+                    "score": round(line.reading.score, 6),
+                    "box": [[round(float(x), 1), round(float(y), 1)] for x, y in corners],
+                }
+            )
+        return {"lines": lines, "text": "\n".join(texts)}

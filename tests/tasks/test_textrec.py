@@ -1,0 +1,103 @@
+"""Line cutting, width buckets and CTC decoding, on arrays made here (the networks themselves
+are exercised in test_text.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from argus.tasks.textrec import (
+    BUCKET,
+    COLUMNS_PER_RUN,
+    LINE_HEIGHT,
+    MAX_WIDTH,
+    bucket_width,
+    ctc_greedy,
+    cut_line,
+    in_buckets,
+    recognise,
+    text_corners,
+)
+
+CHARS = ["a", "b", "c", " "]
+
+
+def one_hot(classes: list[int], n: int = len(CHARS) + 1, p: float = 0.9) -> np.ndarray:
+    probs = np.full((len(classes), n), (1 - p) / (n - 1), dtype=np.float32)
+    probs[np.arange(len(classes)), classes] = p
+    return probs
+
+
+def test_ctc_merges_repeats_and_drops_blanks() -> None:
+    # a a _ a b b _ _ c (blank = 0) reads "aabc": a blank separates the two a's.
+    reading = ctc_greedy(one_hot([1, 1, 0, 1, 2, 2, 0, 0, 3]), CHARS, 9)
+    assert reading.text == "aabc" and reading.score == pytest.approx(0.9)
+    assert ctc_greedy(one_hot([0, 0, 0]), CHARS, 3).text == ""
+    assert ctc_greedy(one_hot([4, 1]), CHARS, 2).text == " a"
+
+
+def test_ctc_ignores_the_columns_that_saw_padding() -> None:
+    probs = one_hot([1, 2, 3, 3, 1])
+    assert ctc_greedy(probs, CHARS, 3).text == "abc"
+    assert ctc_greedy(probs, CHARS, 0).text == "a"  # at least one column
+
+
+def test_buckets_cover_every_width_and_cap_batches() -> None:
+    assert bucket_width(1) == BUCKET == 32 and bucket_width(97) == 128
+    assert bucket_width(1076) == 1088  # 12 padded columns, not the 204 of a 1,280 bucket
+    assert bucket_width(10_000) == MAX_WIDTH
+    groups = in_buckets([300, 60, 310, 90, 64, 700], max_batch=2)
+    assert groups == [(64, [1, 4]), (96, [3]), (320, [0, 2]), (704, [5])]
+    assert in_buckets([50] * 5, max_batch=2) == [(64, [0, 1]), (64, [2, 3]), (64, [4])]
+    # Wide lines run fewer at a time: at most 4,096 columns (38 MB of output) per run.
+    assert COLUMNS_PER_RUN // 1504 == 2 and COLUMNS_PER_RUN // MAX_WIDTH == 1
+    assert [len(m) for _, m in in_buckets([1500] * 5, max_batch=16)] == [2, 2, 1]
+    assert [len(m) for _, m in in_buckets([250] * 20, max_batch=16)] == [16, 4]
+
+
+def test_recognise_runs_one_batch_per_bucket_and_keeps_line_order() -> None:
+    seen: list[tuple[int, ...]] = []
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        seen.append(batch.shape)
+        # Every line "says" its own width class: column 0 of a line w px wide is class
+        # 1 + (w > 100), the rest blank.
+        out = np.zeros((batch.shape[0], batch.shape[3] // 8, len(CHARS) + 1), np.float32)
+        out[:, :, 0] = 1.0
+        for i, row in enumerate(batch):
+            filled = int((np.abs(row[0, 0]) > 0).sum())
+            out[i, 0] = 0.0
+            out[i, 0, 1 + (filled > 100)] = 1.0
+        return out
+
+    lines = [np.full((LINE_HEIGHT, w, 3), 255, np.uint8) for w in (150, 60, 140, 50)]
+    readings = recognise(run, lines, CHARS, max_batch=8)
+    assert [r.text for r in readings] == ["b", "a", "b", "a"]
+    assert sorted(seen) == [(2, 3, 48, 64), (2, 3, 48, 160)]
+
+
+def test_cut_line_straightens_a_slanted_quadrilateral() -> None:
+    image = np.zeros((100, 200, 3), np.uint8)
+    quad = np.array([[20, 40], [180, 20], [182, 44], [22, 64]], np.float32)
+    import cv2
+
+    cv2.fillPoly(image, [quad.astype(np.int32)], (255, 255, 255))
+    line = cut_line(image, quad)
+    assert line.shape[0] == LINE_HEIGHT and 300 < line.shape[1] < 340
+    assert line[5:-5, 5:-5].min() > 200  # all inside the quadrilateral
+
+
+def test_a_tall_region_is_read_as_a_column_turned_a_quarter() -> None:
+    tall = np.array([[10, 0], [30, 0], [30, 100], [10, 100]], np.float32)
+    turned = text_corners(tall)
+    assert turned.tolist() == [[30, 0], [30, 100], [10, 100], [10, 0]]
+    wide = np.array([[0, 0], [100, 0], [100, 20], [0, 20]], np.float32)
+    assert text_corners(wide) is wide
+
+
+def test_a_tall_line_is_shrunk_by_area_and_a_long_one_capped() -> None:
+    image = np.random.default_rng(0).integers(0, 255, (400, 3000, 3), dtype=np.uint8)
+    big = np.array([[0, 0], [600, 0], [600, 200], [0, 200]], np.float32)
+    assert cut_line(image, big).shape == (LINE_HEIGHT, 144, 3)
+    long = np.array([[0, 0], [2999, 0], [2999, 20], [0, 20]], np.float32)
+    assert cut_line(image, long).shape == (LINE_HEIGHT, MAX_WIDTH, 3)
