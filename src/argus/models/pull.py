@@ -57,6 +57,8 @@ DEFAULT_MODELS = [
     DefaultModel("mtcnn", "argus.convert.mtcnn", 3),
     # MediaPipe's person detector, converted from .tflite; checked against OpenVINO's reading.
     DefaultModel("blazepose-detector", "argus.convert.blazepose", 1, ("openvino",)),
+    # MediaPipe's face mesh + iris (face attributes, gaze), converted from .tflite likewise.
+    DefaultModel("face-mesh", "argus.convert.facemesh", 1, ("openvino",)),
 ]
 
 

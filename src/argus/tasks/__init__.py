@@ -14,12 +14,16 @@ from argus.tasks.base import InputPreparer, TaskModel
 from argus.tasks.classify import ClassifyModel
 from argus.tasks.detect import DetectModel
 from argus.tasks.embed import EmbedModel
+from argus.tasks.face_attributes import FaceAttributesModel
 from argus.tasks.faces import FacesModel
 from argus.tasks.people import PeopleModel
 
 TASKS: dict[str, type[TaskModel]] = {
-    cls.task: cls for cls in (ClassifyModel, DetectModel, EmbedModel, FacesModel, PeopleModel)
+    cls.task: cls
+    for cls in (ClassifyModel, DetectModel, EmbedModel, FacesModel, PeopleModel)
 }
+# Added apart so the table above stays one line per part of issue 18 (merges stay easy).
+TASKS[FaceAttributesModel.task] = FaceAttributesModel
 #: The keys of the tasks' lists of answer items (labels, objects, faces, …).
 ITEM_KEYS: tuple[str, ...] = tuple(
     dict.fromkeys(cls.answer_kind for cls in TASKS.values() if cls.item_fields)
