@@ -4,7 +4,7 @@ It reads a face-attributes step run on a faces step's crops (``from:``, already 
 pixels), that faces step (``faces:``), and optionally a people step and any object-detecting
 steps (``people:``, ``objects:``). A face whose gaze is "at the camera" looks at the camera;
 otherwise every other face, person and object whose box the 2-D gaze ray passes through (or
-whose centre lies within :data:`CONE` degrees of it) is a candidate, and the nearest along the
+misses by at most :data:`CONE` degrees) is a candidate, and the nearest along the
 ray wins. A person is never their own target: boxes holding the looker's eyes are left out.
 """
 
@@ -17,9 +17,10 @@ from typing import Any
 from argus.errors import Conflict
 from argus.graphs.ops import StepOutput
 
-# How far (degrees) a target's centre may lie off the ray and still count: the gaze's own
-# error on the photos the thresholds were set on is about this (README, Faces).
-CONE = 15.0
+# How far (degrees) the ray may miss a box and still count: the gaze's own error on the
+# photos the thresholds were set on is about this (a mirrored photo's gaze differs from the
+# mirror of the original's by up to ~10°; README, Faces).
+CONE = 10.0
 AT_CAMERA = "at the camera"
 
 Box = Sequence[float]
@@ -45,17 +46,25 @@ def _ray_hits_box(origin: Sequence[float], direction: Sequence[float], box: Box)
 
 def _along(origin: Sequence[float], direction: Sequence[float], box: Box
            ) -> tuple[float, float] | None:
-    """(distance along the ray to the box's centre, angle off the ray in degrees) for a box
-    the ray meets or nearly meets; None for one behind the looker or off to the side."""
+    """(distance along the ray to the box's centre, degrees between the ray and the box) for a
+    box ahead of the looker that the ray meets or misses by at most :data:`CONE`; else None."""
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    vx, vy = cx - origin[0], cy - origin[1]
-    ahead = vx * direction[0] + vy * direction[1]
+    ahead = (cx - origin[0]) * direction[0] + (cy - origin[1]) * direction[1]
     if ahead <= 0:
         return None
-    off = math.degrees(math.atan2(abs(vx * direction[1] - vy * direction[0]), ahead))
-    if off <= CONE or _ray_hits_box(origin, direction, box):
-        return ahead, off
-    return None
+    if _ray_hits_box(origin, direction, box):
+        return ahead, 0.0
+    # Seen from outside, a box spans the directions between two of its corners, so the ray's
+    # nearest miss is its angle to the nearest corner.
+    off = min(
+        abs(math.degrees(math.atan2(
+            (y - origin[1]) * direction[0] - (x - origin[0]) * direction[1],
+            (x - origin[0]) * direction[0] + (y - origin[1]) * direction[1],
+        )))
+        for x in (box[0], box[2])
+        for y in (box[1], box[3])
+    )
+    return (ahead, off) if off <= CONE else None
 
 
 def _items(results: list[tuple[str, dict[str, Any]]], key: str) -> list[tuple[str, int, Any]]:

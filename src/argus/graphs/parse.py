@@ -64,8 +64,8 @@ def _line(node: Node) -> int:
     return int(node.start_mark.line) + 1
 
 
-def _value(node: Node, where: _Where, what: str) -> Any:
-    if isinstance(node, MappingNode):
+def _value(node: Node, where: _Where, what: str, mapping: bool = False) -> Any:
+    if isinstance(node, MappingNode) and not mapping:
         raise where.error(_line(node), f"{what} must be a single value, not a mapping")
     try:
         return SafeConstructor().construct_object(node, deep=True)
@@ -138,7 +138,10 @@ def _parse_step(name: str, node: Node, line: int, where: _Where) -> _RawStep:
             "digits and '_' (and not be one of: " + ", ".join(sorted(KEYWORDS)) + ")",
         )
     pairs = _pairs(node, where, f"step {name!r}")
-    values = {key: (_value(v, where, f"{key} of step {name!r}"), kline) for key, v, kline in pairs}
+    values = {
+        key: (_value(v, where, f"{key} of step {name!r}", mapping=key == "params"), kline)
+        for key, v, kline in pairs
+    }
     step = Step(name=name, line=line)
     raw = _RawStep(step, key_lines={k: kline for k, (_, kline) in values.items()})
     if "model" in values and "op" in values:
