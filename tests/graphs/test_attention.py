@@ -1,0 +1,173 @@
+"""The attention op: what each face looks at, on collages built from real photos (faces that
+look at each other, away from each other, at the camera) and on answers built by hand for the
+geometry of the ray; and the graph checks that keep the op's inputs straight."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from argus.errors import BadInput, Conflict
+from argus.graphs.attention import attention
+from argus.graphs.parse import parse_graph
+from argus.graphs.spec import ModelFacts
+from argus.server import local_core
+from argus.settings import Settings
+from tests.asking import ask_json
+
+
+def side_by_side(left: Image.Image, right: Image.Image, height: int = 600) -> bytes:
+    def fit(im: Image.Image) -> Image.Image:
+        return im.resize((round(im.width * height / im.height), height))
+
+    a, b = fit(left), fit(right)
+    both = Image.new("RGB", (a.width + b.width, height))
+    both.paste(a, (0, 0))
+    both.paste(b, (a.width, 0))
+    buf = io.BytesIO()
+    both.save(buf, format="JPEG", quality=92)
+    return buf.getvalue()
+
+
+def ask_attention(home: Path, images: dict[str, bytes]) -> dict[str, dict[str, Any]]:
+    async def main() -> dict[str, dict[str, Any]]:
+        core = local_core(Settings(home=home))
+        try:
+            return {k: (await ask_json(core, "attention", v))["answer"] for k, v in images.items()}
+        finally:
+            await core.close()
+
+    return asyncio.run(main())
+
+
+def by_x(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The attention items, left to right in the image."""
+    return sorted(answer["attention"]["attention"], key=lambda item: item["box"][0])
+
+
+def test_collages_of_faces_looking_at_each_other_away_and_at_the_camera(
+    home_copy: Path, people_photos: dict[str, bytes]
+) -> None:
+    speaking = Image.open(io.BytesIO(people_photos["obama2"])).convert("RGB")  # looks left
+    mirror = speaking.transpose(Image.Transpose.FLIP_LEFT_RIGHT)  # looks right
+    biden = Image.open(io.BytesIO(people_photos["biden"])).convert("RGB")
+    biden = biden.crop((0, 0, biden.width, biden.height // 2))  # at the camera
+    answers = ask_attention(home_copy, {
+        "facing": side_by_side(mirror, speaking),
+        "away": side_by_side(speaking, mirror),
+        "listener": side_by_side(biden, speaking),
+    })
+    left, right = by_x(answers["facing"])
+    assert (left["gaze"], right["gaze"]) == ("right", "left")
+    assert left["looking_at"]["kind"] == right["looking_at"]["kind"] == "face"
+    assert left["looking_at"]["index"] == right["face"]
+    assert right["looking_at"]["index"] == left["face"]
+    assert [item["looking_at"] for item in by_x(answers["away"])] == [{"kind": "nothing"}] * 2
+    listener, talker = by_x(answers["listener"])
+    assert listener["looking_at"] == {"kind": "camera"}
+    assert talker["looking_at"]["kind"] == "face"
+    assert talker["looking_at"]["box"] == listener["box"]
+
+
+def test_no_face_skips_attention(home_copy: Path, photos: dict[str, bytes]) -> None:
+    answer = ask_attention(home_copy, {"china": photos["china"]})["china"]
+    assert answer["people"] == {"people": []} and answer["faces"] == {"faces": []}
+    assert answer["attributes"] is None and answer["attention"] is None
+
+
+def looking(origin: list[float], direction: list[float], word: str = "right") -> dict[str, Any]:
+    return {"attributes": {"gaze": {"origin": origin, "direction": direction, "word": word}}}
+
+
+FACES = [("faces", {"faces": [{"box": [0, 0, 20, 20]}, {"box": [300, 0, 320, 20]}]})]
+
+
+def test_the_nearest_thing_along_the_ray_wins() -> None:
+    objects = [("yolo", {"objects": [
+        {"box": [100, 0, 120, 20], "label": "cup", "score": 0.9},
+        {"box": [0, 100, 20, 120], "label": "dog", "score": 0.9},
+    ]})]
+    source = {"results": [looking([10, 10], [1, 0]), looking([310, 10], [-1, 0], "left")]}
+    out = attention(source, "attributes", {"faces": FACES, "objects": objects})
+    first, second = out.result["attention"]
+    # The cup sits between the two faces: nearest along both rays.
+    assert first["looking_at"]["label"] == "cup" and first["looking_at"]["distance"] == 100
+    assert second["looking_at"]["label"] == "cup"
+    # Without it, each face finds the other.
+    out = attention(source, "attributes", {"faces": FACES})
+    assert [i["looking_at"]["index"] for i in out.result["attention"]] == [1, 0]
+
+
+def test_a_ray_that_misses_by_more_than_the_cone_finds_nothing() -> None:
+    # From (10, 10) to the other face's nearest corner (300, 0) is 2° above the x axis: a ray
+    # 5° below still meets it within the cone, one 30° below does not.
+    for degrees_down, found in ((5, "face"), (30, "nothing")):
+        rad = math.radians(degrees_down)
+        source = {"results": [looking([10, 10], [math.cos(rad), math.sin(rad)]),
+                              looking([310, 10], [0, 1], "down")]}
+        out = attention(source, "attributes", {"faces": FACES})
+        assert out.result["attention"][0]["looking_at"]["kind"] == found
+
+
+def test_the_lookers_own_body_is_not_a_target() -> None:
+    people = [("people", {"people": [
+        {"box": [0, 0, 60, 200], "face_box": [0, 0, 20, 20]},  # the looker's own body
+        {"box": [280, 0, 340, 200], "face_box": [300, 0, 320, 20]},
+    ]})]
+    source = {"results": [looking([10, 10], [1, 0.3]), looking([310, 10], [0, 1], "down")]}
+    out = attention(source, "attributes", {"faces": FACES, "people": people})
+    target = out.result["attention"][0]["looking_at"]
+    assert target["kind"] == "person" and target["index"] == 1
+
+
+def test_the_camera_and_a_face_without_a_mesh() -> None:
+    source = {"results": [looking([10, 10], [1, 0], "at the camera"), {"attributes": {}}]}
+    first, second = attention(source, "attributes", {"faces": FACES}).result["attention"]
+    assert first["looking_at"] == {"kind": "camera"}
+    assert second["gaze"] is None and second["looking_at"]["kind"] == "unknown"
+    with pytest.raises(Conflict, match="1 results for 2 faces"):
+        attention({"results": source["results"][:1]}, "attributes", {"faces": FACES})
+
+
+FACTS = {"mtcnn": ModelFacts("faces"), "face-mesh": ModelFacts("face-attributes"),
+         "efficientnet-lite0": ModelFacts("classify")}
+
+
+def graph(steps: str) -> str:
+    return f"question: q\nsteps:\n{steps}"
+
+
+def test_the_graph_checks_the_ops_inputs() -> None:
+    ok = parse_graph(graph(
+        "  faces: {model: mtcnn}\n"
+        "  crops: {op: mesh_crop, from: faces, scale: 1.6}\n"
+        "  attrs: {model: face-mesh, input: crops}\n"
+        "  looks: {op: attention, from: attrs, faces: faces, objects: [faces]}\n"
+    ), lookup=FACTS.get)
+    assert ok.steps["crops"].params == {"scale": 1.6, "size": 192}
+    assert ok.steps["looks"].needs == ("attrs", "faces")
+    assert ok.steps["looks"].to_dict()["objects"] == ["faces"]
+    with pytest.raises(BadInput, match="op attention needs faces: STEP"):
+        parse_graph(graph("  faces: {model: mtcnn}\n  c: {op: mesh_crop, from: faces}\n"
+                          "  a: {model: face-mesh, input: c}\n"
+                          "  l: {op: attention, from: a}\n"), lookup=FACTS.get)
+    with pytest.raises(BadInput, match="op attention reads the face attributes of crops"):
+        parse_graph(graph("  faces: {model: mtcnn}\n"
+                          "  l: {op: attention, from: faces, faces: faces}\n"), lookup=FACTS.get)
+    with pytest.raises(BadInput, match="op mesh_crop reads faces"):
+        parse_graph(graph("  labels: {model: efficientnet-lite0}\n"
+                          "  c: {op: mesh_crop, from: labels}\n"), lookup=FACTS.get)
+    with pytest.raises(BadInput, match="reads step 'nobody'"):
+        parse_graph(graph("  faces: {model: mtcnn}\n  c: {op: mesh_crop, from: faces}\n"
+                          "  a: {model: face-mesh, input: c}\n"
+                          "  l: {op: attention, from: a, faces: faces, people: nobody}\n"),
+                    lookup=FACTS.get)
+    with pytest.raises(BadInput, match=r"scale must be between 1\.0 and 4\.0"):
+        parse_graph(graph("  faces: {model: mtcnn}\n  c: {op: mesh_crop, from: faces, scale: 9}\n"),
+                    lookup=FACTS.get)
