@@ -164,11 +164,16 @@ def _write_crops(path: Path, answer: dict[str, Any], crops: Path) -> None:
 def _drawable(answer: dict[str, Any]) -> dict[str, Any]:
     """Faces, objects, people and labels of every step, in the shape ``draw_answer`` reads."""
     merged: dict[str, list[Any]] = {"faces": [], "objects": [], "people": [], "labels": []}
+    merged.update(attributes=[], attention=[])
     for _, result in _step_results(answer):
         for key, items in merged.items():
             value = result.get(key)
             if isinstance(value, list):
                 items.extend(value)
+        # A model step on crops answers one result per crop (face attributes: one face each).
+        for item in result.get("results") or []:
+            if isinstance(item, dict) and isinstance(item.get("attributes"), dict):
+                merged["attributes"].append(item["attributes"])
     return merged
 
 
@@ -229,6 +234,34 @@ def _print_result(body: dict[str, Any]) -> None:
                               f"({hip[0]:.0f},{hip[1]:.0f})",
                               f"({shoulder[0]:.0f},{shoulder[1]:.0f})")
             console.print(table)
-    others = {k: v for k, v in body.items() if k not in ("labels", "faces", "objects", "people")}
+    shown = {"labels", "faces", "objects", "people"}
+    shown |= _print_face_attributes(body)
+    others = {k: v for k, v in body.items() if k not in shown}
     if others:
         print_json(others)
+
+
+def _print_face_attributes(body: dict[str, Any]) -> set[str]:
+    """Tables of a face-attributes step (one result per face crop) and an attention step;
+    the keys it showed."""
+    from argus.images.draw import face_words
+
+    results = body.get("results")
+    faces = [r["attributes"] for r in results or [] if isinstance(r, dict) and "attributes" in r]
+    if faces:
+        table = Table("face", "smile, mouth", "eyes", "gaze", "head")
+        for i, face in enumerate(faces):
+            table.add_row(str(i), *face_words(face))
+        console.print(table)
+        return {"count", "results"}
+    if isinstance(body.get("attention"), list):
+        table = Table("face", "gaze", "looking at")
+        for item in body["attention"]:
+            target = item["looking_at"]
+            what = target["kind"]
+            if "index" in target:
+                what = f"{target.get('label', what)} {target['index']} ({target['step']})"
+            table.add_row(str(item["face"]), str(item["gaze"]), what)
+        console.print(table)
+        return {"count", "attention"}
+    return set()

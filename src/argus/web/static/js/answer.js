@@ -8,6 +8,7 @@ const LANDMARKS = [
   ["left eye", "#00e5ff"], ["right eye", "#00e5ff"], ["nose", "#ff4dd2"],
   ["mouth, left", "#7cff4d"], ["mouth, right", "#7cff4d"],
 ];
+const GAZE = "#fff04d";
 const PALETTE = ["#ff6b35", "#2ec4b6", "#e71d36", "#8f2d56", "#3a86ff", "#ffbe0b", "#06d6a0"];
 
 /** The answer's parts: [{step, value}] — one for a one-model question, one per answer step of
@@ -24,10 +25,30 @@ function colourOf(label) {
   return PALETTE[n % PALETTE.length];
 }
 
-/** What to draw on the photo: {boxes: [{box, colour, text, kind}], points: [{x, y, colour}]}. */
+/** A face's attributes in a few words (as images/draw.py's face_words). */
+export function faceWords(face) {
+  if (!face.gaze) return [`no face mesh (${fmt.score(face.score)})`];
+  const shut = ["left", "right"].filter((side) => !face.eyes[side].open);
+  const { yaw, pitch, roll } = face.head;
+  return [
+    `${face.smiling ? "smiling" : "not smiling"} ${fmt.score(face.smile)}${face.mouth_open ? ", mouth open" : ""}`,
+    shut.length ? `${shut.join(" and ")} eye shut` : "eyes open",
+    `looks ${face.gaze.word}`,
+    `yaw ${Math.round(yaw)}° pitch ${Math.round(pitch)}° roll ${Math.round(roll)}°`,
+  ];
+}
+
+/** The faces of a face-attributes step (one result per face crop), or none. */
+function attributesOf(value) {
+  return Array.isArray(value.results) ? value.results.map((r) => r && r.attributes).filter(Boolean) : [];
+}
+
+/** What to draw on the photo: {boxes: [{box, colour, text, kind}], points: [{x, y, colour}],
+ * rays: [{from, to, colour, text, dashed}]}. */
 export function shapes(answerParts) {
   const boxes = [];
   const points = [];
+  const rays = [];
   for (const { value } of answerParts) {
     if (!value) continue;
     (value.faces || []).forEach((face, i) => {
@@ -37,8 +58,58 @@ export function shapes(answerParts) {
     for (const item of value.objects || []) {
       boxes.push({ box: item.box, colour: colourOf(item.label), text: `${item.label} · ${fmt.score(item.score)}`, kind: "object" });
     }
+    for (const face of attributesOf(value)) {
+      if (!face.gaze) continue;
+      const words = faceWords(face);
+      rays.push({ from: face.gaze.origin, to: face.gaze.end, colour: GAZE, kind: "gaze",
+        camera: face.gaze.word === "at the camera", text: words.slice(0, 3).join(" · "), under: face.box });
+    }
+    for (const item of value.attention || []) {
+      const target = item.looking_at || {};
+      if (!target.box) continue;
+      const centre = (b) => [(b[0] + b[2]) / 2, (b[1] + b[3]) / 2];
+      rays.push({ from: centre(item.box), to: centre(target.box), colour: GAZE, kind: "attention", dashed: true });
+    }
   }
-  return { boxes, points };
+  return { boxes, points, rays };
+}
+
+/** Gaze arrows (a ring where the face looks at the camera) with the face's words under its
+ * box, and dashed lines from a face to what it looks at. */
+function drawRays(ctx, rays, k, line, fontSize) {
+  for (const ray of rays) {
+    const [x1, y1] = ray.from.map((v) => v * k);
+    const [x2, y2] = ray.to.map((v) => v * k);
+    ctx.setLineDash(ray.dashed ? [line * 4, line * 3] : []);
+    ctx.lineWidth = line;
+    ctx.strokeStyle = ray.colour;
+    ctx.beginPath();
+    ctx.moveTo(x1, y1);
+    ctx.lineTo(x2, y2);
+    const angle = Math.atan2(y2 - y1, x2 - x1);
+    const head = 4 * line + 4;
+    if (!ray.dashed) {
+      for (const turn of [Math.PI / 6, -Math.PI / 6]) {
+        ctx.moveTo(x2, y2);
+        ctx.lineTo(x2 - head * Math.cos(angle + turn), y2 - head * Math.sin(angle + turn));
+      }
+    }
+    ctx.stroke();
+    ctx.setLineDash([]);
+    if (ray.camera) {
+      ctx.beginPath();
+      ctx.arc(x1, y1, head, 0, 2 * Math.PI);
+      ctx.stroke();
+    }
+    if (ray.text && ray.under) {
+      const [bx, , , by] = ray.under.map((v) => v * k);
+      const width = ctx.measureText(ray.text).width + 8;
+      ctx.fillStyle = "rgba(0, 0, 0, 0.75)";
+      ctx.fillRect(bx, by + 4, width, fontSize + 6);
+      ctx.fillStyle = ray.colour;
+      ctx.fillText(ray.text, bx + 4, by + 7);
+    }
+  }
 }
 
 /** Draw `bitmap` and the shapes on `canvas` (at most 1600 px a side). */
@@ -79,6 +150,7 @@ export function draw(canvas, bitmap, found, imageWidth) {
     ctx.strokeStyle = "#000";
     ctx.stroke();
   }
+  drawRays(ctx, found.rays || [], k, line, fontSize);
   return k;
 }
 
@@ -122,6 +194,16 @@ function describePart({ step, value }, single) {
     out.push(value.crops.some((c) => c.png)
       ? h("div", { class: "crops" }, value.crops.filter((c) => c.png).map((c) => crop(c.png, `aligned face ${c.from + 1}`)))
       : h("p", { class: "muted", text: `${value.count ?? value.crops.length} aligned crop(s); ask with crops on to see them` }));
+  }
+  const faces = attributesOf(value);
+  if (faces.length) {
+    out.push(h("ul", { class: "attributes" }, faces.map((face, i) =>
+      h("li", { text: `face ${i + 1}: ${faceWords(face).join(" · ")}` }))));
+  }
+  if (Array.isArray(value.attention)) {
+    const what = (t) => (t.index === undefined ? t.kind : `${t.label || t.kind} ${t.index + 1} (${t.step})`);
+    out.push(h("ul", { class: "attention" }, value.attention.map((item) =>
+      h("li", { text: `face ${item.face + 1} looks ${item.gaze || "(unknown)"}: at ${what(item.looking_at)}` }))));
   }
   if (Array.isArray(value.embedding)) out.push(h("p", { text: `a vector of ${value.embedding.length} numbers` }));
   if (!out.length) out.push(h("pre", { text: JSON.stringify(value, shorten, 2) }));
@@ -167,7 +249,9 @@ export async function renderAnswer(container, answer, blob) {
   if (faces) caption.push(`${faces} face box${faces > 1 ? "es" : ""} with landmarks`);
   if (objects) caption.push(`${objects} object box${objects > 1 ? "es" : ""}`);
   canvas.setAttribute("aria-label", `The photo with the answer drawn: ${caption.slice(1).join(", ") || "nothing to draw"}`);
-  Object.assign(canvas.dataset, { faces, objects, points: drawn.points.length });
+  const gazes = drawn.rays.filter((r) => r.kind === "gaze").length;
+  if (gazes) caption.push(`${gazes} gaze${gazes > 1 ? "s" : ""}`);
+  Object.assign(canvas.dataset, { faces, objects, points: drawn.points.length, gazes });
   const copyJson = h("button", { type: "button", class: "small", text: "Copy JSON",
     onclick: async () => say((await copyText(JSON.stringify(answer, null, 2))) ? "JSON copied" : "could not copy") });
   fill(container,
