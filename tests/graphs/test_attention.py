@@ -6,20 +6,27 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from PIL import Image
 
 from argus.errors import BadInput, Conflict
+from argus.generated.v1 import vision_pb2 as v1
 from argus.graphs.attention import attention
 from argus.graphs.parse import parse_graph
 from argus.graphs.spec import ModelFacts
 from argus.server import local_core
 from argus.settings import Settings
 from tests.asking import ask_json
+from tests.conftest import serving_with_worker
+from tests.graphs.test_cli_rest import argus
+from tests.roles import answer_of, chunks, vision_stub
 
 
 def side_by_side(left: Image.Image, right: Image.Image, height: int = 600) -> bytes:
@@ -171,3 +178,49 @@ def test_the_graph_checks_the_ops_inputs() -> None:
     with pytest.raises(BadInput, match=r"scale must be between 1\.0 and 4\.0"):
         parse_graph(graph("  faces: {model: mtcnn}\n  c: {op: mesh_crop, from: faces, scale: 9}\n"),
                     lookup=FACTS.get)
+
+
+def only_face(answer: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The one face's attributes and attention item of an attention answer."""
+    (result,) = answer["attributes"]["results"]
+    (item,) = answer["attention"]["attention"]
+    return result["attributes"], item
+
+
+def test_attention_over_rest_grpc_a_job_and_ingest(
+    home_copy: Path, photos: dict[str, bytes], tmp_path: Path
+) -> None:
+    """The same question through every way in: a real server (REST and gRPC) with a worker
+    beside it for a job, then `argus ingest` over a folder."""
+    astronaut = photos["astronaut"]
+    with serving_with_worker(home_copy) as server:
+        rest = httpx.post(f"{server.url}/v1/questions/attention", content=astronaut,
+                          timeout=120).json()
+        face, item = only_face(rest["answer"])
+        assert face["smiling"] and item["looking_at"] == {"kind": "camera"}
+        args = [str(a) for a in server.proc.args]
+        channel, stub = vision_stub(f"127.0.0.1:{args[args.index('--grpc-port') + 1]}")
+        with channel:
+            reply: v1.Answer = stub.Ask(chunks("attention", astronaut), timeout=120)
+        assert only_face(answer_of(reply)["answer"]) == (face, item)
+        job = httpx.post(f"{server.url}/v1/jobs", params={"question": "attention"},
+                         content=astronaut, timeout=60).json()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            done = httpx.get(f"{server.url}/v1/jobs/{job['id']}", timeout=30).json()
+            if done["status"] not in ("queued", "running"):
+                break
+            time.sleep(0.1)
+        assert done["status"] == "done", done
+        assert only_face(done["answer"]["answer"]) == (face, item)
+    incoming, out = tmp_path / "in", tmp_path / "out"
+    incoming.mkdir()
+    (incoming / "astronaut.jpg").write_bytes(astronaut)
+    (incoming / "china.jpg").write_bytes(photos["china"])
+    ran = argus(home_copy, "ingest", "--source", f"dir:{incoming}", "--question", "attention",
+                "--sink", f"dir:{out}", "--once")
+    assert ran.returncode == 0, ran.stderr
+    stored = json.loads((out / "astronaut.jpg.json").read_text())
+    assert only_face(stored["answer"]) == (face, item)
+    china = json.loads((out / "china.jpg.json").read_text())
+    assert china["answer"]["attention"] is None  # no face: the face steps were skipped

@@ -71,6 +71,7 @@ def test_pull_converts_without_torch_or_openvino(tmp_path: Path) -> None:
         "efficientnet-lite0": "installed",
         "mtcnn": "installed",
         "blazepose-detector": "installed",
+        "face-mesh": "installed",
     }
     (built,) = (cache / "built").glob("efficientnet-lite0-*")
     fields = json.loads((built / "fields.json").read_text())
