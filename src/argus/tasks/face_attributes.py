@@ -131,13 +131,10 @@ class FaceAttributesModel(TaskModel):
         mesh, score, iris = raw
         # A whole image taken as a crop: its answer is in its own pixels.
         scale = np.array([image.width / geo.MESH_SIZE, image.height / geo.MESH_SIZE])
-        answer = describe_face(mesh, iris, score, self.options)
+        answer = describe_face(mesh, iris, score, self.options, bool(params.get("mesh")))
         if (scale != 1.0).any():
             matrix = np.array([[scale[0], 0.0, 0.0], [0.0, scale[1], 0.0]])
             answer = geo.map_attributes(answer, matrix)
-        if not params.get("mesh"):
-            answer.pop("mesh", None)
-            answer.pop("iris", None)
         return {"attributes": answer}
 
     def infer_tensors(self, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -151,15 +148,18 @@ def sigmoid(x: float) -> float:
 
 
 def describe_face(
-    mesh: Array, iris: Array, score: float, options: FaceAttributesOptions
+    mesh: Array, iris: Array, score: float, options: FaceAttributesOptions,
+    with_mesh: bool = False,
 ) -> dict[str, Any]:
     """The attributes of one face from its mesh ``[468, 3]`` and irises ``[10, 3]`` (image-left
-    eye's five points, then the image-right eye's; centre first), in crop pixels."""
+    eye's five points, then the image-right eye's; centre first), in crop pixels; the points
+    themselves too ``with_mesh`` (a step parameter: ``params: {mesh: true}``)."""
     answer: dict[str, Any] = {"score": round(score, 4)}
     xy = mesh[:, :2]
-    answer["box"] = geo._rounded(np.concatenate([xy.min(axis=0), xy.max(axis=0)]))
-    answer["mesh"] = geo._rounded(mesh)
-    answer["iris"] = geo._rounded(iris)
+    answer["box"] = geo.rounded(np.concatenate([xy.min(axis=0), xy.max(axis=0)]))
+    if with_mesh:
+        answer["mesh"] = geo.rounded(mesh)
+        answer["iris"] = geo.rounded(iris)
     if score < options.min_score:
         return answer
     pose = geo.head_pose(mesh, options.pitch_offset)
@@ -190,9 +190,9 @@ def describe_face(
         gaze={
             "yaw": round(yaw, 2),
             "pitch": round(pitch, 2),
-            "origin": geo._rounded(origin),
+            "origin": geo.rounded(origin),
             "direction": [round(float(v), 4) for v in flat],
-            "end": geo._rounded(end),
+            "end": geo.rounded(end),
             "word": geo.AT_CAMERA if math.hypot(yaw, pitch) <= options.at_camera
             else geo.gaze_word(flat),
             "eye_offset": [round(float(right), 3), round(float(down), 3)],

@@ -207,11 +207,11 @@ def map_attributes(result: dict[str, Any], matrix: Array) -> dict[str, Any]:
             pts = np.asarray(out[key], dtype=np.float64)
             xy = apply(matrix, pts[..., :2])
             depth = pts[..., 2:] * math.hypot(linear[0, 0], linear[1, 0])
-            out[key] = _rounded(np.concatenate([xy, depth], axis=-1))
+            out[key] = rounded(np.concatenate([xy, depth], axis=-1))
     if "box" in out:
         x1, y1, x2, y2 = out["box"]
         corners = apply(matrix, np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]]))
-        out["box"] = _rounded(np.concatenate([corners.min(axis=0), corners.max(axis=0)]))
+        out["box"] = rounded(np.concatenate([corners.min(axis=0), corners.max(axis=0)]))
     if "head" in out:
         head = dict(out["head"])
         head["roll"] = round((head["roll"] + turn + 180.0) % 360.0 - 180.0, 2)
@@ -223,8 +223,8 @@ def map_attributes(result: dict[str, Any], matrix: Array) -> dict[str, Any]:
         direction = linear @ np.asarray(gaze["direction"], dtype=np.float64)
         direction /= max(float(np.linalg.norm(direction)), 1e-9)
         gaze.update(
-            origin=_rounded(origin),
-            end=_rounded(end),
+            origin=rounded(origin),
+            end=rounded(end),
             direction=[round(float(v), 4) for v in direction],
             word=gaze["word"] if gaze["word"] == AT_CAMERA else gaze_word(direction),
         )
@@ -232,5 +232,6 @@ def map_attributes(result: dict[str, Any], matrix: Array) -> dict[str, Any]:
     return out
 
 
-def _rounded(values: Array) -> Any:
+def rounded(values: Array) -> Any:
+    """Pixel values as JSON lists, to a hundredth of a pixel."""
     return np.round(np.asarray(values, dtype=np.float64), 2).tolist()
