@@ -70,7 +70,7 @@ def main() -> None:
                     package, threads, RuntimeChoice(engine="openvino")),
             }
             x_mesh = engines["ONNX Runtime"].prepare(image, {})[None]
-            mesh = engines["ONNX Runtime"].infer([x_mesh[0]])[0][0]
+            mesh = engines["ONNX Runtime"].infer([x_mesh[0]])[0].mesh
             x_eye = cv2.warpAffine(x_mesh[0], geo.eye_crop_matrix(mesh, "left"), (64, 64))[None]
             for member, x, role in ((mediapipe.FACE_LANDMARK, x_mesh, "landmark"),
                                     (mediapipe.IRIS_LANDMARK, x_eye, "iris")):

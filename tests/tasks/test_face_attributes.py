@@ -90,6 +90,7 @@ def test_the_astronaut_smiles_at_the_camera(home: Path, photos: dict[str, bytes]
         assert face["smiling"] and face["smile"] > 0.8, name
         assert face["mouth_open"], name  # her teeth show
         assert face["eyes"]["left"]["open"] and face["eyes"]["right"]["open"], name
+        assert face["eyes"]["left"]["in_image"] and face["eyes"]["right"]["in_image"], name
         assert abs(face["head"]["yaw"]) < 10 and abs(face["head"]["roll"]) < 10, name
         assert face["gaze"]["word"] == "at the camera", name
         assert "mesh" not in face and "iris" not in face  # default answers stay small
@@ -179,3 +180,18 @@ def test_the_face_model_is_skipped_without_faces(home: Path, photos: dict[str, b
     assert "skipped" in steps["attributes"]["skipped"]
     assert [m["name"] for m in doc["models"]] == ["efficientnet-lite0", "blazepose-detector",
                                                    "mtcnn"]
+
+
+def test_an_eye_cut_by_the_photos_edge_is_left_out_of_the_gaze(
+    home: Path, people_photos: dict[str, bytes]
+) -> None:
+    """The partial-face photos cut obama's face through one eye; he looks at the camera."""
+    docs = scene(home, {k: people_photos[k] for k in ("obama_partial_face",
+                                                      "obama_partial_face2")})
+    cut = {"obama_partial_face": "left", "obama_partial_face2": "right"}
+    for name, doc in docs.items():
+        face = max(faces_of(doc), key=lambda f: f["score"])
+        eyes = face["eyes"]
+        assert not eyes[cut[name]]["in_image"], name
+        assert all(eyes[side]["in_image"] for side in ("left", "right") if side != cut[name])
+        assert face["gaze"]["word"] == "at the camera", name

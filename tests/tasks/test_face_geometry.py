@@ -42,7 +42,8 @@ def mesh(pulled_home: Path, photos: dict[str, bytes]) -> np.ndarray:
     # MTCNN's box and eyes on this photo (tests/tasks/faces check them); a fixed crop here.
     matrix = geo.face_crop_matrix((180.8, 61.4, 268.4, 172.3), ((204.7, 101.0), (247.2, 103.1)))
     crop = cv2.warpAffine(rgb, matrix, (192, 192), flags=cv2.INTER_LINEAR)
-    ((points, score, _iris),) = model.infer([crop.astype(np.float32) / 255.0])
+    (raw,) = model.infer([crop.astype(np.float32) / 255.0])
+    points, score = raw.mesh, raw.score
     assert score > 0.9
     return np.asarray(points)
 
