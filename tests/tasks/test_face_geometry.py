@@ -120,3 +120,11 @@ def test_an_answer_is_mapped_into_the_image() -> None:
     assert out["box"] == pytest.approx([452.0, 252.0, 548.0, 348.0])
     camera = {**answer, "gaze": {**answer["gaze"], "word": "at the camera"}}
     assert geo.map_attributes(camera, matrix)["gaze"]["word"] == "at the camera"
+
+
+def test_a_pitch_offset_makes_that_pitch_level(mesh: np.ndarray) -> None:
+    measured = geo.head_pose(mesh)
+    levelled = geo.head_pose(mesh, pitch_offset=measured.pitch)
+    assert levelled.pitch == pytest.approx(0.0, abs=0.5)
+    assert levelled.yaw == pytest.approx(measured.yaw, abs=0.5)
+    assert levelled.roll == pytest.approx(measured.roll, abs=0.5)

@@ -30,7 +30,7 @@ EYES = {"left": (33, 133, 159, 145), "right": (263, 362, 386, 374)}
 # Pairs of points mirrored across the face (image-left first): eye corners, mouth corners,
 # cheeks. Their mean difference is the face's left-to-right axis.
 MIRRORED = ((33, 263), (133, 362), (61, 291), (234, 454), (70, 300), (105, 334))
-FOREHEAD, CHIN, NOSE_TIP = 10, 152, 1
+FOREHEAD, CHIN = 10, 152
 MOUTH_LEFT, MOUTH_RIGHT, LIP_UPPER, LIP_LOWER = 61, 291, 13, 14
 LIP_TOP = 0  # the middle of the upper lip's top edge
 
@@ -129,7 +129,7 @@ def head_pose(mesh: Array, pitch_offset: float = 0.0) -> Pose:
         # Turn the measured axes back by the offset about the face's own left-right axis.
         t = math.radians(pitch_offset)
         back = np.cross(right, down)
-        down = math.cos(t) * down - math.sin(t) * back
+        down = math.cos(t) * down + math.sin(t) * back
     forward = -np.cross(right, down)  # x × y points away from the camera; the face looks back
     yaw, pitch = angles(forward)
     roll = math.degrees(math.atan2(right[1], right[0]))
