@@ -27,6 +27,7 @@ from tests.asking import ask_json
 from tests.conftest import serving_with_worker
 from tests.graphs.test_cli_rest import argus
 from tests.roles import answer_of, chunks, comparable, serve, vision_stub
+from tests.tasks.test_detect import candidates, yolo_onnx
 
 
 def side_by_side(left: Image.Image, right: Image.Image, height: int = 600) -> bytes:
@@ -272,3 +273,54 @@ def test_through_a_gateway_the_crops_map_back_the_same(
     # obama2 leans ~6° clockwise, turned 15° counter-clockwise here; biden leans ~11°.
     assert left["head"]["roll"] == pytest.approx(6 - 15, abs=5)
     assert right["head"]["roll"] == pytest.approx(11, abs=5)
+
+
+THINGS_GRAPH = """\
+question: looking-at-things
+steps:
+  faces: {model: mtcnn}
+  things: {model: yolo}
+  face_crops: {op: mesh_crop, from: faces, when: "faces.count > 0"}
+  attributes: {model: face-mesh, input: face_crops}
+  attention: {op: attention, from: attributes, faces: faces, objects: [things]}
+answer: [faces, things, attention]
+"""
+
+
+def test_an_object_between_two_faces_is_what_the_talker_looks_at(
+    home_copy: Path, people_photos: dict[str, bytes], tmp_path: Path
+) -> None:
+    """biden (at the camera) beside obama2 (looking left at him), with a detector of the
+    user's that answers one 'cup' between them: the cup is nearer along obama2's gaze."""
+    speaking = Image.open(io.BytesIO(people_photos["obama2"])).convert("RGB")
+    biden = Image.open(io.BytesIO(people_photos["biden"])).convert("RGB")
+    collage = side_by_side(biden.crop((0, 0, biden.width, biden.height // 2)), speaking)
+    # 841x600 letterboxed into the model's 64x64: scale 64/841, 9 px of padding on top; the
+    # cup is around image (505, 190), 110x140.
+    k = 64 / 841
+    block = candidates(1, (505 * k, 190 * k + 9, 110 * k, 140 * k, 0, 0.9))
+    model = yolo_onnx(tmp_path / "yolo.onnx", block, metadata={"names": "{0: 'cup'}"})
+    graph = tmp_path / "looking-at-things.yaml"
+    graph.write_text(THINGS_GRAPH)
+
+    async def main() -> dict[str, Any]:
+        core = local_core(Settings(home=home_copy))
+        try:
+            work = tmp_path / "yolo"
+            work.mkdir()
+            (work / "model.onnx").write_bytes(model.read_bytes())
+            core.registry.register("yolo", work, {"task": "detect", "model": "model.onnx",
+                                                  "license": "MIT", "source": {"kind": "test"}})
+            core.catalogue.add(graph)
+            return (await ask_json(core, "looking-at-things", collage))["answer"]
+        finally:
+            await core.close()
+
+    answer = asyncio.run(main())
+    (cup,) = answer["things"]["objects"]
+    assert cup["label"] == "cup" and 440 < cup["box"][0] < 470
+    listener, talker = by_x(answer)
+    assert listener["looking_at"] == {"kind": "camera"}
+    target = talker["looking_at"]
+    assert (target["kind"], target["label"], target["step"]) == ("object", "cup", "things")
+    assert target["box"] == cup["box"]
