@@ -144,7 +144,7 @@ def test_the_camera_and_a_face_without_a_mesh() -> None:
 
 
 FACTS = {"mtcnn": ModelFacts("faces"), "face-mesh": ModelFacts("face-attributes"),
-         "efficientnet-lite0": ModelFacts("classify")}
+         "efficientnet-lite0": ModelFacts("classify"), "yolo": ModelFacts("detect")}
 
 
 def graph(steps: str) -> str:
@@ -156,11 +156,12 @@ def test_the_graph_checks_the_ops_inputs() -> None:
         "  faces: {model: mtcnn}\n"
         "  crops: {op: mesh_crop, from: faces, scale: 1.6}\n"
         "  attrs: {model: face-mesh, input: crops}\n"
-        "  looks: {op: attention, from: attrs, faces: faces, objects: [faces]}\n"
+        "  labels: {model: yolo}\n"
+        "  looks: {op: attention, from: attrs, faces: faces, objects: [labels]}\n"
     ), lookup=FACTS.get)
     assert ok.steps["crops"].params == {"scale": 1.6, "size": 192}
-    assert ok.steps["looks"].needs == ("attrs", "faces")
-    assert ok.steps["looks"].to_dict()["objects"] == ["faces"]
+    assert ok.steps["looks"].needs == ("attrs", "faces", "labels")
+    assert ok.steps["looks"].to_dict()["objects"] == ["labels"]
     with pytest.raises(BadInput, match="op attention needs faces: STEP"):
         parse_graph(graph("  faces: {model: mtcnn}\n  c: {op: mesh_crop, from: faces}\n"
                           "  a: {model: face-mesh, input: c}\n"
@@ -171,6 +172,11 @@ def test_the_graph_checks_the_ops_inputs() -> None:
     with pytest.raises(BadInput, match="op mesh_crop reads faces"):
         parse_graph(graph("  labels: {model: efficientnet-lite0}\n"
                           "  c: {op: mesh_crop, from: labels}\n"), lookup=FACTS.get)
+    with pytest.raises(BadInput, match="objects: needs a step answering objects, but 'faces'"):
+        parse_graph(graph("  faces: {model: mtcnn}\n  c: {op: mesh_crop, from: faces}\n"
+                          "  a: {model: face-mesh, input: c}\n"
+                          "  l: {op: attention, from: a, faces: faces, objects: [faces]}\n"),
+                    lookup=FACTS.get)
     with pytest.raises(BadInput, match="reads step 'nobody'"):
         parse_graph(graph("  faces: {model: mtcnn}\n  c: {op: mesh_crop, from: faces}\n"
                           "  a: {model: face-mesh, input: c}\n"

@@ -513,6 +513,14 @@ def _check_kinds(raws: dict[str, _RawStep], where: _Where) -> None:
             if src.kind is not None and src.kind != "per_crop":
                 raise where.error(line, f"step {step.name!r}: op attention reads the face "
                                   f"attributes of crops, but {src.name!r} answers {src.kind}")
+            # Each named step answers the items its key says (faces:, people:, objects:).
+            for key, names in step.reads.items():
+                for name in names:
+                    kind = raws[name].step.kind
+                    if kind is not None and kind != key:
+                        raise where.error(raw.key_lines[key], f"step {step.name!r}: {key}: "
+                                          f"needs a step answering {key}, but {name!r} "
+                                          f"answers {kind}")
             continue
         needed = kinds_with(OP_NEEDS[step.op or ""])
         if src.kind is not None and src.kind not in needed:
