@@ -170,8 +170,9 @@ def _drawable(answer: dict[str, Any]) -> dict[str, Any]:
             value = result.get(key)
             if isinstance(value, list):
                 items.extend(value)
-        # A model step on crops answers one result per crop (face attributes: one face each).
-        for item in result.get("results") or []:
+        # A model step on crops answers one result per crop (face attributes: one face each);
+        # the face-mesh model asked alone answers one face, the photo taken as its crop.
+        for item in [*(result.get("results") or []), result]:
             if isinstance(item, dict) and isinstance(item.get("attributes"), dict):
                 merged["attributes"].append(item["attributes"])
     return merged
@@ -248,12 +249,13 @@ def _print_face_attributes(body: dict[str, Any]) -> set[str]:
 
     results = body.get("results")
     faces = [r["attributes"] for r in results or [] if isinstance(r, dict) and "attributes" in r]
-    if faces:
+    alone = isinstance(body.get("attributes"), dict)  # the face-mesh model asked on its own
+    if faces or alone:
         table = Table("face", "smile, mouth", "eyes", "gaze", "head")
-        for i, face in enumerate(faces):
+        for i, face in enumerate(faces or [body["attributes"]]):
             table.add_row(str(i), *face_words(face))
         console.print(table)
-        return {"count", "results"}
+        return {"attributes"} if alone else {"count", "results"}
     if isinstance(body.get("attention"), list):
         table = Table("face", "gaze", "looking at")
         for item in body["attention"]:
