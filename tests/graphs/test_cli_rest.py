@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import httpx
+import numpy as np
 from PIL import Image
 
 from argus.db.engine import make_engine
@@ -50,6 +51,25 @@ def test_describe_over_the_cli(pulled_home: Path, photo_dir: Path, tmp_path: Pat
     table = argus(pulled_home, "ask", "describe", str(photo_dir / "astronaut.jpg"))
     assert table.returncode == 0, table.stderr
     assert "aligned" in table.stdout and "football helmet" in table.stdout
+
+
+def test_scene_over_the_cli_prints_and_draws_the_face_attributes(
+    pulled_home: Path, photo_dir: Path, tmp_path: Path
+) -> None:
+    drawn = tmp_path / "scene.png"
+    photo = str(photo_dir / "astronaut.jpg")
+    out = argus(pulled_home, "ask", "scene", photo, "--draw", str(drawn))
+    assert out.returncode == 0, out.stderr
+    # The attributes' table and the attention table, one row each.
+    assert "smiling" in out.stdout and "eyes open" in out.stdout
+    assert "looks at the" in out.stdout and "camera" in out.stdout
+    (doc,) = documents(argus(pulled_home, "ask", "scene", photo, "--json").stdout)
+    (result,) = doc["answer"]["attributes"]["results"]
+    x1, _, _, y2 = (round(v) for v in result["attributes"]["box"])
+    # Under the face, the first line of words sits on a black band the photo does not have.
+    band = np.asarray(Image.open(drawn).convert("RGB"))[y2 + 3 : y2 + 13, x1 + 2 : x1 + 60]
+    plain = np.asarray(Image.open(photo).convert("RGB"))[y2 + 3 : y2 + 13, x1 + 2 : x1 + 60]
+    assert (band.max(axis=2) == 0).mean() > 0.3 > (plain.max(axis=2) == 0).mean()
 
 
 def test_describe_over_rest(server: ServerProcess, photos: dict[str, bytes]) -> None:

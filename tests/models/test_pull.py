@@ -72,6 +72,7 @@ def test_pull_converts_without_torch_or_openvino(tmp_path: Path) -> None:
         "mtcnn": "installed",
         "blazepose-detector": "installed",
         "ppocr": "installed",
+        "face-mesh": "installed",
     }
     (built,) = (cache / "built").glob("efficientnet-lite0-*")
     fields = json.loads((built / "fields.json").read_text())

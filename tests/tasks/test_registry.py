@@ -46,7 +46,9 @@ def loaded(pulled_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
 
 
 def test_each_name_maps_to_the_class_that_declares_it() -> None:
-    assert list(TASKS) == ["classify", "detect", "embed", "faces", "people", "text"]
+    assert list(TASKS) == [
+        "classify", "detect", "embed", "faces", "people", "text", "face-attributes"
+    ]
     for name, cls in TASKS.items():
         assert task_class(name) is cls
         assert issubclass(cls, TaskModel) and cls.task == name
@@ -83,6 +85,9 @@ def test_answers_hold_the_declared_kind_and_item_fields(
         assert list(answer) == [cls.answer_kind, *cls.answer_extras], name
         items = answer[cls.answer_kind]
         assert items, f"{name} found nothing on the astronaut photo"
+        if isinstance(items, dict):  # one face's attributes (the photo taken as a face crop)
+            assert {"score", "box"} <= set(items), name
+            continue
         for item in items:
             if cls.item_fields:  # a list of items (labels, objects, faces)
                 assert set(item) == cls.item_fields, name

@@ -195,6 +195,30 @@ def test_text_lines_are_overlaid_with_what_they_say(
     assert "line" in (browser.find_element("css selector", "#ask-result figcaption").text)
 
 
+def test_the_scene_draws_the_astronauts_gaze_and_says_her_attributes(
+    browser: Any, site: ServerProcess, files: Path
+) -> None:
+    ask(browser, site, files / "astronaut.jpg", "scene")
+    canvas = "document.querySelector('#ask-result canvas')"
+    wait_for(browser, lambda d: all_css(d, "#ask-result canvas[data-drawn]"), what="the drawing")
+    assert browser.execute_script(f"return {canvas}.dataset.gazes") == "1"
+    words = text_of(browser, "#ask-result ul.attributes")
+    assert words.startswith("face 1: smiling") and "looks at the camera" in words
+    assert text_of(browser, "#ask-result ul.attention") == "face 1 looks at the camera: at camera"
+    answer = httpx.post(f"{site.url}/v1/questions/scene",
+                        content=(files / "astronaut.jpg").read_bytes(), timeout=60).json()
+    (face,) = [r["attributes"] for r in answer["answer"]["attributes"]["results"]]
+    ox, oy = face["gaze"]["origin"]
+    # Round the point between her eyes, the ring that says "at the camera" (#fff04d).
+    ring = browser.execute_script(
+        f"const c = {canvas}; const k = c.width / 512;"
+        "return Array.from(c.getContext('2d').getImageData("
+        "Math.round(arguments[0] * k) - 20, Math.round(arguments[1] * k) - 20, 41, 41).data);",
+        ox, oy)
+    pixels = [ring[i:i + 3] for i in range(0, len(ring), 4)]
+    assert any(r > 240 and g > 225 and 50 < b < 110 for r, g, b in pixels)
+
+
 def test_every_control_is_labelled_and_the_tabs_answer_arrow_keys(
     browser: Any, site: ServerProcess
 ) -> None:

@@ -162,16 +162,22 @@ def _write_crops(path: Path, answer: dict[str, Any], crops: Path) -> None:
 
 
 def _drawable(answer: dict[str, Any]) -> dict[str, Any]:
-    """Faces, objects, people, labels and text lines of every step, in the shape
-    ``draw_answer`` reads."""
+    """Faces, objects, people, labels, text lines, face attributes and attention of every
+    step, in the shape ``draw_answer`` reads."""
     merged: dict[str, list[Any]] = {
         "faces": [], "objects": [], "people": [], "labels": [], "lines": []
     }
+    merged.update(attributes=[], attention=[])
     for _, result in _step_results(answer):
         for key, items in merged.items():
             value = result.get(key)
             if isinstance(value, list):
                 items.extend(value)
+        # A model step on crops answers one result per crop (face attributes: one face each);
+        # the face-mesh model asked alone answers one face, the photo taken as its crop.
+        for item in [*(result.get("results") or []), result]:
+            if isinstance(item, dict) and isinstance(item.get("attributes"), dict):
+                merged["attributes"].append(item["attributes"])
     return merged
 
 
@@ -243,7 +249,35 @@ def _print_result(body: dict[str, Any]) -> None:
                               f"({x1:.0f},{y1:.0f}) ({x2:.0f},{y2:.0f})")
             console.print(table)
     text_keys = ("lines", "text") if "lines" in body else ()
-    shown = ("labels", "faces", "objects", "people", *text_keys)
+    shown = {"labels", "faces", "objects", "people", *text_keys}
+    shown |= _print_face_attributes(body)
     others = {k: v for k, v in body.items() if k not in shown}
     if others:
         print_json(others)
+
+
+def _print_face_attributes(body: dict[str, Any]) -> set[str]:
+    """Tables of a face-attributes step (one result per face crop) and an attention step;
+    the keys it showed."""
+    from argus.images.draw import face_words
+
+    results = body.get("results")
+    faces = [r["attributes"] for r in results or [] if isinstance(r, dict) and "attributes" in r]
+    alone = isinstance(body.get("attributes"), dict)  # the face-mesh model asked on its own
+    if faces or alone:
+        table = Table("face", "smile, mouth", "eyes", "gaze", "head")
+        for i, face in enumerate(faces or [body["attributes"]]):
+            table.add_row(str(i), *face_words(face))
+        console.print(table)
+        return {"attributes"} if alone else {"count", "results"}
+    if isinstance(body.get("attention"), list):
+        table = Table("face", "gaze", "looking at")
+        for item in body["attention"]:
+            target = item["looking_at"]
+            what = target["kind"]
+            if "index" in target:
+                what = f"{target.get('label', what)} {target['index']} ({target['step']})"
+            table.add_row(str(item["face"]), str(item["gaze"]), what)
+        console.print(table)
+        return {"count", "attention"}
+    return set()

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from argus.contracts import ModelUsed, StepReport
-from argus.graphs import ops
+from argus.graphs import attention, ops
 from argus.graphs.cache import StepCache, step_key
 from argus.graphs.ops import StepOutput
 from argus.graphs.spec import GraphSpec, ModelRef, Step
 from argus.images import DecodedImage, ImageSource
 from argus.models.versions import VersionInfo
 from argus.runtime.runner import ModelRunner
+from argus.tasks import TASKS
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +200,15 @@ class GraphExecutor:
             source = runs[step.input].output
             crops = source.crops if source is not None and source.crops is not None else []
             output = await self._on_crops(version, crops, image.sha256, params, run)
+            maps = source.to_source if source is not None else None
+            task = TASKS.get(version.task)
+            if maps is not None and task is not None:
+                # The answers on crops move into the image's pixels here, where the crop
+                # geometry is known (a model service never sees it).
+                output.result["results"] = [
+                    task.to_source(result, matrix)
+                    for result, matrix in zip(output.result["results"], maps, strict=True)
+                ]
         else:
             answer = await self.runner.answer(version, image, params)
             run.infer_ms = answer.infer_ms
@@ -240,9 +250,11 @@ class GraphExecutor:
             raise ValueError(f"step {step.name} is not an operation")
         src_run = runs[step.source]
         params = dict(step.params)
-        if step.op in ("align", "crop"):
+        if step.op in ("align", "crop", "mesh_crop"):
             params["crops"] = bool(params.get("crops", request_params.get("crops", False)))
-        run.key = step_key(image.sha256, f"op:{step.op}", params, [src_run.key or ""])
+        reads = {key: [runs[name] for name in names] for key, names in step.reads.items()}
+        upstream = [src_run.key or ""] + [r.key or "" for rs in reads.values() for r in rs]
+        run.key = step_key(image.sha256, f"op:{step.op}", params, upstream)
         hit = self.cache.get(run.key)
         if hit is not None:
             run.output, run.cached = hit, True
@@ -254,6 +266,12 @@ class GraphExecutor:
             output = ops.threshold(source, step.source, float(params["min_score"]))
         elif step.op == "top_k":
             output = ops.top_k(source, step.source, int(params["k"]))
+        elif step.op == "attention":
+            others = {
+                key: [(r.name, r.output.result if r.output is not None else {}) for r in rs]
+                for key, rs in reads.items()
+            }
+            output = attention.attention(source, step.source, others)
         else:
             full = await image.get(None)
             if step.op == "align":
@@ -263,6 +281,16 @@ class GraphExecutor:
                     source,
                     step.source,
                     int(params["size"]),
+                    params["crops"],
+                )
+            elif step.op == "mesh_crop":
+                output = await asyncio.to_thread(
+                    ops.mesh_crop,
+                    full.rgb,
+                    source,
+                    step.source,
+                    int(params["size"]),
+                    float(params["scale"]),
                     params["crops"],
                 )
             else:

@@ -1,8 +1,10 @@
-"""Graph operations: crop by boxes, align by landmarks, threshold on scores, top-k.
+"""Graph operations: crop by boxes, align by landmarks, the face mesh's crops, threshold on
+scores, top-k.
 
-Each takes an earlier step's result (and, for crop and align, the full-size image) and returns
-a :class:`StepOutput`: the JSON result plus, for crop and align, the pixel crops that a later
-model step (``input:``) runs on.
+Each takes an earlier step's result (and, for the crops, the full-size image) and returns
+a :class:`StepOutput`: the JSON result plus, for crop, align and mesh_crop, the pixel crops that
+a later model step (``input:``) runs on; mesh_crop also says where each crop lies in the image,
+so the model step's answers are mapped back to the image's pixels.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from argus.errors import Conflict
 from argus.images import png_b64
-from argus.tasks import ITEM_KEYS
+from argus.tasks import ITEM_KEYS, face_geometry
 from argus.tasks.faces.align import align_face
 
 Array = np.ndarray[Any, Any]
@@ -28,6 +30,9 @@ class StepOutput:
 
     result: dict[str, Any]
     crops: list[Array] | None = None
+    to_source: list[Array] | None = None
+    """Per crop, the 2x3 map from its pixels to the image's (None: answers on the crops stay
+    in crop pixels)."""
 
 
 def main_items(result: Mapping[str, Any], step: str, op: str) -> tuple[str, list[dict[str, Any]]]:
@@ -112,3 +117,28 @@ def crop(
     if with_png:
         out["crops"] = _png_list(crops)
     return StepOutput(out, crops)
+
+
+def mesh_crop(
+    rgb: Array, result: Mapping[str, Any], step: str, size: int, scale: float, with_png: bool
+) -> StepOutput:
+    """Per face (box + five landmarks), the square MediaPipe's face mesh expects: ``scale``
+    times the box's longer side, eyes level, ``size`` x ``size``."""
+    faces = result.get("faces")
+    if not isinstance(faces, list):
+        raise Conflict(f"op mesh_crop needs faces with landmarks, but step {step!r} answered none")
+    crops: list[Array] = []
+    maps: list[Array] = []
+    for i, face in enumerate(faces):
+        box = face.get("box") if isinstance(face, Mapping) else None
+        landmarks = face.get("landmarks") if isinstance(face, Mapping) else None
+        if box is None or landmarks is None or len(landmarks) < 2:
+            raise Conflict(f"op mesh_crop: face {i} of step {step!r} has no box and landmarks")
+        matrix = face_geometry.face_crop_matrix(box, landmarks, scale, size)
+        crops.append(cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_CONSTANT))
+        maps.append(face_geometry.invert(matrix))
+    out: dict[str, Any] = {"count": len(crops), "size": size}
+    if with_png:
+        out["crops"] = _png_list(crops)
+    return StepOutput(out, crops, maps)

@@ -19,12 +19,14 @@ from argus.errors import BadInput
 from argus.graphs.expr import ATTRIBUTES, KEYWORDS, ExprError, parse_expression
 from argus.graphs.spec import (
     CROP_FIELDS,
+    CROP_OPS,
     MAX_STEPS,
     MODEL_REF,
     OPS,
     QUESTION_NAME,
     STEP_KEYS,
     STEP_NAME,
+    STEP_REFS,
     GraphSpec,
     ModelFacts,
     ModelLookup,
@@ -62,8 +64,8 @@ def _line(node: Node) -> int:
     return int(node.start_mark.line) + 1
 
 
-def _value(node: Node, where: _Where, what: str) -> Any:
-    if isinstance(node, MappingNode):
+def _value(node: Node, where: _Where, what: str, mapping: bool = False) -> Any:
+    if isinstance(node, MappingNode) and not mapping:
         raise where.error(_line(node), f"{what} must be a single value, not a mapping")
     try:
         return SafeConstructor().construct_object(node, deep=True)
@@ -136,7 +138,10 @@ def _parse_step(name: str, node: Node, line: int, where: _Where) -> _RawStep:
             "digits and '_' (and not be one of: " + ", ".join(sorted(KEYWORDS)) + ")",
         )
     pairs = _pairs(node, where, f"step {name!r}")
-    values = {key: (_value(v, where, f"{key} of step {name!r}"), kline) for key, v, kline in pairs}
+    values = {
+        key: (_value(v, where, f"{key} of step {name!r}", mapping=key == "params"), kline)
+        for key, v, kline in pairs
+    }
     step = Step(name=name, line=line)
     raw = _RawStep(step, key_lines={k: kline for k, (_, kline) in values.items()})
     if "model" in values and "op" in values:
@@ -170,6 +175,11 @@ def _parse_step(name: str, node: Node, line: int, where: _Where) -> _RawStep:
             step.params[key] = _int(value, where, kline, f"{label} {key}", 1, 1000)
         elif key == "size":
             step.params["size"] = _int(value, where, kline, f"{label} size", 16, 1024)
+        elif key in STEP_REFS:
+            names = value if STEP_REFS[key] and isinstance(value, list) else [value]
+            step.reads[key] = tuple(_name(n, where, kline, f"{label} {key}:") for n in names)
+        elif key == "scale":
+            step.params["scale"] = _float(value, where, kline, f"{label} scale", 1.0, 4.0)
         elif key == "margin":
             step.params["margin"] = _float(value, where, kline, f"{label} margin", 0.0, 1.0)
         elif key == "min_score":
@@ -190,6 +200,12 @@ def _parse_step(name: str, node: Node, line: int, where: _Where) -> _RawStep:
         raise where.error(line, f"{label} op top_k needs k (how many to keep)")
     if step.op == "align":
         step.params.setdefault("size", 112)
+    if step.op == "mesh_crop":
+        step.params.setdefault("size", 192)
+        step.params.setdefault("scale", 1.5)
+    if step.op == "attention" and "faces" not in step.reads:
+        raise where.error(line, f"{label} op attention needs faces: STEP (the faces its from: "
+                          "step's crops were cut around)")
     return raw
 
 
@@ -286,7 +302,9 @@ def parse_graph(
 def _check_references(raws: dict[str, _RawStep], where: _Where) -> None:
     for raw in raws.values():
         step = raw.step
-        for key, target in (("from", step.source), ("input", step.input)):
+        refs = [("from", step.source), ("input", step.input)]
+        refs += [(key, name) for key, names in step.reads.items() for name in names]
+        for key, target in refs:
             if target is None:
                 continue
             line = raw.key_lines[key]
@@ -344,8 +362,10 @@ def _infer_kinds(raws: dict[str, _RawStep], where: _Where, lookup: ModelLookup |
             task_kind = task.answer_kind if task is not None else None
             step.kind = "per_crop" if step.input is not None else task_kind
             step.fields = task.item_fields if task is not None else None
-        elif step.op in ("align", "crop"):
+        elif step.op in CROP_OPS:
             step.kind, step.fields = "crops", CROP_FIELDS
+        elif step.op == "attention":
+            step.kind, step.fields = "attention", frozenset()
         elif step.source is not None:
             src = raws[step.source].step
             step.kind, step.fields = src.kind, src.fields
@@ -373,12 +393,17 @@ def _parse_conditions(raws: dict[str, _RawStep], where: _Where) -> None:
                 f"step {step.name!r}: when: {exc.message} (column {exc.column} of "
                 f"{raw.when_text!r})",
             ) from exc
-        needs = [step.source, step.input, *sorted(step.when.steps())]
+        needs = [step.source, step.input, *_reads(step), *sorted(step.when.steps())]
         step.needs = tuple(dict.fromkeys(n for n in needs if n is not None))
     for raw in raws.values():
         if raw.when_text is None:
             step = raw.step
-            step.needs = tuple(n for n in (step.source, step.input) if n is not None)
+            needs = [step.source, step.input, *_reads(step)]
+            step.needs = tuple(dict.fromkeys(n for n in needs if n is not None))
+
+
+def _reads(step: Step) -> list[str]:
+    return [name for names in step.reads.values() for name in names]
 
 
 def _resolve_name(
@@ -453,7 +478,13 @@ def _topological(raws: dict[str, _RawStep], where: _Where) -> list[str]:
 
 #: The item field each op reads; the answer kinds it takes are those of the tasks whose items
 #: have it, so a new task's answers work with the ops that apply to them.
-OP_NEEDS = {"align": "landmarks", "crop": "box", "threshold": "score", "top_k": "score"}
+OP_NEEDS = {
+    "align": "landmarks",
+    "crop": "box",
+    "threshold": "score",
+    "top_k": "score",
+    "mesh_crop": "landmarks",
+}
 
 
 def kinds_with(field: str) -> tuple[str, ...]:
@@ -478,6 +509,19 @@ def _check_kinds(raws: dict[str, _RawStep], where: _Where) -> None:
             continue
         src = raws[step.source].step
         line = raw.key_lines["from"]
+        if step.op == "attention":
+            if src.kind is not None and src.kind != "per_crop":
+                raise where.error(line, f"step {step.name!r}: op attention reads the face "
+                                  f"attributes of crops, but {src.name!r} answers {src.kind}")
+            # Each named step answers the items its key says (faces:, people:, objects:).
+            for key, names in step.reads.items():
+                for name in names:
+                    kind = raws[name].step.kind
+                    if kind is not None and kind != key:
+                        raise where.error(raw.key_lines[key], f"step {step.name!r}: {key}: "
+                                          f"needs a step answering {key}, but {name!r} "
+                                          f"answers {kind}")
+            continue
         needed = kinds_with(OP_NEEDS[step.op or ""])
         if src.kind is not None and src.kind not in needed:
             raise where.error(

@@ -26,7 +26,9 @@ MODEL_REF = re.compile(
     r"|:(?P<version>[0-9]{1,9}))?$"
 )
 MAX_STEPS = 32
-OPS = ("align", "crop", "threshold", "top_k")
+OPS = ("align", "crop", "threshold", "top_k", "mesh_crop", "attention")
+# Ops that make crops for a later model step (``input:``).
+CROP_OPS = ("align", "crop", "mesh_crop")
 # The fields of a crop or align step's items (a model step's are its task's ``item_fields``).
 CROP_FIELDS: frozenset[str] = frozenset()
 STEP_KEYS = {
@@ -35,7 +37,11 @@ STEP_KEYS = {
     "crop": {"op", "from", "when", "size", "margin", "crops"},
     "threshold": {"op", "from", "when", "min_score"},
     "top_k": {"op", "from", "when", "k"},
+    "mesh_crop": {"op", "from", "when", "size", "scale", "crops"},
+    "attention": {"op", "from", "when", "faces", "people", "objects"},
 }
+# Keys that name further steps an op reads (beyond ``from:``), and whether they take a list.
+STEP_REFS = {"faces": False, "people": False, "objects": True}
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,8 @@ class Step:
     input: str | None = None
     """``input:`` — the step whose crops a model step runs on."""
     when: Expression | None = None
+    reads: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Further steps an op reads, by key (``attention``: faces, people, objects)."""
     params: dict[str, Any] = field(default_factory=dict)
     needs: tuple[str, ...] = ()
     """Every step that must answer first (from, input and the steps ``when`` reads)."""
@@ -98,6 +106,8 @@ class Step:
             out["input"] = self.input
         if self.when is not None:
             out["when"] = self.when.source
+        for key, names in self.reads.items():
+            out[key] = names[0] if not STEP_REFS[key] else list(names)
         if self.params:
             out["params"] = dict(self.params)
         out["needs"] = list(self.needs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,6 +54,7 @@ def draw_on(image: Image.Image, body: Mapping[str, Any]) -> Image.Image:
         for x, y in points:
             draw.ellipse((x - r, y - r, x + r, y + r), fill=PERSON_COLOUR)
     draw_text_lines(img, body.get("lines") or [], width)
+    draw_face_attributes(draw, body.get("attributes") or [], body.get("attention") or [], width)
     labels = body.get("labels") or []
     for i, item in enumerate(labels[:3]):
         draw.text((6, 6 + 12 * i), f"{item['label']} {item['score']:.2f}", fill=(255, 255, 255))
@@ -84,3 +86,68 @@ def draw_text_lines(img: Image.Image, lines: list[Any], width: int) -> None:
             font = ImageFont.load_default(size=max(6, int(size * length * 0.95 / drawn)))
         centre = ((x0 + x1 + corners[2][0] + x3) / 4, (y0 + y1 + corners[2][1] + y3) / 4)
         draw.text(centre, line["text"], fill=(120, 0, 90), font=font, anchor="mm")
+
+
+GAZE_COLOUR = (255, 230, 0)
+ATTRIBUTE_COLOUR = (255, 255, 255)
+
+
+def face_words(face: Mapping[str, Any]) -> list[str]:
+    """A face's attributes in a few words: smile, mouth, eyes, gaze, head pose."""
+    if "gaze" not in face:
+        return [f"no face mesh ({face.get('score', 0):.2f})"]
+    eyes = face["eyes"]
+    shut = [side for side in ("left", "right") if not eyes[side]["open"]]
+    head = face["head"]
+    return [
+        f"{'smiling' if face['smiling'] else 'not smiling'} {face['smile']:.2f}"
+        + (", mouth open" if face["mouth_open"] else ""),
+        "eyes open" if not shut else f"{' and '.join(shut)} eye shut",
+        f"looks {face['gaze']['word']}",
+        f"yaw {head['yaw']:.0f} pitch {head['pitch']:.0f} roll {head['roll']:.0f}",
+    ]
+
+
+def draw_face_attributes(
+    draw: ImageDraw.ImageDraw,
+    faces: list[Mapping[str, Any]],
+    attention: list[Mapping[str, Any]],
+    width: int,
+) -> None:
+    """Each face's gaze as an arrow from between the eyes, its attributes as words under its
+    box, and what it looks at (from an attention step) as a dashed line to that thing."""
+    for face in faces:
+        x1, _, _, y2 = face["box"]
+        gaze = face.get("gaze")
+        if gaze is not None:
+            (ox, oy), (ex, ey) = gaze["origin"], gaze["end"]
+            if gaze["word"] == "at the camera":  # the arrow is short: a ring says it
+                r = 3 * width + 3
+                draw.ellipse((ox - r, oy - r, ox + r, oy + r), outline=GAZE_COLOUR, width=width)
+            draw.line((ox, oy, ex, ey), fill=GAZE_COLOUR, width=width)
+            dx, dy = gaze["direction"]
+            head = 4 * width + 4
+            # The arrow head: two short strokes back from the end, 30° either side.
+            for turn in (0.5236, -0.5236):
+                cos, sin = math.cos(turn), math.sin(turn)
+                bx, by = dx * cos - dy * sin, dx * sin + dy * cos
+                draw.line((ex, ey, ex - bx * head, ey - by * head), fill=GAZE_COLOUR, width=width)
+        for i, text in enumerate(face_words(face)):
+            at = (x1 + 2, y2 + 2 + 12 * i)
+            # On a dark band, so the words read on light clothes and walls too.
+            draw.rectangle(draw.textbbox(at, text), fill=(0, 0, 0))
+            draw.text(at, text, fill=ATTRIBUTE_COLOUR)
+    for item in attention:
+        target = item.get("looking_at") or {}
+        if "box" not in target:
+            continue
+        fx1, fy1, fx2, fy2 = item["box"]
+        tx1, ty1, tx2, ty2 = target["box"]
+        start, end = ((fx1 + fx2) / 2, (fy1 + fy2) / 2), ((tx1 + tx2) / 2, (ty1 + ty2) / 2)
+        steps = 12
+        for k in range(0, steps, 2):  # dashed: every other twelfth of the way
+            a, b = k / steps, (k + 1) / steps
+            draw.line((start[0] + (end[0] - start[0]) * a, start[1] + (end[1] - start[1]) * a,
+                       start[0] + (end[0] - start[0]) * b, start[1] + (end[1] - start[1]) * b),
+                      fill=GAZE_COLOUR, width=max(1, width // 2))
+        draw.rectangle((tx1, ty1, tx2, ty2), outline=GAZE_COLOUR, width=max(1, width // 2))

@@ -59,6 +59,8 @@ DEFAULT_MODELS = [
     DefaultModel("blazepose-detector", "argus.convert.blazepose", 1, ("openvino",)),
     # PP-OCR's text detector, recogniser and orientation classifier, native ONNX from rapidocr.
     DefaultModel("ppocr", "argus.convert.ppocr", 1),
+    # MediaPipe's face mesh + iris (face attributes, gaze), converted from .tflite likewise.
+    DefaultModel("face-mesh", "argus.convert.facemesh", 1, ("openvino",)),
 ]
 
 

@@ -14,13 +14,22 @@ from argus.tasks.base import InputPreparer, TaskModel
 from argus.tasks.classify import ClassifyModel
 from argus.tasks.detect import DetectModel
 from argus.tasks.embed import EmbedModel
+from argus.tasks.face_attributes import FaceAttributesModel
 from argus.tasks.faces import FacesModel
 from argus.tasks.people import PeopleModel
 from argus.tasks.text import TextModel
 
 TASKS: dict[str, type[TaskModel]] = {
     cls.task: cls
-    for cls in (ClassifyModel, DetectModel, EmbedModel, FacesModel, PeopleModel, TextModel)
+    for cls in (
+        ClassifyModel,
+        DetectModel,
+        EmbedModel,
+        FacesModel,
+        PeopleModel,
+        TextModel,
+        FaceAttributesModel,
+    )
 }
 #: The keys of the tasks' lists of answer items (labels, objects, faces, …).
 ITEM_KEYS: tuple[str, ...] = tuple(

@@ -61,6 +61,13 @@ class TaskModel(ABC):
         ``takes_prepared_input`` (None: it may not)."""
         return None
 
+    @classmethod
+    def to_source(cls, result: dict[str, Any], matrix: np.ndarray) -> dict[str, Any]:
+        """``result``, answered on a crop, in the pixels of the image the crop was cut from;
+        ``matrix`` (2x3) maps crop pixels to image pixels. Default: unchanged (answers without
+        positions, such as an embedding)."""
+        return result
+
     def __init__(
         self, package: ModelPackage, threads: int, choice: RuntimeChoice | None = None
     ) -> None:

@@ -9,6 +9,7 @@ const LANDMARKS = [
   ["mouth, left", "#7cff4d"], ["mouth, right", "#7cff4d"],
 ];
 const TEXT = "#ff2fd0";
+const GAZE = "#fff04d";
 const PALETTE = ["#ff6b35", "#2ec4b6", "#e71d36", "#8f2d56", "#3a86ff", "#ffbe0b", "#06d6a0"];
 
 /** The answer's parts: [{step, value}] — one for a one-model question, one per answer step of
@@ -25,12 +26,34 @@ function colourOf(label) {
   return PALETTE[n % PALETTE.length];
 }
 
+/** A face's attributes in a few words (as images/draw.py's face_words). */
+export function faceWords(face) {
+  if (!face.gaze) return [`no face mesh (${fmt.score(face.score)})`];
+  const shut = ["left", "right"].filter((side) => !face.eyes[side].open);
+  const { yaw, pitch, roll } = face.head;
+  return [
+    `${face.smiling ? "smiling" : "not smiling"} ${fmt.score(face.smile)}${face.mouth_open ? ", mouth open" : ""}`,
+    shut.length ? `${shut.join(" and ")} eye shut` : "eyes open",
+    `looks ${face.gaze.word}`,
+    `yaw ${Math.round(yaw)}° pitch ${Math.round(pitch)}° roll ${Math.round(roll)}°`,
+  ];
+}
+
+/** The faces of a face-attributes step (one result per face crop), or none. */
+function attributesOf(value) {
+  return Array.isArray(value.results) ? value.results.map((r) => r && r.attributes).filter(Boolean) : [];
+}
+
 /** What to draw on the photo: {boxes: [{box, colour, text, kind}], points: [{x, y, colour}],
- * quads: [{corners, colour, text}]} (text lines: four corners, the text's own top-left first). */
+ * rays: [{from, to, colour, text, dashed}]}. */
+/** What to draw on the photo: {boxes: [{box, colour, text, kind}], points: [{x, y, colour}],
+ * quads: [{corners, colour, text}] (text lines: four corners, the text's own top-left first),
+ * rays: [{from, to, colour, text, dashed}]}. */
 export function shapes(answerParts) {
   const boxes = [];
   const points = [];
   const quads = [];
+  const rays = [];
   for (const { value } of answerParts) {
     if (!value) continue;
     (value.faces || []).forEach((face, i) => {
@@ -41,8 +64,58 @@ export function shapes(answerParts) {
       boxes.push({ box: item.box, colour: colourOf(item.label), text: `${item.label} · ${fmt.score(item.score)}`, kind: "object" });
     }
     for (const line of value.lines || []) quads.push({ corners: line.box, colour: TEXT, text: line.text });
+    for (const face of attributesOf(value)) {
+      if (!face.gaze) continue;
+      const words = faceWords(face);
+      rays.push({ from: face.gaze.origin, to: face.gaze.end, colour: GAZE, kind: "gaze",
+        camera: face.gaze.word === "at the camera", text: words.slice(0, 3).join(" · "), under: face.box });
+    }
+    for (const item of value.attention || []) {
+      const target = item.looking_at || {};
+      if (!target.box) continue;
+      const centre = (b) => [(b[0] + b[2]) / 2, (b[1] + b[3]) / 2];
+      rays.push({ from: centre(item.box), to: centre(target.box), colour: GAZE, kind: "attention", dashed: true });
+    }
   }
-  return { boxes, points, quads };
+  return { boxes, points, quads, rays };
+}
+
+/** Gaze arrows (a ring where the face looks at the camera) with the face's words under its
+ * box, and dashed lines from a face to what it looks at. */
+function drawRays(ctx, rays, k, line, fontSize) {
+  for (const ray of rays) {
+    const [x1, y1] = ray.from.map((v) => v * k);
+    const [x2, y2] = ray.to.map((v) => v * k);
+    ctx.setLineDash(ray.dashed ? [line * 4, line * 3] : []);
+    ctx.lineWidth = line;
+    ctx.strokeStyle = ray.colour;
+    ctx.beginPath();
+    ctx.moveTo(x1, y1);
+    ctx.lineTo(x2, y2);
+    const angle = Math.atan2(y2 - y1, x2 - x1);
+    const head = 4 * line + 4;
+    if (!ray.dashed) {
+      for (const turn of [Math.PI / 6, -Math.PI / 6]) {
+        ctx.moveTo(x2, y2);
+        ctx.lineTo(x2 - head * Math.cos(angle + turn), y2 - head * Math.sin(angle + turn));
+      }
+    }
+    ctx.stroke();
+    ctx.setLineDash([]);
+    if (ray.camera) {
+      ctx.beginPath();
+      ctx.arc(x1, y1, head, 0, 2 * Math.PI);
+      ctx.stroke();
+    }
+    if (ray.text && ray.under) {
+      const [bx, , , by] = ray.under.map((v) => v * k);
+      const width = ctx.measureText(ray.text).width + 8;
+      ctx.fillStyle = "rgba(0, 0, 0, 0.75)";
+      ctx.fillRect(bx, by + 4, width, fontSize + 6);
+      ctx.fillStyle = ray.colour;
+      ctx.fillText(ray.text, bx + 4, by + 7);
+    }
+  }
 }
 
 /** Draw `bitmap` and the shapes on `canvas` (at most 1600 px a side). */
@@ -84,6 +157,7 @@ export function draw(canvas, bitmap, found, imageWidth) {
     ctx.strokeStyle = "#000";
     ctx.stroke();
   }
+  drawRays(ctx, found.rays || [], k, line, fontSize);
   return k;
 }
 
@@ -163,6 +237,16 @@ function describePart({ step, value }, single) {
       ? h("ol", { class: "text-lines" }, value.lines.map((l) => h("li", { text: `${l.text} (${fmt.score(l.score)})` })))
       : h("p", { text: "no text" }));
   }
+  const faces = attributesOf(value);
+  if (faces.length) {
+    out.push(h("ul", { class: "attributes" }, faces.map((face, i) =>
+      h("li", { text: `face ${i + 1}: ${faceWords(face).join(" · ")}` }))));
+  }
+  if (Array.isArray(value.attention)) {
+    const what = (t) => (t.index === undefined ? t.kind : `${t.label || t.kind} ${t.index + 1} (${t.step})`);
+    out.push(h("ul", { class: "attention" }, value.attention.map((item) =>
+      h("li", { text: `face ${item.face + 1} looks ${item.gaze || "(unknown)"}: at ${what(item.looking_at)}` }))));
+  }
   if (Array.isArray(value.embedding)) out.push(h("p", { text: `a vector of ${value.embedding.length} numbers` }));
   if (!out.length) out.push(h("pre", { text: JSON.stringify(value, shorten, 2) }));
   return h("div", { class: "part" }, title, out);
@@ -208,8 +292,10 @@ export async function renderAnswer(container, answer, blob) {
   if (objects) caption.push(`${objects} object box${objects > 1 ? "es" : ""}`);
   const lines = drawn.quads.length;
   if (lines) caption.push(`${lines} line${lines > 1 ? "s" : ""} of text with what each says`);
+  const gazes = drawn.rays.filter((r) => r.kind === "gaze").length;
+  if (gazes) caption.push(`${gazes} gaze${gazes > 1 ? "s" : ""}`);
   canvas.setAttribute("aria-label", `The photo with the answer drawn: ${caption.slice(1).join(", ") || "nothing to draw"}`);
-  Object.assign(canvas.dataset, { faces, objects, lines, points: drawn.points.length });
+  Object.assign(canvas.dataset, { faces, objects, lines, points: drawn.points.length, gazes });
   const copyJson = h("button", { type: "button", class: "small", text: "Copy JSON",
     onclick: async () => say((await copyText(JSON.stringify(answer, null, 2))) ? "JSON copied" : "could not copy") });
   fill(container,
