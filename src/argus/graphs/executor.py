@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from argus.contracts import ModelUsed, StepReport
+from argus.galleries.matcher import GalleryIndex
+from argus.galleries.who import name_faces, vectors_of
 from argus.graphs import ops
 from argus.graphs.cache import StepCache, step_key
 from argus.graphs.ops import StepOutput
@@ -113,19 +115,20 @@ class GraphExecutor:
         image: ImageSource,
         params: Mapping[str, Any],
         resolve: Resolver,
+        gallery: GalleryIndex | None = None,
     ) -> GraphResult:
         """Answer ``spec`` for ``image``. ``params`` are the request's (top_k, crops, …);
-        a step's own parameters win over them."""
+        a step's own parameters win over them. ``gallery``: what ``who`` steps match against."""
         t0 = time.perf_counter()
         runs = {name: StepRun(name) for name in spec.steps}
         if len(spec.steps) == 1:
             (step,) = spec.steps.values()
-            await self._run_step(step, runs, {}, image, params, resolve, t0)
+            await self._run_step(step, runs, {}, image, params, resolve, t0, gallery)
         else:
             tasks: dict[str, asyncio.Task[None]] = {}
             for name, step in spec.steps.items():  # every step after the ones it needs
                 tasks[name] = asyncio.create_task(
-                    self._run_step(step, runs, tasks, image, params, resolve, t0),
+                    self._run_step(step, runs, tasks, image, params, resolve, t0, gallery),
                     name=f"step-{spec.name}-{name}",
                 )
             try:
@@ -151,6 +154,7 @@ class GraphExecutor:
         params: Mapping[str, Any],
         resolve: Resolver,
         t0: float,
+        gallery: GalleryIndex | None = None,
     ) -> None:
         for dep in step.needs:
             await tasks[dep]
@@ -169,7 +173,7 @@ class GraphExecutor:
             if step.model is not None:
                 await self._model_step(step, run, runs, image, params, resolve)
             else:
-                await self._op_step(step, run, runs, image, params)
+                await self._op_step(step, run, runs, image, params, gallery)
         finally:
             run.ended = time.perf_counter() - t0
 
@@ -235,6 +239,7 @@ class GraphExecutor:
         runs: Mapping[str, StepRun],
         image: ImageSource,
         request_params: Mapping[str, Any],
+        gallery: GalleryIndex | None = None,
     ) -> None:
         if step.source is None or step.op is None:
             raise ValueError(f"step {step.name} is not an operation")
@@ -242,7 +247,13 @@ class GraphExecutor:
         params = dict(step.params)
         if step.op in ("align", "crop"):
             params["crops"] = bool(params.get("crops", request_params.get("crops", False)))
-        run.key = step_key(image.sha256, f"op:{step.op}", params, [src_run.key or ""])
+        upstream = [src_run.key or ""]
+        if step.op == "who":
+            # The answer changes with the gallery's contents: its generation is in the key.
+            if gallery is not None:
+                params["gallery"] = [gallery.name, gallery.generation]
+            upstream.append(runs[step.vectors].key or "" if step.vectors else "")
+        run.key = step_key(image.sha256, f"op:{step.op}", params, upstream)
         hit = self.cache.get(run.key)
         if hit is not None:
             run.output, run.cached = hit, True
@@ -250,7 +261,12 @@ class GraphExecutor:
         if src_run.output is None:
             raise ValueError(f"step {step.source} has no output")
         source = src_run.output.result
-        if step.op == "threshold":
+        if step.op == "who":
+            vec_run = runs[step.vectors or ""]
+            vectors = vectors_of(vec_run.output.result if vec_run.output else {}, vec_run.name)
+            digest = vec_run.version.digest if vec_run.version is not None else ""
+            output = StepOutput(name_faces(source, step.source, vectors, gallery, digest))
+        elif step.op == "threshold":
             output = ops.threshold(source, step.source, float(params["min_score"]))
         elif step.op == "top_k":
             output = ops.top_k(source, step.source, int(params["k"]))

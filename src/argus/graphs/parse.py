@@ -162,6 +162,8 @@ def _parse_step(name: str, node: Node, line: int, where: _Where) -> _RawStep:
             step.source = _name(value, where, kline, f"{label} from:")
         elif key == "input":
             step.input = _name(value, where, kline, f"{label} input:")
+        elif key == "vectors":
+            step.vectors = _name(value, where, kline, f"{label} vectors:")
         elif key == "when":
             if not isinstance(value, str) or not value.strip():
                 raise where.error(kline, f"{label} when: must be an expression in quotes")
@@ -190,6 +192,8 @@ def _parse_step(name: str, node: Node, line: int, where: _Where) -> _RawStep:
         raise where.error(line, f"{label} op top_k needs k (how many to keep)")
     if step.op == "align":
         step.params.setdefault("size", 112)
+    if step.op == "who" and step.vectors is None:
+        raise where.error(line, f"{label} op who needs vectors: STEP (embeddings of the faces)")
     return raw
 
 
@@ -286,7 +290,8 @@ def parse_graph(
 def _check_references(raws: dict[str, _RawStep], where: _Where) -> None:
     for raw in raws.values():
         step = raw.step
-        for key, target in (("from", step.source), ("input", step.input)):
+        for key, target in (("from", step.source), ("input", step.input),
+                            ("vectors", step.vectors)):
             if target is None:
                 continue
             line = raw.key_lines[key]
@@ -373,12 +378,14 @@ def _parse_conditions(raws: dict[str, _RawStep], where: _Where) -> None:
                 f"step {step.name!r}: when: {exc.message} (column {exc.column} of "
                 f"{raw.when_text!r})",
             ) from exc
-        needs = [step.source, step.input, *sorted(step.when.steps())]
+        needs = [step.source, step.input, step.vectors, *sorted(step.when.steps())]
         step.needs = tuple(dict.fromkeys(n for n in needs if n is not None))
     for raw in raws.values():
         if raw.when_text is None:
             step = raw.step
-            step.needs = tuple(n for n in (step.source, step.input) if n is not None)
+            step.needs = tuple(
+                n for n in (step.source, step.input, step.vectors) if n is not None
+            )
 
 
 def _resolve_name(
@@ -453,7 +460,9 @@ def _topological(raws: dict[str, _RawStep], where: _Where) -> list[str]:
 
 #: The item field each op reads; the answer kinds it takes are those of the tasks whose items
 #: have it, so a new task's answers work with the ops that apply to them.
-OP_NEEDS = {"align": "landmarks", "crop": "box", "threshold": "score", "top_k": "score"}
+OP_NEEDS = {
+    "align": "landmarks", "crop": "box", "threshold": "score", "top_k": "score", "who": "landmarks"
+}
 
 
 def kinds_with(field: str) -> tuple[str, ...]:
@@ -473,6 +482,14 @@ def _check_kinds(raws: dict[str, _RawStep], where: _Where) -> None:
                     raw.key_lines["input"],
                     f"step {step.name!r}: input: needs crops (an align or crop step), but "
                     f"{src.name!r} answers {src.kind}",
+                )
+        if step.vectors is not None:
+            vec = raws[step.vectors].step
+            if vec.kind is not None and vec.kind != "per_crop":
+                raise where.error(
+                    raw.key_lines["vectors"],
+                    f"step {step.name!r}: vectors: needs a model step on crops (input:), but "
+                    f"{vec.name!r} answers {vec.kind}",
                 )
         if step.source is None:
             continue

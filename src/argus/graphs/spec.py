@@ -26,7 +26,7 @@ MODEL_REF = re.compile(
     r"|:(?P<version>[0-9]{1,9}))?$"
 )
 MAX_STEPS = 32
-OPS = ("align", "crop", "threshold", "top_k")
+OPS = ("align", "crop", "threshold", "top_k", "who")
 # The fields of a crop or align step's items (a model step's are its task's ``item_fields``).
 CROP_FIELDS: frozenset[str] = frozenset()
 STEP_KEYS = {
@@ -35,6 +35,9 @@ STEP_KEYS = {
     "crop": {"op", "from", "when", "size", "margin", "crops"},
     "threshold": {"op", "from", "when", "min_score"},
     "top_k": {"op", "from", "when", "k"},
+    # Names each face of ``from`` by the nearest person of the request's gallery, reading the
+    # embeddings a model step made of those faces' aligned crops (``vectors``).
+    "who": {"op", "from", "when", "vectors"},
 }
 
 
@@ -76,6 +79,8 @@ class Step:
     """``from:`` — the step an operation reads."""
     input: str | None = None
     """``input:`` — the step whose crops a model step runs on."""
+    vectors: str | None = None
+    """``vectors:`` — the embedding step a ``who`` op matches (one vector per face)."""
     when: Expression | None = None
     params: dict[str, Any] = field(default_factory=dict)
     needs: tuple[str, ...] = ()
@@ -96,6 +101,8 @@ class Step:
             out["from"] = self.source
         if self.input is not None:
             out["input"] = self.input
+        if self.vectors is not None:
+            out["vectors"] = self.vectors
         if self.when is not None:
             out["when"] = self.when.source
         if self.params:
