@@ -62,7 +62,7 @@ def test_ask_bad_files_exit_non_zero_with_reason(pulled_home: Path, tmp_path: Pa
 def test_models_list_and_show(pulled_home: Path) -> None:
     listed = json.loads(run(pulled_home, "models", "list", "--json").stdout)
     names = {m["name"]: m for m in listed}
-    assert set(names) == {"efficientnet-lite0", "mtcnn", "blazepose-detector"}
+    assert set(names) == {"efficientnet-lite0", "mtcnn", "blazepose-detector", "sface"}
     assert names["efficientnet-lite0"]["aliases"] == {"production": 1}
     shown = json.loads(run(pulled_home, "models", "show", "efficientnet-lite0", "--json").stdout)
     v1 = shown["versions"][0]

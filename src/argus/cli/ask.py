@@ -30,6 +30,7 @@ def ask(
     version: int = common.VERSION,
     alias: str = common.ALIAS,
     conf: float = common.CONF,
+    gallery: str = common.GALLERY,
     crops: Path = typer.Option(None, "--crops", help="Write aligned face crops into DIR."),
     draw: Path = typer.Option(None, "--draw", help="Write the image with the answer drawn."),
     json_out: bool = typer.Option(False, "--json", help="One JSON document per image."),
@@ -43,7 +44,7 @@ def ask(
 
     try:
         fields = {"top_k": top_k, "app": app, "version": version, "alias": alias, "conf": conf,
-                  "crops": crops is not None, "record": record}
+                  "crops": crops is not None, "record": record, "gallery": gallery}
         options = AskOptions.parse(fields, source="cli")
         s = settings()
         if "lanes" not in s.model_fields_set:  # one image at a time: one lane on every core
@@ -192,6 +193,10 @@ def _print_answer(path: Path, answer: Answer, doc: dict[str, Any]) -> None:
                 console.print(f"[bold]{step}[/] (skipped: {info.skipped})", highlight=False)
 
 
+def _similarity(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def _print_result(body: dict[str, Any]) -> None:
     if "labels" in body:
         table = Table("label", "index", "score")
@@ -201,11 +206,13 @@ def _print_result(body: dict[str, Any]) -> None:
     if "faces" in body:
         if not body["faces"]:
             console.print("no faces")
-        table = Table("face", "box", "score", "landmarks")
+        named = "gallery" in body  # a who answer: each face's person, or unknown
+        table = Table("face", "box", "score", "landmarks", *(("name", "similarity") * named))
         for i, face in enumerate(body["faces"]):
             box = ", ".join(f"{v:.0f}" for v in face["box"])
             marks = " ".join(f"({x:.0f},{y:.0f})" for x, y in face["landmarks"])
-            table.add_row(str(i), box, f"{face['score']:.3f}", marks)
+            who = (face.get("name") or "unknown", _similarity(face.get("similarity")))
+            table.add_row(str(i), box, f"{face['score']:.3f}", marks, *(who * named))
         if body["faces"]:
             console.print(table)
     if "objects" in body:
@@ -229,6 +236,10 @@ def _print_result(body: dict[str, Any]) -> None:
                               f"({hip[0]:.0f},{hip[1]:.0f})",
                               f"({shoulder[0]:.0f},{shoulder[1]:.0f})")
             console.print(table)
-    others = {k: v for k, v in body.items() if k not in ("labels", "faces", "objects", "people")}
+    if "gallery" in body:
+        console.print(f"gallery {body['gallery']}, threshold {body['threshold']}",
+                      highlight=False)
+    others = {k: v for k, v in body.items()
+              if k not in ("labels", "faces", "objects", "people", "gallery", "threshold")}
     if others:
         print_json(others)

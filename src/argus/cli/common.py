@@ -31,6 +31,7 @@ APP = typer.Option(None, "--app", help="Answer with this application's pinned ve
 VERSION = typer.Option(None, "--version", help="Use this exact model version.")
 ALIAS = typer.Option(None, "--alias", help="Use the version this alias points at.")
 CONF = typer.Option(None, "--conf", help="Detection confidence threshold (0 to 1).")
+GALLERY = typer.Option(None, "--gallery", help="The gallery `who` names faces from.")
 
 
 def settings() -> Settings:
