@@ -152,7 +152,13 @@ class Core:
     def answers_raw_vectors(self, name: str) -> bool:
         """Whether question ``name`` answers embeddings themselves (an ``embed`` model step in
         its answer): a face's vector identifies a person, so only admin tokens may ask."""
-        q = self.question(name)
+        return self.resolutions.derived(("raw-vectors", name), lambda: self._raw_vectors(name))
+
+    def _raw_vectors(self, name: str) -> bool:
+        try:
+            q = self.question(name)
+        except NotFound:
+            return False  # asking it answers 404 anyway
         for step_name in q.graph.answer:
             step = q.graph.steps[step_name]
             if step.model is not None:
@@ -161,9 +167,10 @@ class Core:
                     return True
         return False
 
-    async def gallery_for(self, q: Question, options: AskOptions) -> GalleryIndex | None:
+    def gallery_index(self, q: Question, options: AskOptions) -> GalleryIndex | None:
         """The gallery a question with a ``who`` step matches against, checked against the
-        asking app (None for other questions)."""
+        asking app (None for other questions). Reads the database when the gallery changed:
+        call it off the event loop (:meth:`gallery_for`)."""
         if not q.matches_gallery:
             return None
         if options.gallery is None:
@@ -171,9 +178,14 @@ class Core:
                 f"question {q.name!r} names faces from a gallery: say which (gallery=NAME; "
                 "`argus gallery list` shows them)"
             )
-        index = await asyncio.to_thread(self.galleries.get, options.gallery)
+        index = self.galleries.get(options.gallery)
         index.allow(options.app)
         return index
+
+    async def gallery_for(self, q: Question, options: AskOptions) -> GalleryIndex | None:
+        if not q.matches_gallery:
+            return None
+        return await asyncio.to_thread(self.gallery_index, q, options)
 
     def questions(self) -> list[dict[str, Any]]:
         models = set(self.registry.names())
