@@ -80,7 +80,7 @@ def test_the_folded_model_has_one_input_a_free_batch_and_no_quantized_node(
     assert [i.name for i in model.graph.input] == ["data"]
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
     ops = {n.op_type for n in model.graph.node}
-    assert "DequantizeLinear" not in ops and "Reshape" not in ops
+    assert "DequantizeLinear" not in ops and "Reshape" not in ops and "PRelu" not in ops
     assert all(t.data_type == TensorProto.FLOAT for t in model.graph.initializer)
     assert len(weights) == 29 + 27  # every quantized weight and the reshape of each conv's
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])

