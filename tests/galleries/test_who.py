@@ -192,3 +192,16 @@ def test_the_embed_question_answers_vectors_for_admins_only(core: Core) -> None:
     assert core.answers_raw_vectors("embed") is True
     assert core.answers_raw_vectors("who") is False
     assert core.answers_raw_vectors("faces") is False
+
+
+def test_a_recorded_embed_answer_keeps_no_vector(
+    core: Core, loop: asyncio.AbstractEventLoop, people_photos: dict[str, bytes]
+) -> None:
+    answer = loop.run_until_complete(
+        core.ask("embed", people_photos["biden"], AskOptions(record=True))).to_json()
+    assert len(answer["answer"]["vectors"]["results"][0]["embedding"]) == 128  # answered
+    core.records.flush()
+    from argus.records.query import find_records
+
+    (row,) = find_records(core.engine, question="embed")
+    assert row["answer"]["vectors"]["results"] == [{"embedding_dims": 128}]  # not recorded
