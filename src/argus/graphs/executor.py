@@ -254,7 +254,10 @@ class GraphExecutor:
                 params["gallery"] = [gallery.name, gallery.generation]
             upstream.append(runs[step.vectors].key or "" if step.vectors else "")
         run.key = step_key(image.sha256, f"op:{step.op}", params, upstream)
-        hit = self.cache.get(run.key)
+        # A who answer costs one matrix product and names people: it is never kept, so no name
+        # outlives a forget in a server's memory.
+        keep = step.op != "who"
+        hit = self.cache.get(run.key) if keep else None
         if hit is not None:
             run.output, run.cached = hit, True
             return
@@ -293,5 +296,6 @@ class GraphExecutor:
                     params["crops"],
                 )
         run.output = output
-        self.cache.put(run.key, output)
+        if keep:
+            self.cache.put(run.key, output)
 
