@@ -75,3 +75,20 @@ def _documents(text: str) -> list[dict[str, object]]:
         while at < len(text) and text[at].isspace():
             at += 1
     return docs
+
+
+def test_ingest_names_faces_with_a_gallery(home_copy: Path, pictures: dict[str, Path],
+                                           tmp_path: Path) -> None:
+    assert run(home_copy, "gallery", "create", "staff").returncode == 0
+    assert run(home_copy, "gallery", "enrol", "staff", "Barack Obama",
+               str(pictures["obama2"])).returncode == 0
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    for name in ("obama", "biden"):
+        (incoming / f"{name}.jpg").write_bytes(pictures[name].read_bytes())
+    done = run(home_copy, "ingest", "--source", f"dir:{incoming}", "--question", "who",
+               "--sink", f"dir:{tmp_path / 'out'}", "--gallery", "staff", "--once")
+    assert done.returncode == 0, done.stderr
+    obama = json.loads((tmp_path / "out" / "obama.jpg.json").read_text())
+    biden = json.loads((tmp_path / "out" / "biden.jpg.json").read_text())
+    assert "Barack Obama" in json.dumps(obama) and "Barack Obama" not in json.dumps(biden)
