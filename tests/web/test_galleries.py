@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import ServerProcess, copy_home, start_server
@@ -84,3 +85,23 @@ def test_enrol_by_dropping_a_photo_see_the_name_then_forget(
              what="the audit trail")
     assert "forget Barack Obama" in text_of(browser, "#galleries-history")
     assert "unknown" in ask_who(browser, site, pictures / "obama3.jpg", "staff")
+
+
+def test_set_the_threshold_then_delete_the_gallery(browser: Any, site: ServerProcess) -> None:
+    open_tab(browser, site, "galleries")
+    by_css(browser, "#galleries-name").send_keys("lobby")
+    by_css(browser, "#galleries-new button[type=submit]").click()
+    wait_for(browser, lambda d: "lobby" in text_of(d, "#galleries-title"), what="the gallery")
+    by_css(browser, "#galleries-threshold").click()
+    confirm(browser, "fewer false names", threshold="0.45")
+    wait_for(browser, lambda d: "threshold 0.45" in text_of(d, "#galleries-title"),
+             what="the new threshold")
+    by_css(browser, "#galleries-delete").click()
+    confirm(browser, "not needed")
+    wait_for(browser, lambda d: not all_css(d, '#galleries-table tr[data-gallery="lobby"]'),
+             what="the gallery gone")
+    assert httpx.get(f"{site.url}/v1/galleries/lobby").status_code == 404
+    trail = httpx.get(f"{site.url}/v1/galleries/lobby/history").json()  # kept after delete
+    assert [e["action"] for e in trail] == ["delete", "threshold", "create"]
+    assert trail[1]["detail"] == {"before": 0.363, "after": 0.45, "reason": "fewer false names"}
+

@@ -15,7 +15,7 @@ from pydantic import Field
 from argus.auth import Tokens, bearer
 from argus.contracts import GALLERY_NAME, parse_bool, parse_int
 from argus.core import Core
-from argus.errors import BadInput, Forbidden
+from argus.errors import BadInput, Forbidden, NotFound
 from argus.galleries.enrol import MAX_PHOTOS, enrol_photos
 from argus.galleries.store import DEFAULT_THRESHOLD, MAX_PERSON, MAX_REASON
 from argus.http.body import is_multipart, read_form
@@ -147,10 +147,12 @@ async def set_threshold(gallery: GalleryName, body: NewThreshold,
 
 @router.get("/{gallery}/history", responses=error_responses(404))
 async def history(gallery: GalleryName, request: Request) -> list[dict[str, Any]]:
-    """The gallery's audit trail, newest first: who changed what, when and why."""
-    store = _core(request).gallery_store
-    await asyncio.to_thread(store.show, gallery)  # 404 for a gallery that never was
-    return await asyncio.to_thread(store.history, gallery)
+    """The gallery's audit trail, newest first: who changed what, when and why (kept after
+    the gallery is deleted; 404 for a name that never was a gallery)."""
+    events = await asyncio.to_thread(_core(request).gallery_store.history, gallery)
+    if not events:
+        raise NotFound(f"no gallery named {gallery!r} ever existed here")
+    return events
 
 
 @router.post("/{gallery}/people", status_code=201, openapi_extra=ENROL_BODY,

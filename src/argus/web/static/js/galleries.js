@@ -35,6 +35,9 @@ async function open(name) {
   const [info, trail] = await Promise.all([api.get(path(name)), api.get(`${path(name)}/history`)]);
   $("#galleries-detail").hidden = false;
   $("#galleries-title").textContent = `${info.name} · ${info.app ? `app ${info.app}` : "any app"} · threshold ${info.threshold}`;
+  fill($("#galleries-actions"),
+    h("button", { type: "button", id: "galleries-threshold", text: "Threshold…", onclick: () => threshold(info) }),
+    h("button", { type: "button", id: "galleries-delete", class: "danger", text: "Delete gallery…", onclick: () => remove(info) }));
   fill($("#galleries-people"), info.people.map((p) => h("tr", { dataset: { person: p.name } },
     h("td", { text: p.name }),
     h("td", { text: String(p.faces) }),
@@ -78,6 +81,41 @@ async function forget(person) {
     await api.del(`${path(chosen)}/people/${encodeURIComponent(person)}`, { reason: values.reason });
     say(`${person} forgotten`);
     await Promise.all([open(chosen), list()]);
+  } catch (err) {
+    showError($("#galleries-error"), err);
+  }
+}
+
+async function threshold(info) {
+  const values = await confirmAction({
+    title: `Threshold of ${info.name}`,
+    text: "A face is named when its cosine similarity to the nearest enrolled face reaches this (SFace: 0.363).",
+    fields: [{ name: "threshold", label: "Threshold (0 to 1)", type: "text", value: info.threshold, required: true }],
+    ok: "Set",
+  });
+  if (!values) return;
+  try {
+    await api.put(`${path(info.name)}/threshold`, { threshold: Number(values.threshold), reason: values.reason || null });
+    say(`threshold of ${info.name} set`);
+    await Promise.all([open(info.name), list()]);
+  } catch (err) {
+    showError($("#galleries-error"), err);
+  }
+}
+
+async function remove(info) {
+  const values = await confirmAction({
+    title: `Delete ${info.name}?`,
+    text: `Every face of everyone in ${info.name} is deleted. The audit trail stays.`,
+    ok: "Delete",
+  });
+  if (!values) return;
+  try {
+    await api.del(path(info.name), { reason: values.reason });
+    say(`gallery ${info.name} deleted`);
+    chosen = null;
+    $("#galleries-detail").hidden = true;
+    await list();
   } catch (err) {
     showError($("#galleries-error"), err);
   }
