@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -21,28 +19,6 @@ from argus.core import Core
 from argus.errors import BadInput, Forbidden, NotFound
 from argus.galleries.enrol import enrol_photos
 from argus.models.apps import AppPins
-from argus.server import local_core
-from argus.settings import Settings
-from tests.conftest import copy_home
-
-
-@pytest.fixture(scope="module")
-def who_home(pulled_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return copy_home(pulled_home, tmp_path_factory.mktemp("who") / "home")
-
-
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
-@pytest.fixture(scope="module")
-def core(who_home: Path, loop: asyncio.AbstractEventLoop) -> Iterator[Core]:
-    core = local_core(Settings(home=who_home))
-    yield core
-    loop.run_until_complete(core.close())
 
 
 def jpeg(rgb: np.ndarray, exif_orientation: int | None = None) -> bytes:
@@ -153,23 +129,6 @@ def test_who_needs_an_existing_gallery(
         loop.run_until_complete(core.ask("who", photos["astronaut"]))
     with pytest.raises(NotFound, match="no gallery named 'nope'"):
         who(core, loop, photos["astronaut"], "nope")
-
-
-def test_enrolment_needs_one_face_per_photo_or_says_which(
-    core: Core, loop: asyncio.AbstractEventLoop, people_photos: dict[str, bytes],
-    photos: dict[str, bytes],
-) -> None:
-    core.gallery_store.create("picky")
-    with pytest.raises(BadInput, match="no face was found"):
-        enrol(core, loop, "picky", "x", {"coffee.jpg": photos["coffee"],
-                                         "biden.jpg": people_photos["biden"]})
-    assert core.gallery_store.show("picky").people == {}  # all or nothing
-    two = np.concatenate([rgb_of(people_photos["biden"]), rgb_of(people_photos["biden"])], 1)
-    with pytest.raises(BadInput, match="holds 2 faces; say which with face=N"):
-        enrol(core, loop, "picky", "x", {"two.jpg": jpeg(two)})
-    assert enrol(core, loop, "picky", "x", {"two.jpg": jpeg(two)}, face=1)["enrolled"] == 1
-    with pytest.raises(BadInput, match="face=5 is not one of them"):
-        enrol(core, loop, "picky", "x", {"two.jpg": jpeg(two)}, face=5)
 
 
 def test_records_hold_names_and_scores_never_vectors(
