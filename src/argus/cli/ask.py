@@ -206,13 +206,18 @@ def _print_result(body: dict[str, Any]) -> None:
     if "faces" in body:
         if not body["faces"]:
             console.print("no faces")
-        named = "gallery" in body  # a who answer: each face's person, or unknown
-        table = Table("face", "box", "score", "landmarks", *(("name", "similarity") * named))
+        if "gallery" in body:  # a who answer: each face's person (or unknown), not landmarks
+            table = Table("face", "box", "score", "name", "similarity")
+        else:
+            table = Table("face", "box", "score", "landmarks")
         for i, face in enumerate(body["faces"]):
             box = ", ".join(f"{v:.0f}" for v in face["box"])
+            if "gallery" in body:
+                table.add_row(str(i), box, f"{face['score']:.3f}", face.get("name") or "unknown",
+                              _similarity(face.get("similarity")))
+                continue
             marks = " ".join(f"({x:.0f},{y:.0f})" for x, y in face["landmarks"])
-            who = (face.get("name") or "unknown", _similarity(face.get("similarity")))
-            table.add_row(str(i), box, f"{face['score']:.3f}", marks, *(who * named))
+            table.add_row(str(i), box, f"{face['score']:.3f}", marks)
         if body["faces"]:
             console.print(table)
     if "objects" in body:
@@ -237,9 +242,10 @@ def _print_result(body: dict[str, Any]) -> None:
                               f"({shoulder[0]:.0f},{shoulder[1]:.0f})")
             console.print(table)
     if "gallery" in body:
-        console.print(f"gallery {body['gallery']}, threshold {body['threshold']}",
+        console.print(f"gallery {body['gallery']}, threshold {body['threshold']}: "
+                      f"{body.get('known', 0)} of {len(body['faces'])} faces named",
                       highlight=False)
-    others = {k: v for k, v in body.items()
-              if k not in ("labels", "faces", "objects", "people", "gallery", "threshold")}
+    others = {k: v for k, v in body.items() if k not in (
+        "labels", "faces", "objects", "people", "gallery", "threshold", "known")}
     if others:
         print_json(others)
