@@ -26,6 +26,10 @@ from argus.models.registry import ModelRegistry
 from argus.settings import Settings
 
 ARGUS = str(Path(sys.executable).with_name("argus"))
+#: The models `argus models pull` installs (the tests that list models expect exactly these).
+PULLED = frozenset(
+    {"efficientnet-lite0", "mtcnn", "blazepose-detector", "ppocr", "face-mesh", "sface"}
+)
 
 
 def jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
@@ -78,7 +82,7 @@ def pulled_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     results = pull(registry, settings.cache_dir)
     engine.dispose()
     names = {v.name for v, _ in results}
-    if names != {"efficientnet-lite0", "mtcnn", "blazepose-detector", "ppocr", "face-mesh"}:
+    if names != PULLED:
         raise RuntimeError(f"pull installed {names}")
     return home
 

@@ -53,6 +53,11 @@ def test_bearer() -> None:
         ("DELETE", "/v1/jobs/123", Scope.INFER),
         ("GET", "/v1/jobs", Scope.ADMIN),
         ("POST", "/v1/jobs/dead/requeue", Scope.ADMIN),
+        ("GET", "/v1/galleries", Scope.ADMIN),
+        ("GET", "/v1/galleries/staff", Scope.ADMIN),
+        ("DELETE", "/v1/galleries/staff/people/Ada", Scope.ADMIN),
+        ("POST", "/v1/galleriesque", Scope.INFER),
+        ("POST", "/v1/questions/who", Scope.INFER),
     ],
 )
 def test_http_scopes(method: str, path: str, scope: Scope) -> None:

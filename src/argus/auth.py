@@ -150,6 +150,8 @@ class Tokens:
 _OPEN_PREFIXES = ("/v2/health/", "/metrics", "/docs", "/redoc", "/openapi.json", "/ui/")
 _OPEN_PATHS = frozenset({"/", "/v1/whoami"})
 _ADMIN_PREFIXES = ("/v1/models", "/v1/apps", "/v1/admin")
+#: The people of a gallery and every change to it are personal data: admin only, reads too.
+_GALLERIES = "/v1/galleries"
 _READ = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -163,6 +165,8 @@ def http_scope(method: str, path: str) -> Scope:
         return Scope.ADMIN  # records list every client's answers
     if path == "/v1/train":
         return Scope.ADMIN  # training makes new model versions
+    if path == _GALLERIES or path.startswith(_GALLERIES + "/"):
+        return Scope.ADMIN
     if path == "/v1/review" or path.startswith("/v1/review/"):
         return Scope.ADMIN  # kept images are every client's images
     if path.startswith(_ADMIN_PREFIXES):

@@ -9,6 +9,7 @@ with a sentence that names it. The answer is built once by the core; transports 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +23,7 @@ MAX_TOP_K = 1000
 MAX_VERSION = 2**31 - 1
 SOURCES = ("http", "grpc", "cli", "job", "ingest")
 #: The options a job row keeps (who asked and how it is recorded are the job's own).
-STORED = ("top_k", "app", "version", "alias", "crops", "conf", "keep_uncertain")
+STORED = ("top_k", "app", "version", "alias", "crops", "conf", "keep_uncertain", "gallery")
 
 
 def parse_bool(name: str, value: Any) -> bool:
@@ -89,6 +90,18 @@ def _pins(given: Mapping[str, Any]) -> dict[str, str]:
     return pins
 
 
+GALLERY_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+
+
+def _gallery(value: Any) -> str | None:
+    text = _text("gallery", value, 100)
+    if text is not None and not GALLERY_NAME.match(text):
+        raise BadInput(
+            f"gallery must be a gallery name (a-z, 0-9, '.', '_', '-'), not {text!r}"
+        )
+    return text
+
+
 class Contract(BaseModel):
     """A wire contract: its attribute docstrings are its schema's descriptions."""
 
@@ -123,6 +136,8 @@ class AskOptions(Contract):
     """Keep the image for review when a classifying step's top score is below this, or when a
     running canary and production disagree on it (0 to 1; 0 = not for this request), instead
     of the server's ``ARGUS_KEEP_UNCERTAIN``."""
+    gallery: str | None = None
+    """The gallery a ``who`` question names faces from (the app asking must be allowed it)."""
     source: str = "http"
     """Where the question came from, for prediction records: http, grpc, cli, job, ingest."""
     job_id: str | None = None
@@ -145,6 +160,7 @@ class AskOptions(Contract):
             pins=_pins(values.get("pins") or {}),
             record=parse_bool("record", values.get("record", False)),
             keep_uncertain=parse_fraction("keep_uncertain", values.get("keep_uncertain")),
+            gallery=_gallery(values.get("gallery")),
             source=str(values.get("source", "http")),
             job_id=_text("job_id", values.get("job_id"), 40),
         )
@@ -171,7 +187,8 @@ class AskOptions(Contract):
 
     def query(self) -> dict[str, str]:
         """The options as an HTTP query says them (the app goes in a header of its own)."""
-        out = {k: str(v) for k in ("top_k", "conf", "version", "alias", "keep_uncertain")
+        out = {k: str(v) for k in ("top_k", "conf", "version", "alias", "keep_uncertain",
+                                   "gallery")
                if (v := getattr(self, k)) is not None}
         if self.crops:
             out["crops"] = "true"

@@ -19,6 +19,8 @@ from typing import Any
 from argus.contracts import Answer, AskOptions, ImageFacts, Timings
 from argus.db.engine import make_engine, migrate
 from argus.errors import BadInput, BadPackage, NotFound, PackageRefused
+from argus.galleries.matcher import Galleries, GalleryIndex
+from argus.galleries.store import GalleryStore
 from argus.graphs.cache import StepCache
 from argus.graphs.catalogue import Catalogue
 from argus.graphs.executor import GraphExecutor
@@ -51,6 +53,11 @@ class Question:
     @property
     def models(self) -> list[str]:
         return self.graph.models()
+
+    @property
+    def matches_gallery(self) -> bool:
+        """The graph names faces from a gallery (a ``who`` step): asking needs ``gallery``."""
+        return any(step.op == "who" for step in self.graph.steps.values())
 
     @property
     def model(self) -> str:
@@ -94,6 +101,8 @@ class Core:
         self.review = ReviewStore(self.engine, settings.review_dir,
                                   settings.review_budget_mb * 1024 * 1024, settings.dataset_dir)
         self.keeper = Keeper(self.review, self.resolutions, self.answer_with)
+        self.gallery_store = GalleryStore(self.engine)
+        self.galleries = Galleries(self.gallery_store)
         self.catalogue = Catalogue(settings.questions_dir, self.model_facts)
         self._builtin = {
             name: Question(name, spec.description, spec, True, "builtin")
@@ -139,6 +148,44 @@ class Core:
             return None
         task = self.registry.show(name).task
         return Question(name, f"{task} with model {name}", model_graph(name, task), False, "model")
+
+    def answers_raw_vectors(self, name: str) -> bool:
+        """Whether question ``name`` answers embeddings themselves (an ``embed`` model step in
+        its answer): a face's vector identifies a person, so only admin tokens may ask."""
+        return self.resolutions.derived(("raw-vectors", name), lambda: self._raw_vectors(name))
+
+    def _raw_vectors(self, name: str) -> bool:
+        try:
+            q = self.question(name)
+        except NotFound:
+            return False  # asking it answers 404 anyway
+        for step_name in q.graph.answer:
+            step = q.graph.steps[step_name]
+            if step.model is not None:
+                facts = self.model_facts(step.model.name)
+                if facts is not None and facts.task == "embed":
+                    return True
+        return False
+
+    def gallery_index(self, q: Question, options: AskOptions) -> GalleryIndex | None:
+        """The gallery a question with a ``who`` step matches against, checked against the
+        asking app (None for other questions). Reads the database when the gallery changed:
+        call it off the event loop (:meth:`gallery_for`)."""
+        if not q.matches_gallery:
+            return None
+        if options.gallery is None:
+            raise BadInput(
+                f"question {q.name!r} names faces from a gallery: say which (gallery=NAME; "
+                "`argus gallery list` shows them)"
+            )
+        index = self.galleries.get(options.gallery)
+        index.allow(options.app)
+        return index
+
+    async def gallery_for(self, q: Question, options: AskOptions) -> GalleryIndex | None:
+        if not q.matches_gallery:
+            return None
+        return await asyncio.to_thread(self.gallery_index, q, options)
 
     def questions(self) -> list[dict[str, Any]]:
         models = set(self.registry.names())
@@ -231,6 +278,7 @@ class Core:
                 f"version={options.version} pins one model, but question {q.name!r} uses "
                 f"{len(models)} ({', '.join(models)}); use alias= or app= instead"
             )
+        gallery = await self.gallery_for(q, options)
         loading: list[VersionInfo] = []
 
         def resolve(ref: ModelRef) -> VersionInfo:
@@ -239,7 +287,7 @@ class Core:
 
         source = ImageSource(data, image_sha, self.limits)
         try:
-            result = await self.executor.run(q.graph, source, options.params(), resolve)
+            result = await self.executor.run(q.graph, source, options.params(), resolve, gallery)
         except BadPackage as exc:  # loaded on demand and refused: a server-side fault
             held = {m.version.digest for m in self.runner.loaded()}
             unloaded = {v.digest: v for v in loading if v.digest not in held}

@@ -48,7 +48,8 @@ def loaded_by(args: list[str], home: Path) -> tuple[int, set[str]]:
 @pytest.mark.parametrize(
     "args",
     [["--help"], ["models", "--help"], ["serve", "--help"], ["ask", "--help"],
-     ["jobs", "submit", "--help"], ["worker", "--help"], ["ingest", "--help"]],
+     ["jobs", "submit", "--help"], ["worker", "--help"], ["ingest", "--help"],
+     ["gallery", "--help"], ["gallery", "enrol", "--help"]],
 )
 def test_help_loads_no_runtime_web_stack_or_database(args: list[str], tmp_path: Path) -> None:
     code, modules = loaded_by(args, tmp_path)

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper
 from PIL import Image
 
 from argus.images.draw import PERSON_COLOUR
-from tests.conftest import ARGUS
+from tests.conftest import ARGUS, PULLED
 
 
 def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -62,9 +62,7 @@ def test_ask_bad_files_exit_non_zero_with_reason(pulled_home: Path, tmp_path: Pa
 def test_models_list_and_show(pulled_home: Path) -> None:
     listed = json.loads(run(pulled_home, "models", "list", "--json").stdout)
     names = {m["name"]: m for m in listed}
-    assert set(names) == {
-        "efficientnet-lite0", "mtcnn", "blazepose-detector", "ppocr", "face-mesh"
-    }
+    assert set(names) == PULLED
     assert names["efficientnet-lite0"]["aliases"] == {"production": 1}
     shown = json.loads(run(pulled_home, "models", "show", "efficientnet-lite0", "--json").stdout)
     v1 = shown["versions"][0]

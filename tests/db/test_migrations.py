@@ -79,15 +79,15 @@ def test_a_database_one_revision_behind_is_upgraded(
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "-1")
 
-    def job_columns() -> set[str]:  # the newest migration (0005) adds jobs.progress
-        return {c["name"] for c in inspect(engine).get_columns("jobs")}
+    def tables() -> set[str]:  # the newest migration (0006) adds the galleries' tables
+        return set(inspect(engine).get_table_names())
 
     with engine.connect() as conn:
         behind = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    assert behind != head_revision() and "progress" not in job_columns()
+    assert behind != head_revision() and "galleries" not in tables()
     monkeypatch.setattr(engine_module, "_migrated", set())  # as a new process would
     migrate(engine)
-    assert "progress" in job_columns()
+    assert {"galleries", "gallery_faces", "gallery_events", "gallery_state"} <= tables()
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
             head_revision())

@@ -366,3 +366,36 @@ def test_a_text_step_is_gated_by_labels_and_gates_by_what_it_reads() -> None:
             origin="signs.yaml",
             lookup=models.get,
         )
+
+
+WHO = """\
+    question: who-else
+    steps:
+      faces: {model: mtcnn}
+      aligned: {op: align, from: faces}
+      vectors: {model: "tint:1", input: aligned}
+      named: {op: who, from: faces, vectors: VECTORS}
+    answer: named
+    """
+
+
+def test_a_who_op_reads_faces_and_their_embeddings() -> None:
+    spec = parse(WHO.replace("VECTORS", "vectors"))
+    named = spec.steps["named"]
+    assert named.op == "who" and named.source == "faces"
+    assert named.reads == {"vectors": ("vectors",)}
+    assert set(named.needs) == {"faces", "vectors"}
+    assert list(spec.steps).index("named") > list(spec.steps).index("vectors")
+    assert spec.to_dict()["steps"]["named"]["vectors"] == "vectors"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (WHO.replace(", vectors: VECTORS", ""), "op who needs vectors: STEP"),
+    (WHO.replace("VECTORS", "nowhere"), r"reads step 'nowhere' \(vectors:\)"),
+    (WHO.replace("VECTORS", "faces"), "vectors: needs a model step on crops"),
+    (WHO.replace("from: faces, vectors", "from: aligned, vectors").replace("VECTORS", "vectors"),
+     "op who reads"),
+])
+def test_who_op_mistakes_are_refused(text: str, message: str) -> None:
+    with pytest.raises(BadInput, match=message):
+        parse(text)

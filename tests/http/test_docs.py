@@ -37,8 +37,8 @@ def test_the_image_api_documents_its_options_and_errors(tmp_path: Path) -> None:
     ask = spec.json()["paths"]["/v1/questions/{question}"]["post"]
     query = {p["name"]: p for p in ask["parameters"] if p["in"] == "query"}
     assert set(query) == {"top_k", "conf", "crops", "version", "alias", "app", "record",
-                          "keep_uncertain"}
+                          "keep_uncertain", "gallery"}
     assert all(p["description"] for p in query.values())
-    assert {"400", "404", "413", "415", "503"} <= set(ask["responses"])
+    assert {"400", "403", "404", "413", "415", "503"} <= set(ask["responses"])
     error = ask["responses"]["413"]["content"]["application/json"]["schema"]
     assert error == {"$ref": "#/components/schemas/ErrorBody"}

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.conftest import ServerProcess
+from tests.conftest import PULLED, ServerProcess
 from tests.images.test_decode import png_bomb
 
 
@@ -137,9 +137,7 @@ def test_over_the_byte_limit(pulled_home, photos: dict[str, bytes]) -> None:
 
 def test_models_over_rest(server: ServerProcess) -> None:
     models = httpx.get(f"{server.url}/v1/models").json()
-    assert {m["name"] for m in models} == {
-        "efficientnet-lite0", "mtcnn", "blazepose-detector", "ppocr", "face-mesh"
-    }
+    assert {m["name"] for m in models} == PULLED
     show = httpx.get(f"{server.url}/v1/models/mtcnn").json()
     assert show["aliases"] == {"production": 1}
     assert httpx.get(f"{server.url}/v1/models/ghost").status_code == 404

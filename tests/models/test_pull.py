@@ -55,6 +55,9 @@ def test_pull_converts_without_torch_or_openvino(tmp_path: Path) -> None:
     from argus.convert import mediapipe
 
     mediapipe.fetch_wheel(mediapipe.WHEEL, CACHE_DIR)
+    from argus.convert import sface
+
+    sface.fetch_wheel(sface.WHEEL, CACHE_DIR)
     for wheel in (CACHE_DIR / "wheels").iterdir():
         shutil.copy2(wheel, cache / "wheels" / wheel.name)
     home = tmp_path / "home"
@@ -73,6 +76,7 @@ def test_pull_converts_without_torch_or_openvino(tmp_path: Path) -> None:
         "blazepose-detector": "installed",
         "ppocr": "installed",
         "face-mesh": "installed",
+        "sface": "installed",
     }
     (built,) = (cache / "built").glob("efficientnet-lite0-*")
     fields = json.loads((built / "fields.json").read_text())

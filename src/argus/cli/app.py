@@ -7,6 +7,7 @@ import typer
 from argus import __version__
 from argus.cli import apps as apps_cmd
 from argus.cli import ask as ask_cmd
+from argus.cli import gallery as gallery_cmd
 from argus.cli import ingest as ingest_cmd
 from argus.cli import jobs as jobs_cmd
 from argus.cli import models as models_cmd
@@ -47,6 +48,7 @@ app.add_typer(jobs_cmd.app, name="jobs")
 app.add_typer(questions_cmd.app, name="questions")
 app.add_typer(records_cmd.app, name="records")
 app.add_typer(review_cmd.app, name="review")
+app.add_typer(gallery_cmd.app, name="gallery")
 app.command("ask")(ask_cmd.ask)
 app.command("serve")(serve_cmd.serve)
 app.command("worker")(worker_cmd.worker)

@@ -30,6 +30,7 @@ def ask(
     version: int = common.VERSION,
     alias: str = common.ALIAS,
     conf: float = common.CONF,
+    gallery: str = common.GALLERY,
     crops: Path = typer.Option(None, "--crops", help="Write aligned face crops into DIR."),
     draw: Path = typer.Option(None, "--draw", help="Write the image with the answer drawn."),
     json_out: bool = typer.Option(False, "--json", help="One JSON document per image."),
@@ -43,7 +44,7 @@ def ask(
 
     try:
         fields = {"top_k": top_k, "app": app, "version": version, "alias": alias, "conf": conf,
-                  "crops": crops is not None, "record": record}
+                  "crops": crops is not None, "record": record, "gallery": gallery}
         options = AskOptions.parse(fields, source="cli")
         s = settings()
         if "lanes" not in s.model_fields_set:  # one image at a time: one lane on every core
@@ -201,6 +202,10 @@ def _print_answer(path: Path, answer: Answer, doc: dict[str, Any]) -> None:
                 console.print(f"[bold]{step}[/] (skipped: {info.skipped})", highlight=False)
 
 
+def _similarity(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def _print_result(body: dict[str, Any]) -> None:
     if "labels" in body:
         table = Table("label", "index", "score")
@@ -210,9 +215,16 @@ def _print_result(body: dict[str, Any]) -> None:
     if "faces" in body:
         if not body["faces"]:
             console.print("no faces")
-        table = Table("face", "box", "score", "landmarks")
+        if "gallery" in body:  # a who answer: each face's person (or unknown), not landmarks
+            table = Table("face", "box", "score", "name", "similarity")
+        else:
+            table = Table("face", "box", "score", "landmarks")
         for i, face in enumerate(body["faces"]):
             box = ", ".join(f"{v:.0f}" for v in face["box"])
+            if "gallery" in body:
+                table.add_row(str(i), box, f"{face['score']:.3f}", face.get("name") or "unknown",
+                              _similarity(face.get("similarity")))
+                continue
             marks = " ".join(f"({x:.0f},{y:.0f})" for x, y in face["landmarks"])
             table.add_row(str(i), box, f"{face['score']:.3f}", marks)
         if body["faces"]:
@@ -249,7 +261,11 @@ def _print_result(body: dict[str, Any]) -> None:
                               f"({x1:.0f},{y1:.0f}) ({x2:.0f},{y2:.0f})")
             console.print(table)
     text_keys = ("lines", "text") if "lines" in body else ()
-    shown = {"labels", "faces", "objects", "people", *text_keys}
+    if "gallery" in body:
+        console.print(f"gallery {body['gallery']}, threshold {body['threshold']}: "
+                      f"{body.get('known', 0)} of {len(body['faces'])} faces named",
+                      highlight=False)
+    shown = {"labels", "faces", "objects", "people", "gallery", "threshold", "known", *text_keys}
     shown |= _print_face_attributes(body)
     others = {k: v for k, v in body.items() if k not in shown}
     if others:

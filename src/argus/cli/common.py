@@ -32,6 +32,7 @@ VERSION = typer.Option(None, "--version", help="Use this exact model version.")
 ALIAS = typer.Option(None, "--alias", help="Use the version this alias points at.")
 CONF = typer.Option(None, "--conf", help="Detection confidence threshold, or a text step's "
                     "lowest line score kept (0 to 1).")
+GALLERY = typer.Option(None, "--gallery", help="The gallery `who` names faces from.")
 
 
 def settings() -> Settings:

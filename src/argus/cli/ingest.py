@@ -31,6 +31,7 @@ def ingest(
     version: int = common.VERSION,
     alias: str = common.ALIAS,
     conf: float = common.CONF,
+    gallery: str = common.GALLERY,
     crops: bool = typer.Option(False, "--crops", help="Keep aligned face crops in answers."),
     once: bool = typer.Option(
         False, "--once", help="Handle what is there now, then exit (no watching)."
@@ -75,7 +76,7 @@ def ingest(
     )
     s = settings()
     fields = {"top_k": top_k, "app": app_name, "version": version, "alias": alias, "conf": conf,
-              "crops": crops}
+              "crops": crops, "gallery": gallery}
     options = AskOptions.parse(fields, source="ingest")
     src = open_source(
         source,

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -235,3 +236,63 @@ class ReviewItem(Base):
     labelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     filed: Mapped[str | None] = mapped_column(Text, nullable=True)
     """The file the label wrote (``<dataset>/<label>/<digest>.<ext>``), moved on a relabel."""
+
+
+class Gallery(Base):
+    """Named people to recognise (``who``): each with face embeddings, never photos unless
+    asked. ``app`` set: only requests of that application may match against it."""
+
+    __tablename__ = "galleries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    app: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    threshold: Mapped[float] = mapped_column(Float)
+    """The cosine similarity at or above which the nearest person is named."""
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class GalleryFace(Base):
+    """One enrolled face: a unit vector from one photo, by the embedding model it came from
+    (vectors of different models are not comparable)."""
+
+    __tablename__ = "gallery_faces"
+    __table_args__ = (Index("ix_gallery_faces_person", "gallery_id", "person"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"))
+    person: Mapped[str] = mapped_column(String(200))
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    """float32 little-endian, unit length."""
+    model_digest: Mapped[str] = mapped_column(String(80))
+    photo_sha256: Mapped[str] = mapped_column(String(64))
+    face: Mapped[int] = mapped_column(Integer)
+    """Which face of the photo (in the detector's order)."""
+    photo: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """The photo itself, only when the enrolment asked to keep it."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class GalleryEvent(Base):
+    """The audit trail of galleries: who changed which gallery, when, how and why."""
+
+    __tablename__ = "gallery_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gallery: Mapped[str] = mapped_column(String(100), index=True)
+    action: Mapped[str] = mapped_column(String(40))
+    """create, enrol, forget, threshold or delete."""
+    person: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class GalleryState(Base):
+    """One row whose counter moves on every gallery change; servers poll it to reload."""
+
+    __tablename__ = "gallery_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from argus.contracts import ModelUsed, StepReport
+from argus.galleries.matcher import GalleryIndex
+from argus.galleries.who import name_faces, vectors_of
 from argus.graphs import attention, ops
 from argus.graphs.cache import StepCache, step_key
 from argus.graphs.ops import StepOutput
@@ -114,19 +116,20 @@ class GraphExecutor:
         image: ImageSource,
         params: Mapping[str, Any],
         resolve: Resolver,
+        gallery: GalleryIndex | None = None,
     ) -> GraphResult:
         """Answer ``spec`` for ``image``. ``params`` are the request's (top_k, crops, …);
-        a step's own parameters win over them."""
+        a step's own parameters win over them. ``gallery``: what ``who`` steps match against."""
         t0 = time.perf_counter()
         runs = {name: StepRun(name) for name in spec.steps}
         if len(spec.steps) == 1:
             (step,) = spec.steps.values()
-            await self._run_step(step, runs, {}, image, params, resolve, t0)
+            await self._run_step(step, runs, {}, image, params, resolve, t0, gallery)
         else:
             tasks: dict[str, asyncio.Task[None]] = {}
             for name, step in spec.steps.items():  # every step after the ones it needs
                 tasks[name] = asyncio.create_task(
-                    self._run_step(step, runs, tasks, image, params, resolve, t0),
+                    self._run_step(step, runs, tasks, image, params, resolve, t0, gallery),
                     name=f"step-{spec.name}-{name}",
                 )
             try:
@@ -152,6 +155,7 @@ class GraphExecutor:
         params: Mapping[str, Any],
         resolve: Resolver,
         t0: float,
+        gallery: GalleryIndex | None = None,
     ) -> None:
         for dep in step.needs:
             await tasks[dep]
@@ -170,7 +174,7 @@ class GraphExecutor:
             if step.model is not None:
                 await self._model_step(step, run, runs, image, params, resolve)
             else:
-                await self._op_step(step, run, runs, image, params)
+                await self._op_step(step, run, runs, image, params, gallery)
         finally:
             run.ended = time.perf_counter() - t0
 
@@ -245,6 +249,7 @@ class GraphExecutor:
         runs: Mapping[str, StepRun],
         image: ImageSource,
         request_params: Mapping[str, Any],
+        gallery: GalleryIndex | None = None,
     ) -> None:
         if step.source is None or step.op is None:
             raise ValueError(f"step {step.name} is not an operation")
@@ -254,15 +259,26 @@ class GraphExecutor:
             params["crops"] = bool(params.get("crops", request_params.get("crops", False)))
         reads = {key: [runs[name] for name in names] for key, names in step.reads.items()}
         upstream = [src_run.key or ""] + [r.key or "" for rs in reads.values() for r in rs]
+        if step.op == "who" and gallery is not None:
+            # The answer changes with the gallery's contents: its generation is in the key.
+            params["gallery"] = [gallery.name, gallery.generation]
         run.key = step_key(image.sha256, f"op:{step.op}", params, upstream)
-        hit = self.cache.get(run.key)
+        # A who answer costs one matrix product and names people: it is never kept, so no name
+        # outlives a forget in a server's memory.
+        keep = step.op != "who"
+        hit = self.cache.get(run.key) if keep else None
         if hit is not None:
             run.output, run.cached = hit, True
             return
         if src_run.output is None:
             raise ValueError(f"step {step.source} has no output")
         source = src_run.output.result
-        if step.op == "threshold":
+        if step.op == "who":
+            (vec_run,) = reads["vectors"]
+            vectors = vectors_of(vec_run.output.result if vec_run.output else {}, vec_run.name)
+            digest = vec_run.version.digest if vec_run.version is not None else ""
+            output = StepOutput(name_faces(source, step.source, vectors, gallery, digest))
+        elif step.op == "threshold":
             output = ops.threshold(source, step.source, float(params["min_score"]))
         elif step.op == "top_k":
             output = ops.top_k(source, step.source, int(params["k"]))
@@ -305,5 +321,6 @@ class GraphExecutor:
                     params["crops"],
                 )
         run.output = output
-        self.cache.put(run.key, output)
+        if keep:
+            self.cache.put(run.key, output)
 

@@ -206,6 +206,8 @@ def _parse_step(name: str, node: Node, line: int, where: _Where) -> _RawStep:
     if step.op == "attention" and "faces" not in step.reads:
         raise where.error(line, f"{label} op attention needs faces: STEP (the faces its from: "
                           "step's crops were cut around)")
+    if step.op == "who" and "vectors" not in step.reads:
+        raise where.error(line, f"{label} op who needs vectors: STEP (embeddings of the faces)")
     return raw
 
 
@@ -484,6 +486,7 @@ OP_NEEDS = {
     "threshold": "score",
     "top_k": "score",
     "mesh_crop": "landmarks",
+    "who": "landmarks",
 }
 
 
@@ -504,6 +507,14 @@ def _check_kinds(raws: dict[str, _RawStep], where: _Where) -> None:
                     raw.key_lines["input"],
                     f"step {step.name!r}: input: needs crops (an align or crop step), but "
                     f"{src.name!r} answers {src.kind}",
+                )
+        if "vectors" in step.reads:
+            vec = raws[step.reads["vectors"][0]].step
+            if vec.kind is not None and vec.kind != "per_crop":
+                raise where.error(
+                    raw.key_lines["vectors"],
+                    f"step {step.name!r}: vectors: needs a model step on crops (input:), but "
+                    f"{vec.name!r} answers {vec.kind}",
                 )
         if step.source is None:
             continue

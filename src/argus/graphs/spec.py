@@ -26,7 +26,7 @@ MODEL_REF = re.compile(
     r"|:(?P<version>[0-9]{1,9}))?$"
 )
 MAX_STEPS = 32
-OPS = ("align", "crop", "threshold", "top_k", "mesh_crop", "attention")
+OPS = ("align", "crop", "threshold", "top_k", "mesh_crop", "attention", "who")
 # Ops that make crops for a later model step (``input:``).
 CROP_OPS = ("align", "crop", "mesh_crop")
 # The fields of a crop or align step's items (a model step's are its task's ``item_fields``).
@@ -39,9 +39,13 @@ STEP_KEYS = {
     "top_k": {"op", "from", "when", "k"},
     "mesh_crop": {"op", "from", "when", "size", "scale", "crops"},
     "attention": {"op", "from", "when", "faces", "people", "objects"},
+    # Names each face of ``from`` by the nearest person of the request's gallery, reading the
+    # embeddings a model step made of those faces' aligned crops (``vectors``).
+    "who": {"op", "from", "when", "vectors"},
 }
 # Keys that name further steps an op reads (beyond ``from:``), and whether they take a list.
-STEP_REFS = {"faces": False, "people": False, "objects": True}
+#: Keys naming further steps an op reads, and whether each takes a list of them.
+STEP_REFS = {"faces": False, "people": False, "objects": True, "vectors": False}
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,8 @@ class Step:
     """``input:`` — the step whose crops a model step runs on."""
     when: Expression | None = None
     reads: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    """Further steps an op reads, by key (``attention``: faces, people, objects)."""
+    """Further steps an op reads, by key (``attention``: faces, people, objects; ``who``:
+    vectors, the embedding step it matches, one vector per face)."""
     params: dict[str, Any] = field(default_factory=dict)
     needs: tuple[str, ...] = ()
     """Every step that must answer first (from, input and the steps ``when`` reads)."""

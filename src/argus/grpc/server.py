@@ -57,7 +57,7 @@ def build_server(
     )
     if core is not None:
         vision_pb2_grpc.add_VisionServicer_to_server(
-            VisionServicer(core, metrics, max_image_bytes), server
+            VisionServicer(core, metrics, max_image_bytes, tokens), server
         )
     try:
         port = server.add_insecure_port(address)

@@ -15,9 +15,10 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
+from argus.auth import Tokens, bearer
 from argus.contracts import Answer, AskOptions
 from argus.core import Core
-from argus.errors import ArgusError, BadInput, TooLarge
+from argus.errors import ArgusError, BadInput, Forbidden, TooLarge
 from argus.generated.v1 import vision_pb2 as v1
 from argus.generated.v1 import vision_pb2_grpc
 from argus.grpc.errors import handles_errors
@@ -46,6 +47,7 @@ def ask_options(message: v1.AskOptions, models: list[str]) -> AskOptions:
         "conf": round(message.conf, 6) if message.HasField("conf") else None,
         "record": message.record,
         "pins": dict(message.pins),
+        "gallery": message.gallery or None,
     }
     return AskOptions.parse(fields, source="grpc")
 
@@ -61,11 +63,31 @@ def answer_error(request_id: str, exc: ArgusError) -> v1.Answer:
     )
 
 
+def presented_token(context: Context) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return bearer(value if isinstance(value, str) else value.decode())
+    return None
+
+
 class VisionServicer(vision_pb2_grpc.VisionServicer):
-    def __init__(self, core: Core, metrics: Metrics, max_bytes: int) -> None:
+    def __init__(
+        self, core: Core, metrics: Metrics, max_bytes: int, tokens: Tokens | None = None
+    ) -> None:
         self.core = core
         self.metrics = metrics
         self.max_bytes = max_bytes
+        self.tokens = tokens or Tokens()
+
+    def _vectors_need_admin(self, question: str, context: Context) -> None:
+        """A question answering embeddings themselves needs an admin token (as over REST)."""
+        if not self.tokens.enabled or not self.core.answers_raw_vectors(question):
+            return
+        if self.tokens.kind(presented_token(context)) != "admin":
+            raise Forbidden(
+                f"question {question!r} answers face embeddings, which identify people: it "
+                "needs an admin token"
+            )
 
     async def _options(self, question: str, options: v1.AskOptions) -> AskOptions:
         if not options.pins:
@@ -118,14 +140,16 @@ class VisionServicer(vision_pb2_grpc.VisionServicer):
     @handles_errors
     async def Ask(self, request_iterator: AsyncIterator[v1.ImageChunk], context: Context) -> Any:
         header, data = await self._receive(request_iterator)
+        self._vectors_need_admin(header.question, context)
         options = await self._options(header.question, header.options)
         answer = await self.metrics.track_ask(
             "grpc", header.question, self.core.ask(header.question, data, options)
         )
         return v1.Answer(request_id=header.request_id, answer_json=answer_json(answer))
 
-    async def _answer_one(self, request: v1.AskRequest) -> v1.Answer:
+    async def _answer_one(self, request: v1.AskRequest, context: Context) -> v1.Answer:
         try:
+            self._vectors_need_admin(request.question, context)
             options = await self._options(request.question, request.options)
             answer = await self.metrics.track_ask(
                 "grpc", request.question, self.core.ask(request.question, request.image, options)
@@ -148,7 +172,7 @@ class VisionServicer(vision_pb2_grpc.VisionServicer):
 
         async def answer(request: v1.AskRequest) -> None:
             try:
-                await answers.put(await self._answer_one(request))
+                await answers.put(await self._answer_one(request, context))
             finally:
                 slots.release()
 

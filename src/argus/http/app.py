@@ -25,6 +25,8 @@ from argus.http import errors
 from argus.http.body import image_body, read_image
 from argus.http.docs import ask_parameters, error_responses, install_docs
 from argus.http.draining import Drain, DrainMiddleware
+from argus.http.galleries import router as galleries_router
+from argus.http.galleries import vectors_need_admin
 from argus.http.jobs import router as jobs_router
 from argus.http.kserve import infer_body_limit
 from argus.http.kserve import router as kserve_router
@@ -82,6 +84,7 @@ async def answer_question(
 
     async def answer() -> Answer:
         options = options_from(request)
+        vectors_need_admin(core, question, request)
         data = await read_image(request, max_bytes)
         return await core.ask(question, data, options)
 
@@ -158,6 +161,7 @@ def create_app(
     install_docs(app)
     install_openapi(app, tokens)
     app.state.core = core
+    app.state.tokens = tokens
     app.state.plane = plane
     app.state.refused = refused or (core.refused_models if core is not None else list)
     app.state.metrics = metrics
@@ -187,6 +191,7 @@ def create_app(
 
     app.include_router(models_router)
     app.include_router(apps_router)
+    app.include_router(galleries_router)
     app.include_router(jobs_router)
     app.include_router(records_router)
     app.include_router(train_router)
@@ -204,7 +209,7 @@ def create_app(
         openapi_extra={**IMAGE_BODY, "parameters": ask_parameters()},
         responses={
             200: {"model": Answer, "description": "The answer, the same on every path."},
-            **error_responses(400, 404, 413, 415, 499),
+            **error_responses(400, 403, 404, 413, 415, 499),
         },
     )
     async def ask(question: QuestionName, request: Request) -> JSONResponse:

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from argus.contracts import MAX_TOP_K, MAX_VERSION, AskOptions
+from argus.contracts import GALLERY_NAME, MAX_TOP_K, MAX_VERSION, AskOptions
 from argus.models.versions import ALIAS_PATTERN, NAME_LENGTH, NAME_PATTERN
 
 ASSETS = "/docs/assets"
@@ -54,7 +54,7 @@ ERROR_MEANINGS = {
     401: "A token is needed (Authorization: Bearer …).",
     403: "Not allowed: the token does not allow this call, or the callback's host is not "
          "one callbacks may go to.",
-    404: "No such question, model, version, alias, app, job or kept image.",
+    404: "No such question, model, version, alias, app, job, kept image, gallery or person.",
     409: "The request contradicts the current state (e.g. an alias moved meanwhile).",
     413: "The image is over the byte or pixel limit (checked before decoding).",
     415: "The body is not an image Argus reads (JPEG, PNG, WebP, BMP, GIF).",
@@ -77,6 +77,7 @@ ASK_QUERY: dict[str, dict[str, Any]] = {
     "app": {"type": "string", "pattern": NAME_PATTERN, "maxLength": NAME_LENGTH},
     "record": {"type": "boolean"},
     "keep_uncertain": {"type": "number", "minimum": 0, "maximum": 1},
+    "gallery": {"type": "string", "pattern": GALLERY_NAME.pattern, "maxLength": 100},
 }
 
 

@@ -19,6 +19,7 @@ from argus.http.docs import (
     error_responses,
     query_parameters,
 )
+from argus.http.galleries import vectors_need_admin
 from argus.http.params import NO_NUL, JobId, text_query
 from argus.jobs import JobQueue, open_queue
 from argus.jobs.submit import submit_job
@@ -91,6 +92,7 @@ async def submit(request: Request) -> JSONResponse:
     if not question:
         raise BadInput("say which question to ask: the 'question' field or query parameter")
     options = AskOptions.parse(fields, app=request.headers.get("x-argus-app"))
+    vectors_need_admin(core, question, request)
     job, created = await submit_job(
         core,
         _queue(request),

@@ -26,6 +26,23 @@ def draw_answer(data: bytes, body: Mapping[str, Any]) -> Image.Image:
     return draw_on(img, body)
 
 
+NAME_COLOUR = (255, 255, 0)
+
+
+def _draw_names(draw: ImageDraw.ImageDraw, faces: list[Mapping[str, Any]]) -> None:
+    """Under each face a ``who`` answer named: the person and similarity, or unknown."""
+    for face in faces:
+        if "similarity" not in face:
+            continue  # not a who answer
+        x1, _, _, y2 = face["box"]
+        sim = face.get("similarity")
+        text = face.get("name") or "unknown"
+        if sim is not None:
+            text += f" {sim:.2f}"
+        draw.text((x1 + 2, y2 + 2), text, fill=NAME_COLOUR if face.get("name") else
+                  (200, 200, 200))
+
+
 def draw_on(image: Image.Image, body: Mapping[str, Any]) -> Image.Image:
     """A new RGB image: ``image`` with the faces, objects and top labels of an answer's body
     drawn on it. Line widths follow the image size so the marks stay visible on large photos."""
@@ -55,6 +72,7 @@ def draw_on(image: Image.Image, body: Mapping[str, Any]) -> Image.Image:
             draw.ellipse((x - r, y - r, x + r, y + r), fill=PERSON_COLOUR)
     draw_text_lines(img, body.get("lines") or [], width)
     draw_face_attributes(draw, body.get("attributes") or [], body.get("attention") or [], width)
+    _draw_names(draw, body.get("faces", []) or [])
     labels = body.get("labels") or []
     for i, item in enumerate(labels[:3]):
         draw.text((6, 6 + 12 * i), f"{item['label']} {item['score']:.2f}", fill=(255, 255, 255))

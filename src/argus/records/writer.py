@@ -26,9 +26,15 @@ _IMAGE_FIELDS = ("crop_png", "png")
 
 
 def _strip_images(value: Any) -> Any:
-    """The answer without base64 crops: records keep what was answered, not pictures."""
+    """The answer without base64 crops or embedding vectors: records keep what was answered,
+    not pictures, nor vectors (a face's vector identifies its person; the record says only how
+    long it was)."""
     if isinstance(value, dict):
-        return {k: _strip_images(v) for k, v in value.items() if k not in _IMAGE_FIELDS}
+        out = {k: _strip_images(v) for k, v in value.items()
+               if k not in _IMAGE_FIELDS and k != "embedding"}
+        if isinstance(value.get("embedding"), list):
+            out["embedding_dims"] = len(value["embedding"])
+        return out
     if isinstance(value, list):
         return [_strip_images(v) for v in value]
     return value

@@ -20,6 +20,12 @@ export function parts(answer) {
   return Object.entries(body).map(([step, value]) => ({ step, value }));
 }
 
+/** A face a `who` answer named: the person and similarity, or unknown. */
+function whoText(face) {
+  const sim = face.similarity === null || face.similarity === undefined ? "" : ` · ${fmt.score(face.similarity)}`;
+  return `${face.name || "unknown"}${sim}`;
+}
+
 function colourOf(label) {
   let n = 0;
   for (const ch of String(label)) n = (n * 31 + ch.charCodeAt(0)) >>> 0;
@@ -57,7 +63,7 @@ export function shapes(answerParts) {
   for (const { value } of answerParts) {
     if (!value) continue;
     (value.faces || []).forEach((face, i) => {
-      boxes.push({ box: face.box, colour: FACE, text: `face ${i + 1} · ${fmt.score(face.score)}`, kind: "face" });
+      boxes.push({ box: face.box, colour: FACE, text: "similarity" in face ? whoText(face) : `face ${i + 1} · ${fmt.score(face.score)}`, kind: "face" });
       (face.landmarks || []).forEach(([x, y], j) => points.push({ x, y, colour: (LANDMARKS[j] || LANDMARKS[0])[1] }));
     });
     for (const item of value.objects || []) {
@@ -217,7 +223,13 @@ function describePart({ step, value }, single) {
   }
   const out = [];
   if (value.labels) out.push(bars(value.labels));
-  if (value.faces) {
+  if (value.faces && value.gallery !== undefined) {
+    // who: each face named from the gallery (or unknown), at the gallery's threshold
+    out.push(h("p", { text: `gallery ${value.gallery} · named at similarity ≥ ${value.threshold}` }),
+      value.faces.length
+        ? h("ol", { class: "who" }, value.faces.map((f) => h("li", { text: whoText(f) })))
+        : h("p", { text: "no face" }));
+  } else if (value.faces) {
     out.push(h("p", { text: value.faces.length ? `${value.faces.length} face${value.faces.length > 1 ? "s" : ""}: ${value.faces.map((f, i) => `face ${i + 1} ${fmt.score(f.score)}`).join(", ")} (box and five landmarks each)` : "no face" }));
     const cropped = value.faces.filter((f) => f.crop_png);
     if (cropped.length) out.push(h("div", { class: "crops" }, cropped.map((f, i) => crop(f.crop_png, `aligned face ${i + 1}`))));

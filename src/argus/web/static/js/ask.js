@@ -71,6 +71,8 @@ function options() {
   if (topK) query.top_k = topK;
   if (conf) query.conf = conf;
   if (keep) query.keep_uncertain = keep;
+  const gallery = $("#ask-gallery").value.trim();
+  if (gallery) query.gallery = gallery;
   if ($("#ask-crops").checked) query.crops = "true";
   if ($("#ask-record").checked) query.record = "true";
   const target = $("#ask-target").value;

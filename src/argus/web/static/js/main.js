@@ -7,11 +7,12 @@ import * as ask from "./ask.js";
 import * as models from "./models.js";
 import * as train from "./train.js";
 import * as review from "./review.js";
+import * as galleries from "./galleries.js";
 import * as jobs from "./jobs.js";
 import * as records from "./records.js";
 import * as health from "./health.js";
 
-const sections = { ask, models, train, review, jobs, records, health };
+const sections = { ask, models, train, review, galleries, jobs, records, health };
 const started = new Set();
 let current = null;
 
