@@ -158,3 +158,32 @@ def test_ask_many_answers_a_longer_session(lowered: Served, photos: dict[str, by
     tops = {r.request_id: answer_of(r)["answer"]["labels"][0]["label"] for r in replies}
     for name in names:  # the same image gets the same answer however the session batches it
         assert len({tops[f"{i}-{name}"] for i in range(4)}) == 1
+
+
+def test_ask_keeps_an_uncertain_image_for_review_when_asked(
+    lowered: Served, photos: dict[str, bytes]
+) -> None:
+    import hashlib
+    import time
+
+    image = photos["rocket"] + b"#grpc-keep-uncertain"  # bytes no other test asks about
+    digest = hashlib.sha256(image).hexdigest()
+    answer_of(ask(lowered, chunks("labels", image, keep_uncertain=1.0)))  # every score is < 1
+
+    def kept() -> list[str]:
+        rows = httpx.get(f"{lowered.url}/v1/review", params={"model": "efficientnet-lite0"},
+                         timeout=30).json()
+        return [row["digest"] for row in rows]
+
+    deadline = time.monotonic() + 30
+    while digest not in kept() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert digest in kept()
+    # Unset keeps the server's setting (off here); out of range is refused with the reason.
+    other = photos["rocket"] + b"#grpc-not-kept"
+    answer_of(ask(lowered, chunks("labels", other)))
+    error = ask_error(lowered, chunks("labels", other, keep_uncertain=1.5))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "keep_uncertain" in error.details()
+    time.sleep(0.5)
+    assert hashlib.sha256(other).hexdigest() not in kept()

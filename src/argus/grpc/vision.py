@@ -48,6 +48,9 @@ def ask_options(message: v1.AskOptions, models: list[str]) -> AskOptions:
         "record": message.record,
         "pins": dict(message.pins),
         "gallery": message.gallery or None,
+        "keep_uncertain": (
+            round(message.keep_uncertain, 6) if message.HasField("keep_uncertain") else None
+        ),
     }
     return AskOptions.parse(fields, source="grpc")
 

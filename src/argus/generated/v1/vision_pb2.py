@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _ARGUS_POOL.AddSerializedFile(b'\n\x15\x61rgus/v1/vision.proto\x12\x08\x61rgus.v1\"\xcf\x01\n\nAskOptions\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\r\x12,\n\x04pins\x18\x03 \x03(\x0b\x32\x1e.argus.v1.AskOptions.PinsEntry\x12\x0e\n\x06record\x18\x04 \x01(\x08\x12\r\n\x05\x63rops\x18\x05 \x01(\x08\x12\x11\n\x04\x63onf\x18\x06 \x01(\x02H\x00\x88\x01\x01\x12\x0f\n\x07gallery\x18\x07 \x01(\t\x1a+\n\tPinsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x07\n\x05_conf\"m\n\tAskHeader\x12\x10\n\x08question\x18\x01 \x01(\t\x12%\n\x07options\x18\x02 \x01(\x0b\x32\x14.argus.v1.AskOptions\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x04 \x01(\x04\"L\n\nImageChunk\x12%\n\x06header\x18\x01 \x01(\x0b\x32\x13.argus.v1.AskHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x07\n\x05\x63hunk\"h\n\nAskRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08question\x18\x02 \x01(\t\x12\r\n\x05image\x18\x03 \x01(\x0c\x12%\n\x07options\x18\x04 \x01(\x0b\x32\x14.argus.v1.AskOptions\"W\n\x06\x41nswer\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61nswer_json\x18\x02 \x01(\t\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.argus.v1.AnswerError\"A\n\x0b\x41nswerError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x13\n\x0bhttp_status\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t2t\n\x06Vision\x12\x31\n\x03\x41sk\x12\x14.argus.v1.ImageChunk\x1a\x10.argus.v1.Answer\"\x00(\x01\x12\x37\n\x07\x41skMany\x12\x14.argus.v1.AskRequest\x1a\x10.argus.v1.Answer\"\x00(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _ARGUS_POOL.AddSerializedFile(b'\n\x15\x61rgus/v1/vision.proto\x12\x08\x61rgus.v1\"\xff\x01\n\nAskOptions\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\r\x12,\n\x04pins\x18\x03 \x03(\x0b\x32\x1e.argus.v1.AskOptions.PinsEntry\x12\x0e\n\x06record\x18\x04 \x01(\x08\x12\r\n\x05\x63rops\x18\x05 \x01(\x08\x12\x11\n\x04\x63onf\x18\x06 \x01(\x02H\x00\x88\x01\x01\x12\x0f\n\x07gallery\x18\x07 \x01(\t\x12\x1b\n\x0ekeep_uncertain\x18\x08 \x01(\x02H\x01\x88\x01\x01\x1a+\n\tPinsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x07\n\x05_confB\x11\n\x0f_keep_uncertain\"m\n\tAskHeader\x12\x10\n\x08question\x18\x01 \x01(\t\x12%\n\x07options\x18\x02 \x01(\x0b\x32\x14.argus.v1.AskOptions\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x04 \x01(\x04\"L\n\nImageChunk\x12%\n\x06header\x18\x01 \x01(\x0b\x32\x13.argus.v1.AskHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x07\n\x05\x63hunk\"h\n\nAskRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08question\x18\x02 \x01(\t\x12\r\n\x05image\x18\x03 \x01(\x0c\x12%\n\x07options\x18\x04 \x01(\x0b\x32\x14.argus.v1.AskOptions\"W\n\x06\x41nswer\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61nswer_json\x18\x02 \x01(\t\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.argus.v1.AnswerError\"A\n\x0b\x41nswerError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x13\n\x0bhttp_status\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t2t\n\x06Vision\x12\x31\n\x03\x41sk\x12\x14.argus.v1.ImageChunk\x1a\x10.argus.v1.Answer\"\x00(\x01\x12\x37\n\x07\x41skMany\x12\x14.argus.v1.AskRequest\x1a\x10.argus.v1.Answer\"\x00(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,19 +35,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ASKOPTIONS_PINSENTRY']._loaded_options = None
   _globals['_ASKOPTIONS_PINSENTRY']._serialized_options = b'8\001'
   _globals['_ASKOPTIONS']._serialized_start=36
-  _globals['_ASKOPTIONS']._serialized_end=243
-  _globals['_ASKOPTIONS_PINSENTRY']._serialized_start=191
-  _globals['_ASKOPTIONS_PINSENTRY']._serialized_end=234
-  _globals['_ASKHEADER']._serialized_start=245
-  _globals['_ASKHEADER']._serialized_end=354
-  _globals['_IMAGECHUNK']._serialized_start=356
-  _globals['_IMAGECHUNK']._serialized_end=432
-  _globals['_ASKREQUEST']._serialized_start=434
-  _globals['_ASKREQUEST']._serialized_end=538
-  _globals['_ANSWER']._serialized_start=540
-  _globals['_ANSWER']._serialized_end=627
-  _globals['_ANSWERERROR']._serialized_start=629
-  _globals['_ANSWERERROR']._serialized_end=694
-  _globals['_VISION']._serialized_start=696
-  _globals['_VISION']._serialized_end=812
+  _globals['_ASKOPTIONS']._serialized_end=291
+  _globals['_ASKOPTIONS_PINSENTRY']._serialized_start=220
+  _globals['_ASKOPTIONS_PINSENTRY']._serialized_end=263
+  _globals['_ASKHEADER']._serialized_start=293
+  _globals['_ASKHEADER']._serialized_end=402
+  _globals['_IMAGECHUNK']._serialized_start=404
+  _globals['_IMAGECHUNK']._serialized_end=480
+  _globals['_ASKREQUEST']._serialized_start=482
+  _globals['_ASKREQUEST']._serialized_end=586
+  _globals['_ANSWER']._serialized_start=588
+  _globals['_ANSWER']._serialized_end=675
+  _globals['_ANSWERERROR']._serialized_start=677
+  _globals['_ANSWERERROR']._serialized_end=742
+  _globals['_VISION']._serialized_start=744
+  _globals['_VISION']._serialized_end=860
 # @@protoc_insertion_point(module_scope)

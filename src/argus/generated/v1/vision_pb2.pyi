@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AskOptions(_message.Message):
-    __slots__ = ("app", "top_k", "pins", "record", "crops", "conf", "gallery")
+    __slots__ = ("app", "top_k", "pins", "record", "crops", "conf", "gallery", "keep_uncertain")
     class PinsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,7 @@ class AskOptions(_message.Message):
     CROPS_FIELD_NUMBER: _ClassVar[int]
     CONF_FIELD_NUMBER: _ClassVar[int]
     GALLERY_FIELD_NUMBER: _ClassVar[int]
+    KEEP_UNCERTAIN_FIELD_NUMBER: _ClassVar[int]
     app: str
     top_k: int
     pins: _containers.ScalarMap[str, str]
@@ -29,7 +30,8 @@ class AskOptions(_message.Message):
     crops: bool
     conf: float
     gallery: str
-    def __init__(self, app: _Optional[str] = ..., top_k: _Optional[int] = ..., pins: _Optional[_Mapping[str, str]] = ..., record: _Optional[bool] = ..., crops: _Optional[bool] = ..., conf: _Optional[float] = ..., gallery: _Optional[str] = ...) -> None: ...
+    keep_uncertain: float
+    def __init__(self, app: _Optional[str] = ..., top_k: _Optional[int] = ..., pins: _Optional[_Mapping[str, str]] = ..., record: _Optional[bool] = ..., crops: _Optional[bool] = ..., conf: _Optional[float] = ..., gallery: _Optional[str] = ..., keep_uncertain: _Optional[float] = ...) -> None: ...
 
 class AskHeader(_message.Message):
     __slots__ = ("question", "options", "request_id", "total_bytes")
