@@ -89,3 +89,4 @@ def agreement_lines(report: dict[str, Any]) -> list[str]:
     for d in (a.get("disagreements") or [])[:5]:
         lines.append("  differs: " + ", ".join(f"{k} {v}" for k, v in d.items()))
     return lines
+

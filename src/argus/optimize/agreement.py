@@ -47,13 +47,12 @@ def answers(model: TaskModel, held: Inputs, finished: bool,
     return out
 
 
-def _label(model: TaskModel, index: int) -> str:
-    labels = model.package.labels
+def _label(labels: Sequence[str], index: int) -> str:
     return labels[index] if index < len(labels) else str(index)
 
 
-def classify(parent: TaskModel, child: TaskModel, a: Sequence[np.ndarray],
-             b: Sequence[np.ndarray], names: Sequence[str]) -> dict[str, Any]:
+def classify(labels: Sequence[str], a: Sequence[np.ndarray], b: Sequence[np.ndarray],
+             names: Sequence[str]) -> dict[str, Any]:
     p, q = np.stack(a).astype(np.float64), np.stack(b).astype(np.float64)
     k = min(TOP_K, p.shape[1])
     top_p, top_q = np.argsort(-p, axis=1)[:, :k], np.argsort(-q, axis=1)[:, :k]
@@ -77,15 +76,15 @@ def classify(parent: TaskModel, child: TaskModel, a: Sequence[np.ndarray],
                                                    - q[rows, top_p[:, 0]]).mean()), 4),
         "disagreements": [
             {"image": names[i],
-             "parent": f"{_label(parent, int(top_p[i, 0]))} ({p[i, top_p[i, 0]]:.3f})",
-             "new": f"{_label(child, int(top_q[i, 0]))} ({q[i, top_q[i, 0]]:.3f})"}
+             "parent": f"{_label(labels, int(top_p[i, 0]))} ({p[i, top_p[i, 0]]:.3f})",
+             "new": f"{_label(labels, int(top_q[i, 0]))} ({q[i, top_q[i, 0]]:.3f})"}
             for i in wrong[:SHOWN]
         ],
     }
 
 
-def embed(parent: TaskModel, child: TaskModel, a: Sequence[np.ndarray],
-          b: Sequence[np.ndarray], names: Sequence[str]) -> dict[str, Any]:
+def embed(labels: Sequence[str], a: Sequence[np.ndarray], b: Sequence[np.ndarray],
+          names: Sequence[str]) -> dict[str, Any]:
     p, q = np.stack(a).astype(np.float64), np.stack(b).astype(np.float64)
     norms = np.linalg.norm(p, axis=1) * np.linalg.norm(q, axis=1)
     cosine = (p * q).sum(axis=1) / np.maximum(norms, 1e-12)
@@ -128,8 +127,8 @@ def match(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[tuple[int, i
     return out
 
 
-def detect(parent: TaskModel, child: TaskModel, a: Sequence[dict[str, Any]],
-           b: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, Any]:
+def detect(labels: Sequence[str], a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]],
+           names: Sequence[str]) -> dict[str, Any]:
     boxes_a = boxes_b = matched = same_images = 0
     ious: list[float] = []
     score_diffs: list[float] = []
@@ -166,6 +165,7 @@ class Comparison:
     finished: bool
     """Compare answers (a detector's boxes on the image) rather than raw outputs."""
     compare: Callable[..., dict[str, Any]]
+    """(class names, the parent's answers, the new version's, image names) → the figures."""
     measure: str
     """What ``agreement`` means, for the report and the refusal."""
 

@@ -265,7 +265,7 @@ def _compare(comparison: Comparison, parent: TaskModel, child: TaskModel, held: 
     b = answers(child, held, comparison.finished,
                 lambda d: progress("answering with the new version", d, n))
     return {"measure": comparison.measure,
-            **comparison.compare(parent, child, a, b, held.names)}
+            **comparison.compare(parent.package.labels, a, b, held.names)}
 
 
 def _move(registry: ModelRegistry, new: VersionInfo, comparison: Comparison,
