@@ -196,3 +196,24 @@ def _check_efficientnet(registry: ModelRegistry, number: int, report: dict[str, 
     assert version.source["parent"]["version"] == 1
     assert {o.name for o in registry.store.load(version.digest).manifest.outputs} == {
         "logits", "features"}
+
+
+def test_bf16_version_runs_on_openvino_with_its_check_recorded(
+    tiny_registry: ModelRegistry,
+) -> None:
+    pytest.importorskip("openvino")
+    result = optimize(tiny_registry, tiny_registry.store, OptimizeRequest(TINY, to="bf16"))
+    package = tiny_registry.store.load(result.version.digest)
+    parent = tiny_registry.store.load(tiny_registry.resolve(TINY, version=1).digest)
+    # The same network; what changes is how it is run, and the evidence that allows it.
+    assert package.file("model.onnx").read_bytes() == parent.file("model.onnx").read_bytes()
+    runtime = package.runtime
+    assert (runtime.engine, runtime.precision) == ("openvino", "bf16")
+    agreement = result.report["agreement"]
+    assert not isinstance(runtime.bf16_checked, bool) and runtime.bf16_checked is not None
+    assert runtime.bf16_checked.images == agreement["images"] == 252  # nothing calibrated
+    assert runtime.bf16_checked.top1_agreement == agreement["top1_agreement"]
+    assert result.version.source["method"]["engine"] == "openvino"
+    assert "calibration" not in result.version.source
+    loaded = load_task_model(package, 1)
+    assert loaded.choice.engine == "openvino" and loaded.choice.precision == "bf16"

@@ -1,0 +1,85 @@
+"""The int8 rows: a copy of the benchmark's home whose production EfficientNet-Lite0 is the int8
+version ``argus models optimize`` makes, calibrated on mirrored sample photos and compared with
+the fp32 parent on the 200+ crops, scales and flips it holds out (issue 21)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from serving.samples import _sample_photos
+
+LABEL = "argus-int8"
+MIN_AGREEMENT = 0.99
+TARGET_RATIO = 1.6
+
+
+def write_calibration(folder: Path) -> Path:
+    """Twelve photos: each sample mirrored, whole and as a 0.9 centre crop. The held-out set
+    (the originals' crops, scales and flips) leaves out what is (nearly) one of these."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, load in _sample_photos().items():
+        rgb = np.ascontiguousarray(load()[:, ::-1, :3])
+        h, w = rgb.shape[:2]
+        crop = rgb[h // 20 : h - h // 20, w // 20 : w - w // 20]
+        Image.fromarray(rgb).save(folder / f"{name}-mirror.jpg", quality=92)
+        Image.fromarray(np.ascontiguousarray(crop)).save(folder / f"{name}-mirror-crop.jpg",
+                                                         quality=92)
+    return folder
+
+
+def _argus(argus_bin: Path, home: Path, *words: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(argus_bin), *words], env={**os.environ, "ARGUS_HOME": str(home)},
+                          capture_output=True, text=True, check=False)
+
+
+def ensure_int8_home(
+    home: Path, work: Path, argus_bin: Path, model: str
+) -> tuple[Path, dict[str, Any]]:
+    """(the int8 home, the optimize report); made once per parent digest and kept."""
+    parent = json.loads(_argus(argus_bin, home, "models", "show", model, "--json").stdout)
+    production = parent["aliases"]["production"]
+    digest = next(v["digest"] for v in parent["versions"] if v["version"] == production)
+    dest = work / "home-int8"
+    saved = dest / "int8-report.json"
+    if saved.is_file():
+        report = json.loads(saved.read_text())
+        if report.get("parent", {}).get("digest") == digest:
+            return dest, report
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(home, dest, ignore=shutil.ignore_patterns("*.db-wal", "*.db-shm", "*.log"))
+    calibration = write_calibration(work / "calibration")
+    print(f"making the int8 version of {model} (argus models optimize) ...", flush=True)
+    made = _argus(argus_bin, dest, "models", "optimize", model, "--calibrate", str(calibration),
+                  "--json")
+    if made.returncode != 0:
+        raise RuntimeError(f"argus models optimize failed:\n{made.stdout}{made.stderr}")
+    result = json.loads(made.stdout)
+    number = str(result["version"]["version"])
+    moved = _argus(argus_bin, dest, "models", "promote", model, number)
+    if moved.returncode != 0:
+        raise RuntimeError(f"argus models promote failed:\n{moved.stderr}")
+    saved.write_text(json.dumps(result["report"], indent=2))
+    return dest, result["report"]
+
+
+def verdict(report: dict[str, Any], ratio: float | None, level: int) -> list[str]:
+    a = report.get("agreement") or {}
+    agree = float(a.get("top1_agreement") or 0)
+    lines = [
+        f"{LABEL}: {'MET ' if agree >= MIN_AGREEMENT else 'MISS'} top-1 agreement with fp32 "
+        f"{agree:.1%} on {a.get('images')} held-out images (target >= {MIN_AGREEMENT:.0%}; "
+        f"top-5 overlap {a.get('top5_overlap')}, on clear answers "
+        f"{a.get('clear_top1_agreement')} of {a.get('clear_images')})",
+    ]
+    if ratio is not None:
+        lines.append(f"{LABEL}: {'MET ' if ratio >= TARGET_RATIO else 'MISS'} at {level} clients "
+                     f"{ratio:.2f}x the fp32 ceiling (target >= {TARGET_RATIO})")
+    return lines
