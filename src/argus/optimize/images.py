@@ -61,8 +61,9 @@ class Inputs:
         return "sha256:" + hashlib.sha256("\n".join(sorted(self.digests)).encode()).hexdigest()
 
 
-def _row(model: TaskModel, image: DecodedImage) -> np.ndarray:
-    row = model.prepare(image, {})
+def _as_row(model: TaskModel, row: object) -> np.ndarray:
+    """What ``prepare`` gave, as the model's input row: a task that does not prepare an image
+    as one tensor cannot be calibrated at all."""
     if not isinstance(row, np.ndarray):
         raise BadInput(f"{model.package.name}'s task ({model.task}) does not prepare an image "
                        "as one input tensor, so it cannot be calibrated")
@@ -83,13 +84,13 @@ def from_folder(folder: Path, model: TaskModel, what: str, limit: int | None = N
             break
         try:
             image = decode(path.read_bytes(), Limits(), model.decode_size)
-            out.add(str(path.relative_to(folder)), image, _row(model, image))
+            row = model.prepare(image, {})
         except BadInput as exc:
-            if "cannot be calibrated" in exc.message:
-                raise
             out.skipped.append({"path": str(path), "reason": exc.message})
         except OSError as exc:
             out.skipped.append({"path": str(path), "reason": str(exc)})
+        else:
+            out.add(str(path.relative_to(folder)), image, _as_row(model, row))
         if progress:
             progress(i + 1, len(files))
     if not len(out):
@@ -153,7 +154,7 @@ def bundled(model: TaskModel, progress: Progress | None = None) -> Inputs:
              for tag, rgb in variants(photo)]
     for i, (name, rgb) in enumerate(views):
         image = raw_image(rgb)
-        out.add(name, image, _row(model, image))
+        out.add(name, image, _as_row(model, model.prepare(image, {})))
         if progress:
             progress(i + 1, len(views))
     return out

@@ -27,7 +27,6 @@ from argus.errors import BadInput
 from argus.manifest import ModelPackage
 from argus.models.packages import PackageStore
 from argus.models.registry import ModelRegistry, VersionInfo
-from argus.models.versions import check_name
 from argus.optimize import TARGETS, images
 from argus.optimize.agreement import Comparison, answers, comparison_for
 from argus.optimize.quantize import quantize_int8
@@ -151,7 +150,6 @@ def optimize(
     started = time.perf_counter()
     check(req)
     info, parent = resolve(registry, store, req.ref)
-    check_name("model", info.name)
     _refuse_unless_quantizable(info, parent)
     parent_model = load_task_model(parent, req.threads, RuntimeChoice())
     work = Path(tempfile.mkdtemp(prefix="argus-optimize-"))
