@@ -217,3 +217,20 @@ def test_bf16_version_runs_on_openvino_with_its_check_recorded(
     assert "calibration" not in result.version.source
     loaded = load_task_model(package, 1)
     assert loaded.choice.engine == "openvino" and loaded.choice.precision == "bf16"
+
+
+def test_held_out_images_from_a_folder_and_a_small_set_warned(
+    tiny_registry: ModelRegistry, photo_dir: Path, grey_dir: Path
+) -> None:
+    said: list[str] = []
+    result = optimize(tiny_registry, tiny_registry.store,
+                      OptimizeRequest(TINY, calibrate=grey_dir, held_out=photo_dir),
+                      say=said.append)
+    held = result.report["held_out"]
+    assert held["images"] == 6 and held["made_from"] == "--held-out folder"
+    assert {d["image"] for d in result.report["agreement"]["disagreements"]} <= {
+        p.name for p in photo_dir.iterdir()}
+    assert any("6 held-out images; the agreement is a rough figure below 200" in s for s in said)
+    with pytest.raises(BadInput, match="every held-out image is also a calibration photo"):
+        optimize(tiny_registry, tiny_registry.store,
+                 OptimizeRequest(TINY, calibrate=photo_dir, held_out=photo_dir))
