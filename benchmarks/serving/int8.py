@@ -4,6 +4,7 @@ the fp32 parent on the 200+ crops, scales and flips it holds out (issue 21)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ from PIL import Image
 from serving.samples import _sample_photos
 
 LABEL = "argus-int8"
+OPTIMIZE_CODE = Path(__file__).resolve().parents[2] / "src" / "argus" / "optimize"
 MIN_AGREEMENT = 0.99
 TARGET_RATIO = 1.6
 
@@ -43,16 +45,19 @@ def _argus(argus_bin: Path, home: Path, *words: str) -> subprocess.CompletedProc
 def ensure_int8_home(
     home: Path, work: Path, argus_bin: Path, model: str
 ) -> tuple[Path, dict[str, Any]]:
-    """(the int8 home, the optimize report); made once per parent digest and kept."""
+    """(the int8 home, the optimize report); made again when the parent or the code that
+    makes it changed."""
     parent = json.loads(_argus(argus_bin, home, "models", "show", model, "--json").stdout)
     production = parent["aliases"]["production"]
     digest = next(v["digest"] for v in parent["versions"] if v["version"] == production)
+    code = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(OPTIMIZE_CODE.glob("*.py"))))
+    key = f"{digest} {code.hexdigest()}"
     dest = work / "home-int8"
     saved = dest / "int8-report.json"
     if saved.is_file():
-        report = json.loads(saved.read_text())
-        if report.get("parent", {}).get("digest") == digest:
-            return dest, report
+        kept = json.loads(saved.read_text())
+        if kept.get("key") == key:
+            return dest, kept["report"]
     shutil.rmtree(dest, ignore_errors=True)
     shutil.copytree(home, dest, ignore=shutil.ignore_patterns("*.db-wal", "*.db-shm", "*.log"))
     calibration = write_calibration(work / "calibration")
@@ -66,7 +71,7 @@ def ensure_int8_home(
     moved = _argus(argus_bin, dest, "models", "promote", model, number)
     if moved.returncode != 0:
         raise RuntimeError(f"argus models promote failed:\n{moved.stderr}")
-    saved.write_text(json.dumps(result["report"], indent=2))
+    saved.write_text(json.dumps({"key": key, "report": result["report"]}, indent=2))
     return dest, result["report"]
 
 
