@@ -159,6 +159,8 @@ def optimize(
             raise BadInput(f"{info.name} is a {parent.task} model; optimize can compare "
                            "classify, embed and detect answers, so it cannot vouch for this one")
         calibration = None
+        if req.calibrate is not None and req.to != "int8":
+            say(f"--calibrate is not used for --to {req.to} (nothing is calibrated)")
         if req.calibrate is not None and req.to == "int8":
             calibration = images.from_folder(
                 req.calibrate, parent_model, "calibration", images.MAX_CALIBRATION,
