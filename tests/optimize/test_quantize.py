@@ -12,6 +12,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from argus.optimize.quantize import correct_biases, int8_rounded, quantize_int8
+from argus.optimize.rounding import round_weights
 
 
 def two_convs(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
@@ -42,20 +43,27 @@ def run(path: Path, x: np.ndarray, output: str = "y") -> np.ndarray:
     return np.asarray(session.run([output], {"x": x})[0])
 
 
-def test_onnx_runtime_keeps_the_weights_bias_correction_expects(tmp_path: Path) -> None:
+def test_onnx_runtime_keeps_the_compensated_int8_weights(tmp_path: Path) -> None:
     tensors = two_convs(tmp_path / "float.onnx")
     rows = list(np.random.default_rng(1).uniform(0, 2, (16, 4, 6, 6)).astype(np.float32))
     done = quantize_int8(tmp_path / "float.onnx", tmp_path / "int8.onnx", rows, tmp_path)
     assert done["bias_correction"]["convolutions"] == 2
+    assert done["weight_rounding"]["compensated"] == 2
+    # The weights the int8 graph keeps are the compensated ones, not the nearest steps.
+    expected, _ = round_weights(tmp_path / "float.onnx", "x", rows)
+    assert not np.allclose(expected["w1"], int8_rounded(tensors["w1"]))
     graph = onnx.load(str(tmp_path / "int8.onnx")).graph
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    checked = 0
     for node in graph.node:
         if node.op_type == "DequantizeLinear" and inits.get(node.input[0]) is not None \
                 and inits[node.input[0]].dtype == np.int8:
             kept = inits[node.input[0]].astype(np.float32) * inits[node.input[1]].reshape(
                 -1, 1, 1, 1)
-            original = next(tensors[k] for k in ("w1", "w2") if tensors[k].shape == kept.shape)
-            np.testing.assert_allclose(kept, int8_rounded(original), rtol=1e-6, atol=1e-7)
+            want = next(expected[k] for k in ("w1", "w2") if expected[k].shape == kept.shape)
+            np.testing.assert_allclose(kept, want, rtol=1e-6, atol=1e-7)
+            checked += 1
+    assert checked == 2
 
 
 def rounded(src: Path, dest: Path, tensors: dict[str, np.ndarray]) -> Path:
@@ -91,3 +99,34 @@ def test_corrected_biases_cancel_the_int8_weights_shift(tmp_path: Path) -> None:
         # 1x1 kernels: the first layer's means come back exactly; the second sees the first's
         # rounded outputs, so its correction holds to the first order.
         assert after < (2e-5 if output == "h" else before / 5), (output, before, after)
+
+
+def test_logits_stay_float_out_of_the_last_gemm(tmp_path: Path) -> None:
+    """uint8 logits would swap near-tied classes by rounding alone; the Gemm's weights are
+    still int8."""
+    rng = np.random.default_rng(3)
+    tensors = {"w": rng.normal(0, 0.5, (8, 4, 1, 1)).astype(np.float32),
+               "fc": rng.normal(0, 0.5, (5, 8)).astype(np.float32),
+               "fc_b": rng.normal(0, 0.1, 5).astype(np.float32)}
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["h"], name="conv"),
+         helper.make_node("GlobalAveragePool", ["h"], ["p"]),
+         helper.make_node("Flatten", ["p"], ["f"]),
+         helper.make_node("Gemm", ["f", "fc", "fc_b"], ["y"], name="fc", transB=1)],
+        "head", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 5])],
+        [numpy_helper.from_array(v, k) for k, v in tensors.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "float.onnx"))
+    rows = list(rng.uniform(0, 2, (16, 4, 6, 6)).astype(np.float32))
+    done = quantize_int8(tmp_path / "float.onnx", tmp_path / "int8.onnx", rows, tmp_path)
+    assert done["weight_rounding"]["compensated"] == 2
+    nodes = onnx.load(str(tmp_path / "int8.onnx")).graph.node
+    gemm = next(n for n in nodes if n.op_type == "Gemm")
+    assert list(gemm.output) == ["y"]
+    assert not any("y" in n.input for n in nodes if n.op_type == "QuantizeLinear")
+    assert any(n.op_type == "DequantizeLinear" and n.output[0] == gemm.input[1] for n in nodes)
+    x = np.stack(rows[:4])
+    want, got = run(tmp_path / "float.onnx", x), run(tmp_path / "int8.onnx", x)
+    np.testing.assert_allclose(got, want, atol=0.05)
