@@ -32,6 +32,9 @@ compensating the late layers too (588 input vectors for 1152 weights) still help
 views (weights alone: 97.4% top-1 agreement when they are rounded to nearest, 98.3% with them),
 the damping keeping a rank-poor ``H`` from fitting the photos."""
 QMAX = 127
+ACT_ORDER = True
+"""Round a layer's columns largest-input first (GPTQ's "act order"; shared ``H`` only). On
+EfficientNet-Lite0, weights alone: KL to fp32 0.00107 -> 0.00086."""
 
 
 def grid(w: np.ndarray) -> np.ndarray:
@@ -117,6 +120,12 @@ def compensated(w: np.ndarray, h: np.ndarray) -> np.ndarray:
     dead = h[:, idx, idx] == 0
     h[:, idx, idx] += DAMP * h[:, idx, idx].mean(axis=1, keepdims=True) + 1e-12
     h[:, idx, idx] = np.where(dead, 1.0, h[:, idx, idx])
+    order = np.arange(w.shape[1])
+    if ACT_ORDER and len(h) == 1:
+        # Round the columns whose inputs are largest first: their errors matter most, and the
+        # columns after them are left to absorb those errors.
+        order = np.argsort(-h[0, idx, idx], kind="stable")
+        w, h = w[:, order], h[:, order][:, :, order]
     # U with U^T U = H^-1: the upper Cholesky factor of the inverse.
     u = np.linalg.cholesky(np.linalg.inv(h)).transpose(0, 2, 1)
     if len(u) == 1:
@@ -126,6 +135,7 @@ def compensated(w: np.ndarray, h: np.ndarray) -> np.ndarray:
         q[:, i] = np.clip(np.rint(w[:, i] / scale), -QMAX, QMAX) * scale
         err = (w[:, i] - q[:, i]) / u[:, i, i]
         w[:, i + 1 :] -= err[:, None] * u[:, i, i + 1 :]
+    q = q[:, np.argsort(order)]
     # Keep each channel's largest weight at ±127 steps, so ONNX Runtime derives the same scale.
     rows = np.arange(len(w))
     lost = np.abs(q).max(axis=1) < QMAX * scale * (1 - 1e-6)
