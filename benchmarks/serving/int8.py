@@ -76,15 +76,18 @@ def ensure_int8_home(
 
 
 def verdict(report: dict[str, Any], ratio: float | None, level: int) -> list[str]:
+    """One line: the throughput ratio and the agreement it was bought with, side by side (a
+    faster model that answers differently is not the same finding as one that does not)."""
     a = report.get("agreement") or {}
     agree = float(a.get("top1_agreement") or 0)
-    lines = [
-        f"{LABEL}: {'MET ' if agree >= MIN_AGREEMENT else 'MISS'} top-1 agreement with fp32 "
-        f"{agree:.1%} on {a.get('images')} held-out images (target >= {MIN_AGREEMENT:.0%}; "
-        f"top-5 overlap {a.get('top5_overlap')}, on clear answers "
-        f"{a.get('clear_top1_agreement')} of {a.get('clear_images')})",
+    speed = (f"{ratio:.2f}x the fp32 ceiling at {level} clients (target >= {TARGET_RATIO})"
+             if ratio is not None else f"no throughput row at {level} clients")
+    clear = a.get("clear_top1_agreement")
+    met = agree >= MIN_AGREEMENT and ratio is not None and ratio >= TARGET_RATIO
+    return [
+        f"{LABEL}: {'MET ' if met else 'MISS'} {speed}, top-1 agreement with fp32 {agree:.1%} "
+        f"on {a.get('images')} held-out images (target >= {MIN_AGREEMENT:.0%}; "
+        f"{'-' if clear is None else f'{clear:.1%}'} of {a.get('clear_images')} clear answers, "
+        "top-5 overlap "
+        f"{a.get('top5_overlap')})",
     ]
-    if ratio is not None:
-        lines.append(f"{LABEL}: {'MET ' if ratio >= TARGET_RATIO else 'MISS'} at {level} clients "
-                     f"{ratio:.2f}x the fp32 ceiling (target >= {TARGET_RATIO})")
-    return lines
