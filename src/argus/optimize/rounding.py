@@ -21,8 +21,10 @@ from typing import Any
 
 import numpy as np
 
-BATCH = 4
+BATCH = 2
 """Calibration inputs run at once: every weighted layer's input is held for a batch."""
+CHANNELS = 32
+"""Depthwise channels whose windows are unfolded at once."""
 DAMP = 0.01
 """Share of ``H``'s mean diagonal added to it, as GPTQ does, so it inverts stably."""
 MIN_ROWS_PER_WEIGHT = 0
@@ -94,7 +96,10 @@ class Layer:
             return
         p = _patches(x, self.node, (self.shape[2], self.shape[3]))
         if self.depthwise:
-            self.h += np.einsum("ncpi,ncpj->cij", p, p, dtype=np.float64, optimize=True)
+            # A few channels at a time: the windows in float64 would be 9-25x the input.
+            for c in range(0, p.shape[1], CHANNELS):
+                part = p[:, c : c + CHANNELS].astype(np.float64)
+                self.h[c : c + CHANNELS] += np.einsum("ncpi,ncpj->cij", part, part)
         else:
             # (n, c, p, k) → (n*p, c*k): the order of a row of the weight (c_in, kh, kw).
             v = p.transpose(0, 2, 1, 3).reshape(-1, p.shape[1] * p.shape[3]).astype(np.float64)
