@@ -1,6 +1,7 @@
 """ONNX Runtime's static int8 quantization as ``optimize`` drives it, on a small real
-convolutional graph: the weights it keeps are the ones bias correction expects, and the corrected
-biases cancel the shift int8 weights cause on the calibration inputs."""
+convolutional graph: the weights it keeps are the compensated ones ``rounding`` made, the corrected
+biases cancel the shift int8 weights cause on the calibration inputs, and a last Gemm's output
+stays float."""
 
 from __future__ import annotations
 
