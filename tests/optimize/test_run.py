@@ -118,7 +118,10 @@ def test_promoted_or_canaried_when_it_agrees(
                       OptimizeRequest(TINY, calibrate=photo_dir, promote_if_agrees=0.9))
     assert result.promotion and result.promotion["promoted"] is True
     info = tiny_registry.show(TINY)
-    assert info.aliases == {PRODUCTION: 3}  # promoting ends the canary
+    # Promoting ends the canary. The second run is version 3, or version 2 again when its package
+    # came out byte for byte the same (the tiny model's timings in report.json often do).
+    assert info.aliases == {PRODUCTION: result.version.number}
+    assert result.version.number in (2, 3) and info.canary_percent in (0, None)
     promote = tiny_registry.history(TINY)[-2]
     assert promote["action"] == "promote" and "reaches" in promote["detail"]["why"]
 
