@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from peers.pipeline import Classifier
-from serving import report, samples
+from serving import int8, report, samples
 from serving.ceiling import Ceiling, measure, measure_ceiling
 from serving.measure import memory_line, run_loadgen, sanity
 from serving.servers import ServerSpec, serving
@@ -40,7 +40,7 @@ REPO = BENCH_DIR.parent
 WORK = BENCH_DIR / ".work"
 MODEL = "efficientnet-lite0"
 CORES = os.cpu_count() or 1
-DEFAULT_SYSTEMS = ["ceiling", "argus", "fastapi", "flask", "litserve", "mlserver"]
+DEFAULT_SYSTEMS = ["ceiling", "argus", int8.LABEL, "fastapi", "flask", "litserve", "mlserver"]
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--systems",
         default=",".join(DEFAULT_SYSTEMS),
-        help=f"comma-separated, from ceiling, argus, {', '.join(PEERS)}",
+        help=f"comma-separated, from ceiling, argus, {int8.LABEL}, {', '.join(PEERS)}",
     )
     parser.add_argument(
         "--argus",
@@ -153,7 +153,8 @@ def describe_ceiling(c: Ceiling) -> str:
         f"{c.pipeline_1x1['images_per_s']:.1f} images/s (1 thread), "
         f"{c.pipeline_1x2['images_per_s']:.1f} (2 threads)\n"
         f"model only (batch 1): {c.model_1x1['images_per_s']:.1f} images/s at 1 thread "
-        f"({c.model_1x1['p50_ms']:.2f} ms), {c.model_1x2['images_per_s']:.1f} at 2 threads"
+        f"({c.model_1x1['p50_ms']:.2f} ms), {c.model_1x2['images_per_s']:.1f} at 2 threads; "
+        f"CPU per image {c.cpu_ms_per_image} ms (2 x 1 thread)"
     )
 
 
@@ -169,6 +170,7 @@ class Bench:
         self.ceiling_end: dict[str, Any] | None = None
         self.rows: list[dict[str, Any]] = []
         self.systems: dict[str, dict[str, Any]] = {}
+        self.int8_report: dict[str, Any] | None = None
 
     def ratio(self, images_per_s: float) -> float | None:
         return round(images_per_s / self.ceiling.images_per_s, 3) if self.ceiling else None
@@ -254,6 +256,17 @@ class Bench:
                     f"{name}: {'MET ' if errors == 0 else 'MISS'} {errors} errors at "
                     f"{top} clients (p99 {mine[top]['p99_ms']:.0f} ms)"
                 )
+            cpu = report.cpu_ms_per_image(mine[mid]) if mid in mine else None
+            if cpu is not None and self.ceiling.cpu_ms_per_image:
+                lines.append(
+                    f"{name}: server CPU per image {cpu:.1f} ms at {mid} clients vs the "
+                    f"ceiling's {self.ceiling.cpu_ms_per_image:.1f} ms "
+                    f"(x{cpu / self.ceiling.cpu_ms_per_image:.2f})"
+                )
+        if self.int8_report is not None:
+            mine = {r["concurrency"]: r for r in self.rows if r["system"] == int8.LABEL}
+            ratio = mine[mid]["ratio"] if mid in mine else None
+            lines += int8.verdict(self.int8_report, ratio, mid)
         return lines
 
 
@@ -267,6 +280,7 @@ def write_results(
         "plan": asdict(bench.plan),
         "ceiling": bench.ceiling.as_dict() if bench.ceiling else None,
         "ceiling_at_end": bench.ceiling_end,
+        "int8_report": bench.int8_report,
         "systems": bench.systems,
         "rows": bench.rows,
         "elapsed_s": round(elapsed, 1),
@@ -337,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     plan = make_plan(args)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    unknown = set(systems) - {"ceiling", "argus", *PEERS}
+    unknown = set(systems) - {"ceiling", "argus", int8.LABEL, *PEERS}
     if unknown:
         raise SystemExit(f"unknown systems: {', '.join(sorted(unknown))}")
     configs: list[ArgusConfig] = args.argus or DEFAULT_ARGUS_CONFIGS
@@ -354,6 +368,10 @@ def main(argv: list[str] | None = None) -> int:
     for system in systems:
         if system == "argus":
             specs += [(c.label, partial(argus_spec, c, argus_bin(), home)) for c in configs]
+        elif system == int8.LABEL:
+            int8_home, bench.int8_report = int8.ensure_int8_home(home, WORK, argus_bin(), MODEL)
+            config = ArgusConfig(int8.LABEL, (), {"ARGUS_HOME": str(int8_home)})
+            specs.append((int8.LABEL, partial(argus_spec, config, argus_bin(), home)))
         elif system in PEERS:
             specs.append((system, partial(peer_spec, PEERS[system], WORK, model_dir)))
     print(

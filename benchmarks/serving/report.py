@@ -76,7 +76,16 @@ COLUMNS = [
     ("ratio", "{:>5}"),
     ("client cpu", "{:>10}"),
     ("server cpu", "{:>10}"),
+    ("cpu ms/img", "{:>10}"),
 ]
+
+
+def cpu_ms_per_image(row: dict[str, Any]) -> float | None:
+    """The server's CPU (its whole process tree) per answered image, in ms: beside the
+    ceiling's, it shows where serving costs more than the work itself."""
+    if not row.get("images_per_s") or "server_cpu_cores" not in row:
+        return None
+    return 1000.0 * float(row["server_cpu_cores"]) / float(row["images_per_s"])
 
 
 def table_header() -> str:
@@ -95,6 +104,7 @@ def table_row(row: dict[str, Any]) -> str:
         f"{row['ratio']:.2f}" if row.get("ratio") is not None else "-",
         f"{row['client_cpu_cores']:.2f}" if "client_cpu_cores" in row else "-",
         f"{row['server_cpu_cores']:.2f}" if "server_cpu_cores" in row else "-",
+        f"{cpu_ms_per_image(row):.1f}" if cpu_ms_per_image(row) is not None else "-",
     ]
     return "  ".join(fmt.format(v) for (_, fmt), v in zip(COLUMNS, values, strict=True))
 

@@ -2,10 +2,13 @@
 ``espresso`` (and the page's curl and tritonclient snippets answer the same), a face box and
 landmarks drawn on the astronaut, a readable error for a text file, a two-class question
 trained from photos and asked, a version promoted and rolled back with reasons, a kept image
-labelled with one key press, and management hidden from an inference-only token."""
+labelled with one key press, management hidden from an inference-only token, and an int8
+version's agreement report with its one-click canary."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ServerProcess, copy_home, serving_with_worker, start_server
+from tests.conftest import ARGUS, ServerProcess, copy_home, serving_with_worker, start_server
 from tests.train.conftest import write_coffee_or_cat
 from tests.web.conftest import screenshot, wait_for
 
@@ -399,3 +402,32 @@ def test_an_inference_token_sees_no_management(browser: Any, pulled_home: Path,
     finally:
         browser.execute_script("sessionStorage.clear()")
         server.stop()
+
+
+def test_an_int8_version_shows_its_agreement_and_starts_a_canary_in_one_click(
+    browser: Any, site: ServerProcess, files: Path
+) -> None:
+    made = subprocess.run(
+        [ARGUS, "models", "optimize", "efficientnet-lite0", "--calibrate", str(files),
+         "--json"], env={**os.environ, "ARGUS_HOME": str(site.home)},
+        capture_output=True, text=True, timeout=300, check=False)
+    assert made.returncode == 0, made.stderr
+    version = json.loads(made.stdout)["version"]["version"]
+
+    open_tab(browser, site, "models")
+    button = '#model-list button[data-model="efficientnet-lite0"]'
+    wait_for(browser, lambda d: all_css(d, button))
+    by_css(browser, button).click()
+    row = f'#model-detail tr[data-version="{version}"]'
+    wait_for(browser, lambda d: all_css(d, row), what="the int8 version's row")
+    assert "int8 of v1" in text_of(browser, row)
+    by_css(browser, f"{row} button").click()
+    wait_for(browser, lambda d: all_css(d, "#version-detail .agreement"), what="the agreement")
+    shown = text_of(browser, "#version-detail")
+    assert "top-1 agreement" in shown and "top-5 overlap" in shown and "held-out images" in shown
+    by_css(browser, "#version-canary").click()
+    chip = f"canary → v{version} (10%)"
+    wait_for(browser, lambda d: chip in text_of(d, "#model-detail > .chips"), what="the chip")
+    event = httpx.get(f"{site.url}/v1/models/efficientnet-lite0/history").json()[-1]
+    assert event["action"] == "canary" and event["to_version"] == version
+    assert "top-1 agreement" in event["detail"]["reason"]

@@ -11,6 +11,7 @@ from argus.cli import gallery as gallery_cmd
 from argus.cli import ingest as ingest_cmd
 from argus.cli import jobs as jobs_cmd
 from argus.cli import models as models_cmd
+from argus.cli import optimize as optimize_cmd
 from argus.cli import questions as questions_cmd
 from argus.cli import records as records_cmd
 from argus.cli import review as review_cmd
@@ -42,6 +43,7 @@ def main(
     """Argus answers questions about images with versioned ONNX models."""
 
 
+models_cmd.app.command("optimize")(optimize_cmd.optimize)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(apps_cmd.app, name="apps")
 app.add_typer(jobs_cmd.app, name="jobs")

@@ -116,6 +116,9 @@ def _source_text(source: dict[str, Any]) -> str:
     if source.get("kind") == "trained" and isinstance(source.get("base"), dict):
         base = source["base"]
         return f"trained on {base.get('name')}:{base.get('version')} ({source.get('mode')})"
+    if source.get("kind") == "optimized" and isinstance(source.get("parent"), dict):
+        parent, method = source["parent"], source.get("method") or {}
+        return f"{method.get('to')} of {parent.get('name')}:{parent.get('version')}"
     if source.get("kind") == "wheel":
         return ", ".join(f"{w['project']}=={w['version']}" for w in source.get("wheels", []))
     for key in ("url", "file", "note", "upstream", "kind"):
@@ -162,6 +165,8 @@ def show(name: str, json_out: bool = JSON) -> None:
     for v in info.versions:
         if v.source.get("kind") == "trained":
             console.print(f"version {v.number}: {trained_lineage(v.source)}", highlight=False)
+        if v.source.get("kind") == "optimized":
+            console.print(f"version {v.number}: {optimized_lineage(v.source)}", highlight=False)
     if info.versions:
         console.print(f"path: {info.versions[-1].path}")
 
@@ -185,6 +190,29 @@ def trained_lineage(source: dict[str, Any]) -> str:
         f"accuracy {metrics.get('accuracy')}, macro-F1 {metrics.get('macro_f1')}",
         f"seed {source.get('seed')}, argus {source.get('code_version')}",
     ]
+    return "; ".join(parts)
+
+
+def optimized_lineage(source: dict[str, Any]) -> str:
+    """One paragraph for ``models show``: parent and its digest, method, calibration data,
+    held-out images and the agreement."""
+    parent = source.get("parent") or {}
+    method = source.get("method") or {}
+    calibration = source.get("calibration") or {}
+    held = source.get("held_out") or {}
+    a = source.get("agreement") or {}
+    parts = [
+        f"{method.get('to')} of {parent.get('name')}:{parent.get('version')} "
+        f"({str(parent.get('digest'))[:19]}…)",
+        f"by {method.get('engine')}" + (f" {method['format']}" if method.get("format") else ""),
+    ]
+    if calibration:
+        parts.append(f"calibrated on {calibration.get('images')} photos "
+                     f"({str(calibration.get('digest'))[:19]}…)")
+    parts.append(f"agreement ({a.get('measure')}) {a.get('agreement')} on "
+                 f"{held.get('images')} held-out images")
+    parts += [f"{k.replace('_', ' ')} {a[k]}" for k in ("top5_overlap", "max_score_diff",
+                                                          "mean_iou", "min_cosine") if k in a]
     return "; ".join(parts)
 
 

@@ -4,7 +4,7 @@
 import { api, metrics } from "./api.js";
 import { $, h, fill, fmt, say } from "./dom.js";
 import { confirmAction } from "./dialog.js";
-import { renderReport } from "./report.js";
+import { renderAgreement, renderReport } from "./report.js";
 import { forgetQuestions } from "./catalog.js";
 import { session } from "./session.js";
 
@@ -19,6 +19,9 @@ function sourceSummary(source) {
     const base = source.base ? `${source.base.name} v${source.base.version}` : "a base";
     const data = source.dataset ? `${source.dataset.images} photos` : "photos";
     return `trained (${source.mode}) on ${data} from ${base}`;
+  }
+  if (source.kind === "optimized" && source.parent) {
+    return `${source.method?.to} of v${source.parent.version} (agreement ${fmt.pct(source.agreement?.agreement ?? 0)})`;
   }
   if (source.kind === "wheel" && source.wheels?.length) {
     return `from ${source.wheels.map((w) => `${w.project} ${w.version}`).join(", ")}`;
@@ -159,12 +162,24 @@ async function details(name, version) {
     fill(holder,
       h("h3", { text: `${name} version ${version}` }),
       h("p", {}, h("code", { text: v.digest })),
-      v.report ? renderReport(v.report, v.pictures || []) : h("p", { class: "hint", text: "No training report (not trained here)." }),
+      v.report?.kind === "optimized" ? [renderAgreement(v.report), canaryButton(name, v)]
+        : v.report ? renderReport(v.report, v.pictures || []) : h("p", { class: "hint", text: "No training report (not trained here)." }),
       h("details", {}, h("summary", { text: "Lineage (source)" }), h("pre", { text: JSON.stringify(v.source, null, 2) })));
     holder.scrollIntoView({ block: "nearest" });
   } catch (err) {
     fill(holder, h("p", { class: "error", text: err.message }));
   }
+}
+
+/** One click: POST /v1/models/{name}/canary with 10% for an optimized version, its evidence as
+ * the reason kept in the audit trail. */
+function canaryButton(name, v) {
+  const agreement = v.report.agreement || {};
+  const reason = `${v.report.to} of v${v.report.parent?.version}: ${agreement.measure} ${fmt.pct(agreement.agreement ?? 0)} on ${agreement.images} held-out images`;
+  return h("div", { class: "row admin", hidden: !session.manage },
+    h("button", { type: "button", id: "version-canary", text: `Canary 10% to version ${v.version}`,
+      onclick: () => change(() => api.post(`${path(name)}/canary`, { version: v.version, percent: 10, reason }),
+        `canary of ${name} version ${v.version} at 10%`) }));
 }
 
 function pinsTable(name) {

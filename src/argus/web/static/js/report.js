@@ -1,5 +1,6 @@
 // A trained version's report: held-out scores, per-class table, confusion matrix, threshold,
-// the worst mistakes and the pictures the trainer drew.
+// the worst mistakes and the pictures the trainer drew. An optimized version's report: how
+// closely it answers like its parent on held-out images, and how much faster it ran.
 import { blobUrl } from "./api.js";
 import { h, fmt } from "./dom.js";
 
@@ -50,6 +51,38 @@ export function renderReport(report, pictures = []) {
       blobUrl(path).then((url) => { img.src = url; }).catch(() => img.remove());
     }
     out.push(holder);
+  }
+  return h("div", { class: "report" }, out);
+}
+
+const AGREEMENT_SHOWN = {
+  top1_agreement: "top-1 agreement", top5_overlap: "top-5 overlap", clear_top1_agreement: "top-1 agreement on clear answers",
+  max_score_diff: "largest score difference", mean_top1_score_diff: "mean top-1 score difference",
+  mean_cosine: "mean cosine", min_cosine: "lowest cosine", same_boxes_images: "images with the same boxes",
+  matched_boxes: "boxes matched", parent_boxes: "parent's boxes", new_boxes: "new version's boxes", mean_iou: "mean IoU",
+};
+
+/** An optimized version's agreement report (argus models optimize) as HTML. */
+export function renderAgreement(report) {
+  const a = report.agreement || {};
+  const speed = report.speed || {};
+  const method = report.method || {};
+  const held = report.held_out || {};
+  const rows = Object.entries(AGREEMENT_SHOWN).filter(([k]) => a[k] !== undefined && a[k] !== null)
+    .map(([k, label]) => h("tr", {}, h("td", { text: label }), h("td", { class: "num", text: String(a[k]) })));
+  const out = [
+    h("p", {},
+      h("strong", { class: "agreement", text: `${a.measure}: ${fmt.pct(a.agreement ?? 0)}` }),
+      ` against version ${report.parent?.version} on ${a.images ?? 0} held-out images (${held.made_from || ""}) · `,
+      `${report.to} by ${method.engine}${method.format ? ` ${method.format}` : ""}`),
+    h("p", { class: "hint", text: `Model call ${speed.parent_ms} ms → ${speed.new_ms} ms (×${speed.speedup}; ${speed.how || ""}).` }),
+    h("div", { class: "table-wrap" }, h("table", { class: "table agreement" },
+      h("thead", {}, h("tr", {}, h("th", { scope: "col", text: "measure" }), h("th", { scope: "col", class: "num", text: "value" }))),
+      h("tbody", {}, rows))),
+  ];
+  if (a.disagreements?.length) {
+    out.push(h("h4", { text: "Where it answers differently" }), h("ul", {}, a.disagreements.map((d) =>
+      h("li", { text: Object.entries(d).map(([k, v]) => `${k} ${v}`).join(", ") }))));
   }
   return h("div", { class: "report" }, out);
 }
