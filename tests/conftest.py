@@ -51,6 +51,15 @@ def photos() -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="session")
+def people_photos() -> dict[str, bytes]:
+    """Several photos of the same people (``tests/face_photos.py``: obama, obama2, obama3,
+    biden, …), from a pinned PyPI source distribution."""
+    from tests.face_photos import face_photos
+
+    return face_photos()
+
+
+@pytest.fixture(scope="session")
 def photo_dir(photos: dict[str, bytes], tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("photos")
     for name, data in photos.items():

