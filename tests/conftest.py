@@ -78,7 +78,7 @@ def pulled_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     results = pull(registry, settings.cache_dir)
     engine.dispose()
     names = {v.name for v, _ in results}
-    if names != {"efficientnet-lite0", "mtcnn", "blazepose-detector"}:
+    if names != {"efficientnet-lite0", "mtcnn", "blazepose"}:
         raise RuntimeError(f"pull installed {names}")
     return home
 

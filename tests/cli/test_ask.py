@@ -62,7 +62,7 @@ def test_ask_bad_files_exit_non_zero_with_reason(pulled_home: Path, tmp_path: Pa
 def test_models_list_and_show(pulled_home: Path) -> None:
     listed = json.loads(run(pulled_home, "models", "list", "--json").stdout)
     names = {m["name"]: m for m in listed}
-    assert set(names) == {"efficientnet-lite0", "mtcnn", "blazepose-detector"}
+    assert set(names) == {"efficientnet-lite0", "mtcnn", "blazepose"}
     assert names["efficientnet-lite0"]["aliases"] == {"production": 1}
     shown = json.loads(run(pulled_home, "models", "show", "efficientnet-lite0", "--json").stdout)
     v1 = shown["versions"][0]
@@ -170,7 +170,7 @@ def test_ask_people_finds_the_astronaut_and_draws_her(
     docs = [json.loads(d) for d in out.stdout.replace("}\n{", "}\n\x00{").split("\x00")]
     found = {Path(d["file"]).stem: d["answer"]["people"] for d in docs}
     assert [p["label"] for p in found["astronaut"]] == ["person"] and found["china"] == []
-    assert docs[0]["models"][0]["name"] == "blazepose-detector"
+    assert docs[0]["models"][0]["name"] == "blazepose"
     table = run(pulled_home, "ask", "people", files[0], "--draw", str(tmp_path / "d.png"))
     assert table.returncode == 0, table.stderr
     assert "mid-hip" in table.stdout

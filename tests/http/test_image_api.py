@@ -137,7 +137,7 @@ def test_over_the_byte_limit(pulled_home, photos: dict[str, bytes]) -> None:
 
 def test_models_over_rest(server: ServerProcess) -> None:
     models = httpx.get(f"{server.url}/v1/models").json()
-    assert {m["name"] for m in models} == {"efficientnet-lite0", "mtcnn", "blazepose-detector"}
+    assert {m["name"] for m in models} == {"efficientnet-lite0", "mtcnn", "blazepose"}
     show = httpx.get(f"{server.url}/v1/models/mtcnn").json()
     assert show["aliases"] == {"production": 1}
     assert httpx.get(f"{server.url}/v1/models/ghost").status_code == 404
