@@ -12,7 +12,7 @@ import onnx
 from onnx import TensorProto, helper
 from PIL import Image
 
-from argus.images.draw import PERSON_COLOUR
+from argus.images.draw import LEFT_COLOUR, PERSON_COLOUR, RIGHT_COLOUR
 from tests.conftest import ARGUS
 
 
@@ -173,6 +173,11 @@ def test_ask_people_finds_the_astronaut_and_draws_her(
     assert docs[0]["models"][0]["name"] == "blazepose"
     table = run(pulled_home, "ask", "people", files[0], "--draw", str(tmp_path / "d.png"))
     assert table.returncode == 0, table.stderr
-    assert "mid-hip" in table.stdout
+    assert "landmarks seen" in table.stdout and " of 33" in table.stdout
     drawn = np.asarray(Image.open(tmp_path / "d.png").convert("RGB"))
     assert (drawn == PERSON_COLOUR).all(axis=2).sum() > 100
+    # The skeleton: both sides' bones are drawn.
+    assert (drawn == LEFT_COLOUR).all(axis=2).sum() > 100
+    assert (drawn == RIGHT_COLOUR).all(axis=2).sum() > 100
+    person = found["astronaut"][0]
+    assert len(person["landmarks"]) == 33 and person["landmarks"][0]["name"] == "nose"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from argus.images.draw import BONES
 from argus.tasks.people.landmarks import (
-    BONES,
     CROP_SIZE,
     LANDMARK_NAMES,
     Region,
@@ -63,13 +63,17 @@ def test_the_box_holds_the_visible_landmarks_and_the_head() -> None:
     points = np.zeros((33, 5))
     points[:, 3:] = 1.0
     points[:, 0] = np.linspace(100, 200, 33)
-    points[:, 1] = np.linspace(50, 450, 33)
-    points[7, :2], points[8, :2] = (130, 60), (170, 60)  # ears 40 px apart
+    points[:, 1] = np.linspace(100, 450, 33)
+    points[2, :2], points[5, :2] = (130, 100), (170, 100)  # eyes
+    points[9, :2], points[10, :2] = (140, 130), (160, 130)  # mouth, 30 px below them
     points[20:, 3] = 0.1  # the legs are not seen
-    x1, y1, _x2, y2 = visible_box(points, 0.5, 500, 500)  # type: ignore[misc]
+    x1, y1, x2, y2 = visible_box(points, 0.5, 500, 500)  # type: ignore[misc]
     seen = points[:20]
-    assert x1 <= seen[:, 0].min() and y1 < seen[:, 1].min() - 20
+    assert x1 <= seen[:, 0].min() and x2 >= seen[:, 0].max()
+    assert 25 <= y1 <= 35  # the head top 60 px above the eyes, less 4% of the box (~11 px)
     assert y2 < points[25, 1]
+    points[9, 3] = 0.0  # no mouth seen: no head top, the box starts at the eyes
+    assert visible_box(points, 0.5, 500, 500)[1] > 80  # type: ignore[index]
     points[:, 3] = 0.0
     assert visible_box(points, 0.5, 500, 500) is None
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from argus.tasks.people.landmarks import BONES, LANDMARK_NAMES
+from argus.tasks.people.landmarks import LANDMARK_NAMES
 from argus.tasks.people.model import PeopleModel, PeopleOptions
 
-__all__ = ["BONES", "LANDMARK_NAMES", "PeopleModel", "PeopleOptions"]
+__all__ = ["LANDMARK_NAMES", "PeopleModel", "PeopleOptions"]

@@ -36,25 +36,6 @@ LANDMARK_NAMES = (
     "left_foot_index", "right_foot_index",
 )  # fmt: skip
 _INDEX = {name: i for i, name in enumerate(LANDMARK_NAMES)}
-# The skeleton: which landmarks a drawing joins (face outline, arms and hands, torso, legs).
-BONES: tuple[tuple[str, str], ...] = (
-    ("nose", "left_eye_inner"), ("left_eye_inner", "left_eye"), ("left_eye", "left_eye_outer"),
-    ("left_eye_outer", "left_ear"), ("nose", "right_eye_inner"),
-    ("right_eye_inner", "right_eye"), ("right_eye", "right_eye_outer"),
-    ("right_eye_outer", "right_ear"), ("mouth_left", "mouth_right"),
-    ("left_shoulder", "right_shoulder"), ("left_shoulder", "left_elbow"),
-    ("left_elbow", "left_wrist"), ("left_wrist", "left_pinky"), ("left_wrist", "left_index"),
-    ("left_wrist", "left_thumb"), ("left_pinky", "left_index"),
-    ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"),
-    ("right_wrist", "right_pinky"), ("right_wrist", "right_index"),
-    ("right_wrist", "right_thumb"), ("right_pinky", "right_index"),
-    ("left_shoulder", "left_hip"), ("right_shoulder", "right_hip"), ("left_hip", "right_hip"),
-    ("left_hip", "left_knee"), ("left_knee", "left_ankle"), ("left_ankle", "left_heel"),
-    ("left_heel", "left_foot_index"), ("left_ankle", "left_foot_index"),
-    ("right_hip", "right_knee"), ("right_knee", "right_ankle"), ("right_ankle", "right_heel"),
-    ("right_heel", "right_foot_index"), ("right_ankle", "right_foot_index"),
-)  # fmt: skip
-BONE_INDEX = np.array([(_INDEX[a], _INDEX[b]) for a, b in BONES])
 
 
 @dataclass(frozen=True)
@@ -125,16 +106,22 @@ def visible_box(
     points: np.ndarray, min_visibility: float, height: float, width: float
 ) -> list[float] | None:
     """The box around the landmarks seen in the image (visibility and presence at least
-    ``min_visibility``), widened for what the landmarks do not reach (the top of the head above
-    the eyes, hands past the knuckles, soles), clipped to the image; None with fewer than 3."""
-    seen = points[(points[:, 3] >= min_visibility) & (points[:, 4] >= min_visibility)]
-    if len(seen) < 3:
+    ``min_visibility``) and the top of the head, which no landmark marks (twice the mouth to
+    eyes distance beyond the eyes, when the face is seen), widened by 4% for hands past the
+    knuckles and the soles; clipped to the image. None with fewer than 3 landmarks seen."""
+    mask = (points[:, 3] >= min_visibility) & (points[:, 4] >= min_visibility)
+    if mask.sum() < 3:
         return None
-    x1, y1 = seen[:, 0].min(), seen[:, 1].min()
-    x2, y2 = seen[:, 0].max(), seen[:, 1].max()
-    # The head's extent: about the eye-to-ear span around the face's landmarks.
-    pad = 0.6 * float(np.hypot(*(points[_INDEX["left_ear"], :2] - points[_INDEX["right_ear"], :2])))
-    pad = max(pad, 0.04 * max(x2 - x1, y2 - y1))
+    seen = [points[mask, :2]]
+    face = [_INDEX[n] for n in ("left_eye", "right_eye", "mouth_left", "mouth_right")]
+    if mask[face].all():
+        eyes = points[face[:2], :2].mean(axis=0)
+        mouth = points[face[2:], :2].mean(axis=0)
+        seen.append((eyes + 2.0 * (eyes - mouth))[None])
+    xy = np.concatenate(seen)
+    x1, y1 = xy.min(axis=0)
+    x2, y2 = xy.max(axis=0)
+    pad = 0.04 * max(float(x2 - x1), float(y2 - y1))
     return [
         round(float(max(0.0, x1 - pad)), 2),
         round(float(max(0.0, y1 - pad)), 2),
