@@ -8,6 +8,13 @@ const LANDMARKS = [
   ["left eye", "#00e5ff"], ["right eye", "#00e5ff"], ["nose", "#ff4dd2"],
   ["mouth, left", "#7cff4d"], ["mouth, right", "#7cff4d"],
 ];
+const PERSON = "#00a0ff";
+const SIDES = { left: "#ff8c00", right: "#00dc78" };
+// The people task's skeleton: pairs of landmark names (images/draw.py's BONES, the same bones).
+const FACE_BONES = "nose-left_eye_inner left_eye_inner-left_eye left_eye-left_eye_outer left_eye_outer-left_ear nose-right_eye_inner right_eye_inner-right_eye right_eye-right_eye_outer right_eye_outer-right_ear mouth_left-mouth_right";
+const BODY_BONES = "left_shoulder-right_shoulder left_shoulder-left_elbow left_elbow-left_wrist left_wrist-left_pinky left_wrist-left_index left_wrist-left_thumb left_pinky-left_index right_shoulder-right_elbow right_elbow-right_wrist right_wrist-right_pinky right_wrist-right_index right_wrist-right_thumb right_pinky-right_index left_shoulder-left_hip right_shoulder-right_hip left_hip-right_hip left_hip-left_knee left_knee-left_ankle left_ankle-left_heel left_heel-left_foot_index left_ankle-left_foot_index right_hip-right_knee right_knee-right_ankle right_ankle-right_heel right_heel-right_foot_index right_ankle-right_foot_index";
+const BONES = `${FACE_BONES} ${BODY_BONES}`.split(" ").map((pair) => pair.split("-"));
+const SEEN = 0.5; // landmarks less visible (or present) than this are not drawn
 const PALETTE = ["#ff6b35", "#2ec4b6", "#e71d36", "#8f2d56", "#3a86ff", "#ffbe0b", "#06d6a0"];
 
 /** The answer's parts: [{step, value}] — one for a one-model question, one per answer step of
@@ -24,10 +31,30 @@ function colourOf(label) {
   return PALETTE[n % PALETTE.length];
 }
 
-/** What to draw on the photo: {boxes: [{box, colour, text, kind}], points: [{x, y, colour}]}. */
+function sideColour(name) {
+  return SIDES[name.split("_")[0]] || PERSON;
+}
+
+/** A person's box, the landmarks seen and the bones between two seen landmarks. */
+function person(item, i, boxes, points, lines) {
+  boxes.push({ box: item.box, colour: PERSON, text: `person ${i + 1} · ${fmt.score(item.score)}`, kind: "person" });
+  const seen = new Map((item.landmarks || [])
+    .filter((p) => p.visibility >= SEEN && p.presence >= SEEN)
+    .map((p) => [p.name, p]));
+  for (const [a, b] of BONES) {
+    if (!seen.has(a) || !seen.has(b)) continue;
+    const colour = sideColour(a) === sideColour(b) ? sideColour(a) : PERSON;
+    lines.push({ from: [seen.get(a).x, seen.get(a).y], to: [seen.get(b).x, seen.get(b).y], colour });
+  }
+  for (const p of seen.values()) points.push({ x: p.x, y: p.y, colour: sideColour(p.name) });
+}
+
+/** What to draw on the photo: {boxes: [{box, colour, text, kind}], points: [{x, y, colour}],
+ * lines: [{from, to, colour}]}. */
 export function shapes(answerParts) {
   const boxes = [];
   const points = [];
+  const lines = [];
   for (const { value } of answerParts) {
     if (!value) continue;
     (value.faces || []).forEach((face, i) => {
@@ -37,8 +64,9 @@ export function shapes(answerParts) {
     for (const item of value.objects || []) {
       boxes.push({ box: item.box, colour: colourOf(item.label), text: `${item.label} · ${fmt.score(item.score)}`, kind: "object" });
     }
+    (value.people || []).forEach((item, i) => person(item, i, boxes, points, lines));
   }
-  return { boxes, points };
+  return { boxes, points, lines };
 }
 
 /** Draw `bitmap` and the shapes on `canvas` (at most 1600 px a side). */
@@ -68,6 +96,16 @@ export function draw(canvas, bitmap, found, imageWidth) {
     ctx.fillRect(x1 - line / 2, top, width, fontSize + 6);
     ctx.fillStyle = "#000";
     ctx.fillText(text, x1 + 4 - line / 2, top + 3);
+  }
+  for (const { from, to, colour } of found.lines || []) {
+    for (const [width, stroke] of [[line + 2, "#000"], [line, colour]]) {
+      ctx.beginPath();
+      ctx.moveTo(from[0] * k, from[1] * k);
+      ctx.lineTo(to[0] * k, to[1] * k);
+      ctx.lineWidth = width;
+      ctx.strokeStyle = stroke;
+      ctx.stroke();
+    }
   }
   const r = Math.max(3, line * 1.5);
   for (const { x, y, colour } of found.points) {
@@ -118,6 +156,11 @@ function describePart({ step, value }, single) {
       ? h("ul", {}, value.objects.map((o) => h("li", { text: `${o.label} ${fmt.score(o.score)}` })))
       : h("p", { text: "no object" }));
   }
+  if (value.people) {
+    out.push(h("p", { text: value.people.length
+      ? `${value.people.length} ${value.people.length > 1 ? "people" : "person"}: ${value.people.map((p, i) => `person ${i + 1} ${fmt.score(p.score)}, ${(p.landmarks || []).filter((m) => m.visibility >= SEEN && m.presence >= SEEN).length} of ${(p.landmarks || []).length} landmarks seen`).join("; ")}`
+      : "no people" }));
+  }
   if (Array.isArray(value.crops)) {
     out.push(value.crops.some((c) => c.png)
       ? h("div", { class: "crops" }, value.crops.filter((c) => c.png).map((c) => crop(c.png, `aligned face ${c.from + 1}`)))
@@ -162,12 +205,14 @@ export async function renderAnswer(container, answer, blob) {
   const drawn = shapes(found);
   const canvas = h("canvas", { class: "answer", role: "img" });
   const faces = drawn.boxes.filter((b) => b.kind === "face").length;
-  const objects = drawn.boxes.length - faces;
+  const people = drawn.boxes.filter((b) => b.kind === "person").length;
+  const objects = drawn.boxes.length - faces - people;
   const caption = [`${answer.image.width}×${answer.image.height}`];
   if (faces) caption.push(`${faces} face box${faces > 1 ? "es" : ""} with landmarks`);
+  if (people) caption.push(`${people} ${people > 1 ? "people" : "person"} with a skeleton`);
   if (objects) caption.push(`${objects} object box${objects > 1 ? "es" : ""}`);
   canvas.setAttribute("aria-label", `The photo with the answer drawn: ${caption.slice(1).join(", ") || "nothing to draw"}`);
-  Object.assign(canvas.dataset, { faces, objects, points: drawn.points.length });
+  Object.assign(canvas.dataset, { faces, objects, people, bones: drawn.lines.length, points: drawn.points.length });
   const copyJson = h("button", { type: "button", class: "small", text: "Copy JSON",
     onclick: async () => say((await copyText(JSON.stringify(answer, null, 2))) ? "JSON copied" : "could not copy") });
   fill(container,
