@@ -180,4 +180,4 @@ def test_ask_people_finds_the_astronaut_and_draws_her(
     assert (drawn == LEFT_COLOUR).all(axis=2).sum() > 100
     assert (drawn == RIGHT_COLOUR).all(axis=2).sum() > 100
     person = found["astronaut"][0]
-    assert len(person["landmarks"]) == 33 and person["landmarks"][0]["name"] == "nose"
+    assert len(person["pose"]) == 33 and person["pose"][0]["name"] == "nose"

@@ -359,7 +359,7 @@ def test_a_person_is_drawn_with_a_skeleton(
     answer = httpx.post(f"{site.url}/v1/questions/people",
                         content=(files / "astronaut.jpg").read_bytes(), timeout=30).json()
     (person,) = answer["answer"]["people"]
-    seen = {p["name"]: p for p in person["landmarks"]
+    seen = {p["name"]: p for p in person["pose"]
             if p["visibility"] >= 0.5 and p["presence"] >= 0.5}  # fmt: skip
     assert int(browser.execute_script(f"return {canvas}.dataset.points")) == len(seen)
     assert int(browser.execute_script(f"return {canvas}.dataset.bones")) >= 10

@@ -224,7 +224,7 @@ def _print_result(body: dict[str, Any]) -> None:
             table = Table("person", "box", "score", "landmarks seen", "nose")
             for i, person in enumerate(body["people"]):
                 box = ", ".join(f"{v:.0f}" for v in person["box"])
-                points: list[dict[str, Any]] = person.get("landmarks") or []
+                points: list[dict[str, Any]] = person.get("pose") or []
                 seen = sum(p["visibility"] >= 0.5 and p["presence"] >= 0.5 for p in points)
                 nose = next((f"({p['x']:.0f},{p['y']:.0f})" for p in points
                              if p["name"] == "nose"), "")

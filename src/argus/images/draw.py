@@ -78,7 +78,7 @@ def draw_person(draw: ImageDraw.ImageDraw, person: Mapping[str, Any], width: int
     draw.text((x1 + 2, y1 + 2), f"person {person['score']:.2f}", fill=PERSON_COLOUR)
     seen = {
         p["name"]: (p["x"], p["y"])
-        for p in person.get("landmarks", []) or []
+        for p in person.get("pose", []) or []
         if p["visibility"] >= SEEN and p["presence"] >= SEEN
     }
 

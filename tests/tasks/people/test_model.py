@@ -16,7 +16,7 @@ skimage_data = pytest.importorskip("skimage.data")
 
 
 def landmark(person: dict[str, Any], name: str) -> dict[str, float]:
-    return next(p for p in person["landmarks"] if p["name"] == name)
+    return next(p for p in person["pose"] if p["name"] == name)
 
 
 def test_the_package_holds_both_networks_and_their_checks(people_model: PeopleModel) -> None:
@@ -53,7 +53,7 @@ def test_astronaut_is_one_person_with_her_skeleton(people_model: PeopleModel, tu
     (person,) = ask(people_model, rgb)
     assert person["label"] == "person" and person["score"] > 0.8
     assert person["detector_score"] >= 0.5
-    names = [p["name"] for p in person["landmarks"]]
+    names = [p["name"] for p in person["pose"]]
     assert names == list(LANDMARK_NAMES) and len(names) == 33
     found = landmark(person, "nose")
     assert np.hypot(found["x"] - nose[0], found["y"] - nose[1]) < 15, (found, nose)
@@ -74,7 +74,7 @@ def test_astronaut_is_one_person_with_her_skeleton(people_model: PeopleModel, tu
     # The box holds the visible landmarks and stays inside the photo.
     x1, y1, x2, y2 = person["box"]
     assert 0 <= x1 < x2 <= 512 and 0 <= y1 < y2 <= 512
-    for p in person["landmarks"]:
+    for p in person["pose"]:
         if p["visibility"] > 0.5 and 0 <= p["x"] <= 512 and 0 <= p["y"] <= 512:
             assert x1 <= p["x"] <= x2 and y1 <= p["y"] <= y2, p
 

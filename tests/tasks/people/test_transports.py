@@ -45,8 +45,8 @@ def served(
 def check_astronaut(answer: dict[str, Any]) -> None:
     (person,) = answer["answer"]["people"]
     assert [m["name"] for m in answer["models"]] == ["blazepose"]
-    assert len(person["landmarks"]) == 33
-    nose = person["landmarks"][0]
+    assert len(person["pose"]) == 33
+    nose = person["pose"][0]
     assert nose["name"] == "nose" and abs(nose["x"] - 218) < 15 and abs(nose["y"] - 124) < 15
     assert set(nose) == {"name", "x", "y", "z", "visibility", "presence"}
 

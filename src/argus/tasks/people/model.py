@@ -104,7 +104,11 @@ def dedupe(people: list[dict[str, Any]], iou: float = 0.6) -> list[dict[str, Any
 class PeopleModel(TaskModel):
     task = "people"
     answer_kind = "people"
-    item_fields = frozenset({"label", "score", "box", "face_box", "landmarks"})
+    # ``pose``: the 33 landmarks, each {name, x, y, z, visibility, presence} (not ``landmarks``,
+    # which names the five [x, y] points of a face that the align op reads).
+    item_fields = frozenset(
+        {"label", "score", "detector_score", "box", "face_box", "keypoints", "pose"}
+    )
     fields = PeopleFields
 
     def __init__(
@@ -208,7 +212,7 @@ class PeopleModel(TaskModel):
                         name: [round(float(x * sx), 2), round(float(y * sy), 2)]
                         for name, (x, y) in zip(KEYPOINT_NAMES, candidate.keypoints, strict=True)
                     },
-                    "landmarks": [
+                    "pose": [
                         {
                             "name": name,
                             "x": round(float(p[0]), 2),

@@ -38,7 +38,7 @@ function sideColour(name) {
 /** A person's box, the landmarks seen and the bones between two seen landmarks. */
 function person(item, i, boxes, points, lines) {
   boxes.push({ box: item.box, colour: PERSON, text: `person ${i + 1} · ${fmt.score(item.score)}`, kind: "person" });
-  const seen = new Map((item.landmarks || [])
+  const seen = new Map((item.pose || [])
     .filter((p) => p.visibility >= SEEN && p.presence >= SEEN)
     .map((p) => [p.name, p]));
   for (const [a, b] of BONES) {
@@ -158,7 +158,7 @@ function describePart({ step, value }, single) {
   }
   if (value.people) {
     out.push(h("p", { text: value.people.length
-      ? `${value.people.length} ${value.people.length > 1 ? "people" : "person"}: ${value.people.map((p, i) => `person ${i + 1} ${fmt.score(p.score)}, ${(p.landmarks || []).filter((m) => m.visibility >= SEEN && m.presence >= SEEN).length} of ${(p.landmarks || []).length} landmarks seen`).join("; ")}`
+      ? `${value.people.length} ${value.people.length > 1 ? "people" : "person"}: ${value.people.map((p, i) => `person ${i + 1} ${fmt.score(p.score)}, ${(p.pose || []).filter((m) => m.visibility >= SEEN && m.presence >= SEEN).length} of ${(p.pose || []).length} landmarks seen`).join("; ")}`
       : "no people" }));
   }
   if (Array.isArray(value.crops)) {
