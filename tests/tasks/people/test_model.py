@@ -149,3 +149,26 @@ def test_photos_without_people_answer_none(
     elif turn == "90":
         rgb = np.rot90(rgb)
     assert ask(people_model, rgb) == []
+
+
+def skeleton(dx: float, hips_dy: float = 0.0, hips_seen: float = 1.0) -> np.ndarray:
+    """A standing body: nose at (100 + dx, 100), shoulders 40 px lower, hips 200 px lower."""
+    points = np.zeros((33, 5))
+    points[:, 3:] = 1.0
+    points[0, :2] = (100 + dx, 100)
+    points[11, :2], points[12, :2] = (130 + dx, 140), (70 + dx, 140)
+    points[23, :2], points[24, :2] = (120 + dx, 340 + hips_dy), (80 + dx, 340 + hips_dy)
+    points[[23, 24], 3] = hips_seen
+    return points
+
+
+def test_one_body_proposed_twice_is_answered_once() -> None:
+    from argus.tasks.people.model import dedupe, same_pose
+
+    assert same_pose(skeleton(0), skeleton(8))
+    # Hips guessed outside the photo differ a lot; the landmarks both see still agree.
+    assert same_pose(skeleton(0, 0.0, 0.1), skeleton(5, 120.0, 0.1))
+    assert not same_pose(skeleton(0), skeleton(90))  # someone beside
+    people = [({"score": 0.8}, skeleton(4)), ({"score": 0.9}, skeleton(0)),
+              ({"score": 0.7}, skeleton(200))]  # fmt: skip
+    assert [p["score"] for p in dedupe(people)] == [0.9, 0.7]
