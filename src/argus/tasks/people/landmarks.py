@@ -107,8 +107,9 @@ def visible_box(
 ) -> list[float] | None:
     """The box around the landmarks seen in the image (visibility and presence at least
     ``min_visibility``) and the top of the head, which no landmark marks (twice the mouth to
-    eyes distance beyond the eyes, when the face is seen), widened by 4% for hands past the
-    knuckles and the soles; clipped to the image. None with fewer than 3 landmarks seen."""
+    eyes distance beyond the eyes, when the face is seen), widened by a fifth of the shoulder
+    width (at least 4% of the box) for the flesh around the joints; clipped to the image.
+    None with fewer than 3 landmarks seen."""
     mask = (points[:, 3] >= min_visibility) & (points[:, 4] >= min_visibility)
     if mask.sum() < 3:
         return None
@@ -121,7 +122,12 @@ def visible_box(
     xy = np.concatenate(seen)
     x1, y1 = xy.min(axis=0)
     x2, y2 = xy.max(axis=0)
+    # Landmarks are joint centres: the body reaches past them by about a limb's half width.
     pad = 0.04 * max(float(x2 - x1), float(y2 - y1))
+    shoulders = [_INDEX["left_shoulder"], _INDEX["right_shoulder"]]
+    if mask[shoulders].all():
+        across = points[shoulders[0], :2] - points[shoulders[1], :2]
+        pad = max(pad, 0.2 * float(np.hypot(*across)))
     return [
         round(float(max(0.0, x1 - pad)), 2),
         round(float(max(0.0, y1 - pad)), 2),
