@@ -172,3 +172,23 @@ def test_one_body_proposed_twice_is_answered_once() -> None:
     people = [({"score": 0.8}, skeleton(4)), ({"score": 0.9}, skeleton(0)),
               ({"score": 0.7}, skeleton(200))]  # fmt: skip
     assert [p["score"] for p in dedupe(people)] == [0.9, 0.7]
+
+
+@pytest.mark.parametrize("name", ["biden", "obama3"])
+def test_a_large_portrait_is_one_person_though_its_tiles_propose_more(
+    people_model: PeopleModel, people_photos: dict[str, bytes], name: str
+) -> None:
+    """Portraits of 2-3 MP: tiles see parts of a body (biden's crossed arms, obama3's jacket)
+    that the detector proposes as more people; the landmark stage's checks leave the one."""
+    import io
+
+    from PIL import Image
+
+    from tests.tasks.people.conftest import decoded
+
+    image = decoded(np.asarray(Image.open(io.BytesIO(people_photos[name])).convert("RGB")))
+    prepared = people_model.prepare(image, {})
+    raw = people_model.look(prepared)
+    assert len(prepared.windows) > 1 and len(raw.candidates) > 1  # the tiles proposed more
+    (person,) = people_model.finish(raw, image, {})["people"]
+    assert landmark(person, "nose")["visibility"] > 0.9
