@@ -192,3 +192,17 @@ def test_a_large_portrait_is_one_person_though_its_tiles_propose_more(
     assert len(prepared.windows) > 1 and len(raw.candidates) > 1  # the tiles proposed more
     (person,) = people_model.finish(raw, image, {})["people"]
     assert landmark(person, "nose")["visibility"] > 0.9
+
+
+def test_a_request_conf_is_the_detectors_threshold(people_model: PeopleModel) -> None:
+    from argus.errors import BadInput
+    from tests.tasks.people.conftest import decoded
+
+    image = decoded(skimage_data.astronaut())  # her detector score is about 0.8
+    for conf, found in ((None, 1), ("0.3", 1), (0.99, 0)):
+        params = {} if conf is None else {"conf": conf}
+        raw = people_model.infer([people_model.prepare(image, params)])[0]
+        assert len(people_model.finish(raw, image, params)["people"]) == found, conf
+    for bad in ("much", 1.5):
+        with pytest.raises(BadInput, match="conf must be"):
+            people_model.prepare(image, {"conf": bad})

@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from argus.engines import RuntimeChoice
+from argus.errors import BadInput
 from argus.images import DecodedImage, DecodeSize
 from argus.manifest import ModelPackage, TaskFields
 from argus.tasks.base import TaskModel
@@ -78,6 +79,7 @@ class Prepared:
     rgb: np.ndarray
     windows: list[Any]
     batch: np.ndarray
+    min_score: float | None = None  # the request's ``conf``, else the package's ``min_score``
 
 
 @dataclass
@@ -119,6 +121,20 @@ def dedupe(people: list[tuple[dict[str, Any], np.ndarray]]) -> list[dict[str, An
         if not any(same_pose(points, other) for _, other in kept):
             kept.append((person, points))
     return [person for person, _ in kept]
+
+
+def request_conf(params: dict[str, Any]) -> float | None:
+    """The request's ``conf`` (the detector's threshold for this request), None if not given."""
+    value = params.get("conf")
+    if value is None or value == "":
+        return None
+    try:
+        conf = float(value)
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"conf must be a number between 0 and 1, not {value!r}") from exc
+    if not 0.0 <= conf <= 1.0:
+        raise BadInput(f"conf must be between 0 and 1, not {conf}")
+    return conf
 
 
 class PeopleModel(TaskModel):
@@ -175,7 +191,7 @@ class PeopleModel(TaskModel):
             rgb = cv2.resize(rgb, (work_w, work_h), interpolation=cv2.INTER_AREA)
         o = self.options
         found = windows(work_h, work_w, o.min_face, o.tile_face, o.max_windows)
-        return Prepared(rgb, found, detector_batch(rgb, found))
+        return Prepared(rgb, found, detector_batch(rgb, found), request_conf(params))
 
     def infer(self, prepared: Sequence[Prepared]) -> list[Found]:
         return [self.look(p) for p in prepared]
@@ -186,7 +202,7 @@ class PeopleModel(TaskModel):
         boxes, scores = self.detector.run(
             self.detector_outputs, {self.detector_input: prepared.batch}
         )
-        threshold = o.min_score if min_score is None else min_score
+        threshold = next(v for v in (min_score, prepared.min_score, o.min_score) if v is not None)
         proposed = candidates(boxes, scores, prepared.windows, threshold, o.iou, o.max_torso)
         proposed = proposed[: o.max_people]
         regions = [region(c) for c in proposed]
