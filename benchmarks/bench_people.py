@@ -3,8 +3,9 @@
 Per network (the BlazePose detector on the windows of the photo, the landmark network on the
 people found) and thread count: ONNX Runtime and OpenVINO running the package's converted
 graphs, beside LiteRT's reference interpreter reading the original ``.tflite`` (when
-``ai-edge-litert`` is installed) on the same inputs, one input at a time as LiteRT takes them;
-ratios are against LiteRT at the same thread count. Then ``people`` end to end (prepare +
+``ai-edge-litert`` is installed) on the same inputs, one input at a time as LiteRT takes
+them; ratios are against LiteRT at the same thread count, the engines taking turns call by
+call so a busy machine weighs on all alike. Then ``people`` end to end (prepare +
 both networks + finish) on one thread, on ONNX Runtime and OpenVINO, against the networks
 alone on the same inputs (what the task adds around them). The photo is scikit-image's
 astronaut on a 1024x768 grey canvas: one person; the detector sees the whole image and 4 tiles.
@@ -34,15 +35,20 @@ from argus.tasks.people.landmarks import CROP_SIZE, crop
 TARGET_MS = 60.0
 
 
-def median_ms(call: Callable[[], object], runs: int, warmup: int = 3) -> float:
+def medians_ms(calls: dict[str, Callable[[], object]], runs: int, warmup: int = 3
+               ) -> dict[str, float]:
+    """The median time of each call, taking turns (one of each per round), so that whatever
+    else the machine is doing weighs on all of them alike and their ratios hold."""
     for _ in range(warmup):
-        call()
-    times = []
+        for call in calls.values():
+            call()
+    times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
 
 
 def photo() -> np.ndarray:
@@ -53,7 +59,7 @@ def photo() -> np.ndarray:
     return canvas
 
 
-def litert_ms(data: bytes, inputs: np.ndarray, threads: int, runs: int) -> float | None:
+def litert_call(data: bytes, inputs: np.ndarray, threads: int) -> Callable[[], None] | None:
     """LiteRT on each row of ``inputs`` in turn (its graphs have a batch of one)."""
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -68,7 +74,7 @@ def litert_ms(data: bytes, inputs: np.ndarray, threads: int, runs: int) -> float
             interp.set_tensor(index, row[None])
             interp.invoke()
 
-    return median_ms(run, runs)
+    return run
 
 
 def main() -> None:
@@ -106,17 +112,20 @@ def main() -> None:
         print(f"{'network':<11}{'engine':<13}{'threads':>8}{'ms':>9}{'vs LiteRT':>11}")
         for threads in (int(t) for t in args.threads.split(",")):
             for net, x in inputs.items():
-                data = mediapipe.read_tflite(members[net], args.cache_dir)
-                reference = litert_ms(data, x, threads, args.runs)
+                calls: dict[str, Callable[[], object]] = {}
+                reference = litert_call(mediapipe.read_tflite(members[net], args.cache_dir), x,
+                                        threads)
                 if reference is not None:
-                    print(f"{net:<11}{'LiteRT':<13}{threads:>8}{reference:>9.1f}{1.0:>11.2f}")
+                    calls["LiteRT"] = reference
                 for engine in engines:
                     task = PeopleModel(package, threads, RuntimeChoice(engine))
                     session = task.detector if net == "detector" else task.landmarker
                     name = session.get_inputs()[0].name
-                    ms = median_ms(lambda s=session, n=name, x=x: s.run(None, {n: x}), args.runs)
-                    ratio = f"{ms / reference:>11.2f}" if reference else f"{'':>11}"
-                    print(f"{net:<11}{engine:<13}{threads:>8}{ms:>9.1f}{ratio}")
+                    calls[engine] = lambda s=session, n=name, x=x: s.run(None, {n: x})
+                ms = medians_ms(calls, args.runs)
+                for engine, value in ms.items():
+                    ratio = f"{value / ms['LiteRT']:>11.2f}" if "LiteRT" in ms else ""
+                    print(f"{net:<11}{engine:<13}{threads:>8}{value:>9.1f}{ratio}")
         print(f"\npeople end to end, 1 thread (target under {TARGET_MS:.0f} ms)")
         print(f"{'engine':<13}{'task ms':>9}{'networks ms':>13}{'task/networks':>15}"
               f"{'people':>8}")
@@ -133,10 +142,9 @@ def main() -> None:
                 if len(crops):
                     task.landmarker.run(None, {task.landmark_input: crops})
 
-            total = median_ms(ask, args.runs)
-            bare = median_ms(networks, args.runs)
-            print(f"{engine:<13}{total:>9.1f}{bare:>13.1f}{total / bare:>15.2f}{len(ask()):>8}")
-
+            ms = medians_ms({"task": ask, "networks": networks}, args.runs)
+            print(f"{engine:<13}{ms['task']:>9.1f}{ms['networks']:>13.1f}"
+                  f"{ms['task'] / ms['networks']:>15.2f}{len(ask()):>8}")
 
 if __name__ == "__main__":
     main()
