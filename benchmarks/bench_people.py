@@ -1,11 +1,16 @@
-"""Time the ``people`` task (BlazePose person detector) end to end on a 1024x768 photo.
+"""Time the ``people`` task's two networks and the task end to end.
 
-Per thread count: the median of prepare + infer + finish on ONNX Runtime, and the network
-alone on LiteRT's reference interpreter reading the original ``.tflite`` (when
-``ai-edge-litert`` is installed), on the same input. The photo is scikit-image's astronaut
-placed on a 1024x768 grey canvas (one person).
+Per network (the BlazePose detector on the windows of the photo, the landmark network on the
+people found) and thread count: ONNX Runtime and OpenVINO running the package's converted
+graphs, beside LiteRT's reference interpreter reading the original ``.tflite`` (when
+``ai-edge-litert`` is installed) on the same inputs, one input at a time as LiteRT takes
+them; ratios are against LiteRT at the same thread count, the engines taking turns call by
+call so a busy machine weighs on all alike. Then ``people`` end to end (prepare +
+both networks + finish) on one thread, on ONNX Runtime and OpenVINO, against the networks
+alone on the same inputs (what the task adds around them). The photo is scikit-image's
+astronaut on a 1024x768 grey canvas: one person; the detector sees the whole image and 4 tiles.
 
-    .venv/bin/python benchmarks/bench_people.py [--runs 50] [--threads 1,2]
+    .venv/bin/python benchmarks/bench_people.py [--runs 30] [--threads 1,2]
 """
 
 from __future__ import annotations
@@ -16,24 +21,34 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from argus.convert import blazepose, mediapipe
+from argus.engines import RuntimeChoice
 from argus.images import DecodedImage
 from argus.models.packages import PackageStore
 from argus.tasks.people import PeopleModel
+from argus.tasks.people.landmarks import CROP_SIZE, crop
+
+TARGET_MS = 60.0
 
 
-def median_ms(call: Callable[[], object], runs: int, warmup: int = 5) -> float:
+def medians_ms(calls: dict[str, Callable[[], object]], runs: int, warmup: int = 3
+               ) -> dict[str, float]:
+    """The median time of each call, taking turns (one of each per round), so that whatever
+    else the machine is doing weighs on all of them alike and their ratios hold."""
     for _ in range(warmup):
-        call()
-    times = []
+        for call in calls.values():
+            call()
+    times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
 
 
 def photo() -> np.ndarray:
@@ -44,50 +59,92 @@ def photo() -> np.ndarray:
     return canvas
 
 
+def litert_call(data: bytes, inputs: np.ndarray, threads: int) -> Callable[[], None] | None:
+    """LiteRT on each row of ``inputs`` in turn (its graphs have a batch of one)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ModuleNotFoundError:
+        return None
+    interp = Interpreter(model_content=data, num_threads=threads)
+    interp.allocate_tensors()
+    index = interp.get_input_details()[0]["index"]
+
+    def run() -> None:
+        for row in inputs:
+            interp.set_tensor(index, row[None])
+            interp.invoke()
+
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "argus")
     args = parser.parse_args()
     rgb = photo()
     image = DecodedImage(rgb, rgb.shape[1], rgb.shape[0], sha256="", format="PNG")
-    print(f"{'engine':<28}{'threads':>8}{'ms':>9}{'people':>8}")
+    engines = ["onnxruntime"]
+    try:
+        import openvino  # noqa: F401
+
+        engines.append("openvino")
+    except ModuleNotFoundError:
+        pass
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src"
         src.mkdir()
         package = PackageStore(Path(tmp) / "store").add(
             src, blazepose.build(src, args.cache_dir)
         )
+        # The same inputs for every engine: the photo's windows, and the people found's crops.
+        model = PeopleModel(package, 1)
+        prepared = model.prepare(image, {})
+        found = model.look(prepared)
+        crops = np.empty((len(found.regions), CROP_SIZE, CROP_SIZE, 3), dtype=np.float32)
+        for i, where in enumerate(found.regions):
+            crop(prepared.rgb, where, crops[i])
+        inputs = {"detector": prepared.batch, "landmarks": crops}
+        members = {"detector": mediapipe.POSE_DETECTION, "landmarks": mediapipe.POSE_LANDMARK_FULL}
+        print(f"photo 1024x768: {len(prepared.windows)} detector windows, "
+              f"{len(found.regions)} person(s) to the landmark network")
+        print(f"{'network':<11}{'engine':<13}{'threads':>8}{'ms':>9}{'vs LiteRT':>11}")
         for threads in (int(t) for t in args.threads.split(",")):
-            model = PeopleModel(package, threads)
+            for net, x in inputs.items():
+                calls: dict[str, Callable[[], object]] = {}
+                reference = litert_call(mediapipe.read_tflite(members[net], args.cache_dir), x,
+                                        threads)
+                if reference is not None:
+                    calls["LiteRT"] = reference
+                for engine in engines:
+                    task = PeopleModel(package, threads, RuntimeChoice(engine))
+                    session = task.detector if net == "detector" else task.landmarker
+                    name = session.get_inputs()[0].name
+                    calls[engine] = lambda s=session, n=name, x=x: s.run(None, {n: x})
+                ms = medians_ms(calls, args.runs)
+                for engine, value in ms.items():
+                    ratio = f"{value / ms['LiteRT']:>11.2f}" if "LiteRT" in ms else ""
+                    print(f"{net:<11}{engine:<13}{threads:>8}{value:>9.1f}{ratio}")
+        print(f"\npeople end to end, 1 thread (target under {TARGET_MS:.0f} ms)")
+        print(f"{'engine':<13}{'task ms':>9}{'networks ms':>13}{'task/networks':>15}"
+              f"{'people':>8}")
+        for engine in engines:
+            task = PeopleModel(package, 1, RuntimeChoice(engine))
 
-            def ask(model: PeopleModel = model) -> list[object]:
-                raw = model.infer([model.prepare(image, {})])[0]
-                found: list[object] = model.finish(raw, image, {})["people"]
-                return found
+            def ask(task: PeopleModel = task) -> list[Any]:
+                raw = task.infer([task.prepare(image, {})])[0]
+                people: list[Any] = task.finish(raw, image, {})["people"]
+                return people
 
-            ms = median_ms(ask, args.runs)
-            print(f"{'people, ONNX Runtime':<28}{threads:>8}{ms:>9.1f}{len(ask()):>8}")
-            x = model.prepare(image, {})[None]
-            ms = median_ms(lambda m=model, x=x: m.ort.run(None, {m.input_name: x}), args.runs)
-            print(f"{'network, ONNX Runtime':<28}{threads:>8}{ms:>9.1f}{'':>8}")
-            try:
-                from ai_edge_litert.interpreter import Interpreter
-            except ModuleNotFoundError:
-                continue
-            data = mediapipe.read_tflite(mediapipe.POSE_DETECTION, args.cache_dir)
-            interp = Interpreter(model_content=data, num_threads=threads)
-            interp.allocate_tensors()
-            index = interp.get_input_details()[0]["index"]
+            def networks(task: PeopleModel = task) -> None:
+                task.detector.run(None, {task.detector_input: inputs["detector"]})
+                if len(crops):
+                    task.landmarker.run(None, {task.landmark_input: crops})
 
-            def litert(interp: Interpreter = interp, x: np.ndarray = x, index: int = index) -> None:
-                interp.set_tensor(index, x)
-                interp.invoke()
-
-            ms = median_ms(litert, args.runs)
-            print(f"{'network, LiteRT':<28}{threads:>8}{ms:>9.1f}{'':>8}")
-
+            ms = medians_ms({"task": ask, "networks": networks}, args.runs)
+            print(f"{engine:<13}{ms['task']:>9.1f}{ms['networks']:>13.1f}"
+                  f"{ms['task'] / ms['networks']:>15.2f}{len(ask()):>8}")
 
 if __name__ == "__main__":
     main()

@@ -28,7 +28,7 @@ from argus.settings import Settings
 ARGUS = str(Path(sys.executable).with_name("argus"))
 #: The models `argus models pull` installs (the tests that list models expect exactly these).
 PULLED = frozenset(
-    {"efficientnet-lite0", "mtcnn", "blazepose-detector", "ppocr", "face-mesh", "sface"}
+    {"efficientnet-lite0", "mtcnn", "blazepose", "ppocr", "face-mesh", "sface"}
 )
 
 

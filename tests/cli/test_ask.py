@@ -12,7 +12,7 @@ import onnx
 from onnx import TensorProto, helper
 from PIL import Image
 
-from argus.images.draw import PERSON_COLOUR
+from argus.images.draw import LEFT_COLOUR, PERSON_COLOUR, RIGHT_COLOUR
 from tests.conftest import ARGUS, PULLED
 
 
@@ -170,9 +170,14 @@ def test_ask_people_finds_the_astronaut_and_draws_her(
     docs = [json.loads(d) for d in out.stdout.replace("}\n{", "}\n\x00{").split("\x00")]
     found = {Path(d["file"]).stem: d["answer"]["people"] for d in docs}
     assert [p["label"] for p in found["astronaut"]] == ["person"] and found["china"] == []
-    assert docs[0]["models"][0]["name"] == "blazepose-detector"
+    assert docs[0]["models"][0]["name"] == "blazepose"
     table = run(pulled_home, "ask", "people", files[0], "--draw", str(tmp_path / "d.png"))
     assert table.returncode == 0, table.stderr
-    assert "mid-hip" in table.stdout
+    assert "landmarks seen" in table.stdout and " of 33" in table.stdout
     drawn = np.asarray(Image.open(tmp_path / "d.png").convert("RGB"))
     assert (drawn == PERSON_COLOUR).all(axis=2).sum() > 100
+    # The skeleton: both sides' bones are drawn.
+    assert (drawn == LEFT_COLOUR).all(axis=2).sum() > 100
+    assert (drawn == RIGHT_COLOUR).all(axis=2).sum() > 100
+    person = found["astronaut"][0]
+    assert len(person["pose"]) == 33 and person["pose"][0]["name"] == "nose"

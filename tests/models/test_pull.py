@@ -73,7 +73,7 @@ def test_pull_converts_without_torch_or_openvino(tmp_path: Path) -> None:
     assert json.loads(proc.stdout.splitlines()[-1]) == {
         "efficientnet-lite0": "installed",
         "mtcnn": "installed",
-        "blazepose-detector": "installed",
+        "blazepose": "installed",
         "ppocr": "installed",
         "face-mesh": "installed",
         "sface": "installed",
@@ -83,9 +83,11 @@ def test_pull_converts_without_torch_or_openvino(tmp_path: Path) -> None:
     # No OpenVINO at pull: the manifest says bf16 was not checked, and why.
     assert fields["runtime"]["bf16_checked"] is False
     assert "OpenVINO was not installed" in fields["runtime"]["bf16_not_checked"]
-    (built,) = (cache / "built").glob("blazepose-detector-*")
-    check = json.loads((built / "fields.json").read_text())["source"]["conversion_check"]
-    assert check["checked"] is False and "OpenVINO" in check["why"]
+    (built,) = (cache / "built").glob("blazepose-*")
+    checks = json.loads((built / "fields.json").read_text())["source"]["conversion_check"]
+    assert set(checks) == {"pose_detection", "pose_landmark_full"}
+    for check in checks.values():
+        assert check["checked"] is False and "OpenVINO" in check["why"]
 
 
 def test_cache_key_changes_with_the_converter_revision_and_openvino() -> None:

@@ -178,7 +178,7 @@ def test_the_face_model_is_skipped_without_faces(home: Path, photos: dict[str, b
     steps = doc["steps"]
     assert steps["face_crops"]["skipped"] == "when: faces.count > 0 was false"
     assert "skipped" in steps["attributes"]["skipped"]
-    assert [m["name"] for m in doc["models"]] == ["efficientnet-lite0", "blazepose-detector",
+    assert [m["name"] for m in doc["models"]] == ["efficientnet-lite0", "blazepose",
                                                    "mtcnn"]
 
 

@@ -431,3 +431,29 @@ def test_an_int8_version_shows_its_agreement_and_starts_a_canary_in_one_click(
     event = httpx.get(f"{site.url}/v1/models/efficientnet-lite0/history").json()[-1]
     assert event["action"] == "canary" and event["to_version"] == version
     assert "top-1 agreement" in event["detail"]["reason"]
+
+
+def test_a_person_is_drawn_with_a_skeleton(
+    browser: Any, site: ServerProcess, files: Path
+) -> None:
+    ask(browser, site, files / "astronaut.jpg", "people")
+    canvas = "document.querySelector('#ask-result canvas')"
+    wait_for(browser, lambda d: all_css(d, "#ask-result canvas[data-drawn]"), what="the drawing")
+    assert browser.execute_script(f"return {canvas}.dataset.people") == "1"
+    answer = httpx.post(f"{site.url}/v1/questions/people",
+                        content=(files / "astronaut.jpg").read_bytes(), timeout=30).json()
+    (person,) = answer["answer"]["people"]
+    seen = {p["name"]: p for p in person["pose"]
+            if p["visibility"] >= 0.5 and p["presence"] >= 0.5}  # fmt: skip
+    assert int(browser.execute_script(f"return {canvas}.dataset.points")) == len(seen)
+    assert int(browser.execute_script(f"return {canvas}.dataset.bones")) >= 10
+    # Half way along the shoulder line, the bone's colour (the page's person blue, #00a0ff).
+    left, right = seen["left_shoulder"], seen["right_shoulder"]
+    row = browser.execute_script(
+        f"const c = {canvas}; const k = c.width / 512;"
+        "return Array.from(c.getContext('2d').getImageData("
+        "Math.round(arguments[0] * k), Math.round(arguments[1] * k) - 3, 1, 7).data);",
+        (left["x"] + right["x"]) / 2, (left["y"] + right["y"]) / 2)
+    pixels = [row[i:i + 3] for i in range(0, len(row), 4)]
+    assert any(r < 30 and 140 < g < 180 and b > 230 for r, g, b in pixels), pixels
+    assert "1 person" in text_of(browser, "#ask-result .part")

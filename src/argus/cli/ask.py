@@ -242,13 +242,15 @@ def _print_result(body: dict[str, Any]) -> None:
         if not body["people"]:
             console.print("no people")
         else:
-            table = Table("person", "box", "score", "mid-hip", "mid-shoulder")
+            table = Table("person", "box", "score", "landmarks seen", "nose")
             for i, person in enumerate(body["people"]):
                 box = ", ".join(f"{v:.0f}" for v in person["box"])
-                hip, shoulder = (person["keypoints"][k] for k in ("mid_hip", "mid_shoulder"))
-                table.add_row(str(i), box, f"{person['score']:.3f}",
-                              f"({hip[0]:.0f},{hip[1]:.0f})",
-                              f"({shoulder[0]:.0f},{shoulder[1]:.0f})")
+                points: list[dict[str, Any]] = person.get("pose") or []
+                seen = sum(p["visibility"] >= 0.5 and p["presence"] >= 0.5 for p in points)
+                nose = next((f"({p['x']:.0f},{p['y']:.0f})" for p in points
+                             if p["name"] == "nose"), "")
+                table.add_row(str(i), box, f"{person['score']:.3f}", f"{seen} of {len(points)}",
+                              nose)
             console.print(table)
     if "lines" in body:
         if not body["lines"]:

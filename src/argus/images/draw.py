@@ -13,8 +13,29 @@ FACE_COLOUR = (0, 255, 0)
 OBJECT_COLOUR = (255, 80, 0)
 PERSON_COLOUR = (0, 160, 255)
 TEXT_COLOUR = (255, 0, 200)
-# The people task's keypoints, joined as the body's axis: hip to shoulder to upper-body point.
-PERSON_AXIS = ("mid_hip", "mid_shoulder", "upper_body")
+# A person's skeleton: bones of the left side, the right side and the middle in three colours.
+LEFT_COLOUR, RIGHT_COLOUR = (255, 140, 0), (0, 220, 120)
+# Landmarks less visible than this are not drawn, nor the bones that join them.
+SEEN = 0.5
+# A person's skeleton: which of the people task's 33 landmarks (by name) a drawing joins: face,
+# arms and hands, torso, legs. web/static/js/answer.js draws the same bones.
+BONES: tuple[tuple[str, str], ...] = (
+    ("nose", "left_eye_inner"), ("left_eye_inner", "left_eye"), ("left_eye", "left_eye_outer"),
+    ("left_eye_outer", "left_ear"), ("nose", "right_eye_inner"),
+    ("right_eye_inner", "right_eye"), ("right_eye", "right_eye_outer"),
+    ("right_eye_outer", "right_ear"), ("mouth_left", "mouth_right"),
+    ("left_shoulder", "right_shoulder"), ("left_shoulder", "left_elbow"),
+    ("left_elbow", "left_wrist"), ("left_wrist", "left_pinky"), ("left_wrist", "left_index"),
+    ("left_wrist", "left_thumb"), ("left_pinky", "left_index"),
+    ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"),
+    ("right_wrist", "right_pinky"), ("right_wrist", "right_index"),
+    ("right_wrist", "right_thumb"), ("right_pinky", "right_index"),
+    ("left_shoulder", "left_hip"), ("right_shoulder", "right_hip"), ("left_hip", "right_hip"),
+    ("left_hip", "left_knee"), ("left_knee", "left_ankle"), ("left_ankle", "left_heel"),
+    ("left_heel", "left_foot_index"), ("left_ankle", "left_foot_index"),
+    ("right_hip", "right_knee"), ("right_knee", "right_ankle"), ("right_ankle", "right_heel"),
+    ("right_heel", "right_foot_index"), ("right_ankle", "right_foot_index"),
+)  # fmt: skip
 # Left eye, right eye, nose, left mouth corner, right mouth corner.
 LANDMARK_COLOURS = [(0, 200, 255), (0, 120, 255), (255, 220, 0), (255, 60, 160), (200, 0, 255)]
 
@@ -61,15 +82,7 @@ def draw_on(image: Image.Image, body: Mapping[str, Any]) -> Image.Image:
         draw.rectangle((x1, y1, x2, y2), outline=OBJECT_COLOUR, width=width)
         draw.text((x1 + 2, y1 + 2), f"{det['label']} {det['score']:.2f}", fill=OBJECT_COLOUR)
     for person in body.get("people", []) or []:
-        x1, y1, x2, y2 = person["box"]
-        draw.rectangle((x1, y1, x2, y2), outline=PERSON_COLOUR, width=width)
-        draw.text((x1 + 2, y1 + 2), f"person {person['score']:.2f}", fill=PERSON_COLOUR)
-        points = [tuple(person["keypoints"][k]) for k in PERSON_AXIS if k in person["keypoints"]]
-        if len(points) > 1:
-            draw.line(points, fill=PERSON_COLOUR, width=width)
-        r = max(2, width + 1)
-        for x, y in points:
-            draw.ellipse((x - r, y - r, x + r, y + r), fill=PERSON_COLOUR)
+        draw_person(draw, person, width)
     draw_text_lines(img, body.get("lines") or [], width)
     draw_face_attributes(draw, body.get("attributes") or [], body.get("attention") or [], width)
     _draw_names(draw, body.get("faces", []) or [])
@@ -169,3 +182,28 @@ def draw_face_attributes(
                        start[0] + (end[0] - start[0]) * b, start[1] + (end[1] - start[1]) * b),
                       fill=GAZE_COLOUR, width=max(1, width // 2))
         draw.rectangle((tx1, ty1, tx2, ty2), outline=GAZE_COLOUR, width=max(1, width // 2))
+
+
+def draw_person(draw: ImageDraw.ImageDraw, person: Mapping[str, Any], width: int) -> None:
+    """A person's box, score and skeleton: the bones between landmarks both seen (visibility
+    and presence at least :data:`SEEN`), the left side orange, the right green."""
+    x1, y1, x2, y2 = person["box"]
+    draw.rectangle((x1, y1, x2, y2), outline=PERSON_COLOUR, width=width)
+    draw.text((x1 + 2, y1 + 2), f"person {person['score']:.2f}", fill=PERSON_COLOUR)
+    seen = {
+        p["name"]: (p["x"], p["y"])
+        for p in person.get("pose", []) or []
+        if p["visibility"] >= SEEN and p["presence"] >= SEEN
+    }
+
+    def colour(name: str) -> tuple[int, int, int]:
+        return LEFT_COLOUR if name.startswith("left") else (
+            RIGHT_COLOUR if name.startswith("right") else PERSON_COLOUR)
+
+    for a, b in BONES:
+        if a in seen and b in seen:
+            side = colour(a) if colour(a) == colour(b) else PERSON_COLOUR
+            draw.line((seen[a], seen[b]), fill=side, width=width)
+    r = max(2, width)
+    for name, (x, y) in seen.items():
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=colour(name), outline=(0, 0, 0))

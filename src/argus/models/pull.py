@@ -55,8 +55,9 @@ DEFAULT_MODELS = [
     # revision 5 adds EfficientNet's ``features`` output (the pooled vector training reads).
     DefaultModel("efficientnet-lite0", "argus.convert.efficientnet", 5, ("openvino",)),
     DefaultModel("mtcnn", "argus.convert.mtcnn", 3),
-    # MediaPipe's person detector, converted from .tflite; checked against OpenVINO's reading.
-    DefaultModel("blazepose-detector", "argus.convert.blazepose", 1, ("openvino",)),
+    # MediaPipe's BlazePose, converted from .tflite; checked against OpenVINO's reading.
+    # Revision 2: one package, the person detector and the pose landmark network.
+    DefaultModel("blazepose", "argus.convert.blazepose", 2, ("openvino",)),
     # PP-OCR's text detector, recogniser and orientation classifier, native ONNX from rapidocr.
     DefaultModel("ppocr", "argus.convert.ppocr", 1),
     # MediaPipe's face mesh + iris (face attributes, gaze), converted from .tflite likewise.

@@ -10,6 +10,13 @@ const LANDMARKS = [
 ];
 const TEXT = "#ff2fd0";
 const GAZE = "#fff04d";
+const PERSON = "#00a0ff";
+const SIDES = { left: "#ff8c00", right: "#00dc78" };
+// The people task's skeleton: pairs of landmark names (images/draw.py's BONES, the same bones).
+const FACE_BONES = "nose-left_eye_inner left_eye_inner-left_eye left_eye-left_eye_outer left_eye_outer-left_ear nose-right_eye_inner right_eye_inner-right_eye right_eye-right_eye_outer right_eye_outer-right_ear mouth_left-mouth_right";
+const BODY_BONES = "left_shoulder-right_shoulder left_shoulder-left_elbow left_elbow-left_wrist left_wrist-left_pinky left_wrist-left_index left_wrist-left_thumb left_pinky-left_index right_shoulder-right_elbow right_elbow-right_wrist right_wrist-right_pinky right_wrist-right_index right_wrist-right_thumb right_pinky-right_index left_shoulder-left_hip right_shoulder-right_hip left_hip-right_hip left_hip-left_knee left_knee-left_ankle left_ankle-left_heel left_heel-left_foot_index left_ankle-left_foot_index right_hip-right_knee right_knee-right_ankle right_ankle-right_heel right_heel-right_foot_index right_ankle-right_foot_index";
+const BONES = `${FACE_BONES} ${BODY_BONES}`.split(" ").map((pair) => pair.split("-"));
+const SEEN = 0.5; // landmarks less visible (or present) than this are not drawn
 const PALETTE = ["#ff6b35", "#2ec4b6", "#e71d36", "#8f2d56", "#3a86ff", "#ffbe0b", "#06d6a0"];
 
 /** The answer's parts: [{step, value}] — one for a one-model question, one per answer step of
@@ -32,6 +39,24 @@ function colourOf(label) {
   return PALETTE[n % PALETTE.length];
 }
 
+function sideColour(name) {
+  return SIDES[name.split("_")[0]] || PERSON;
+}
+
+/** A person's box, the landmarks seen and the bones between two seen landmarks. */
+function person(item, i, boxes, points, bones) {
+  boxes.push({ box: item.box, colour: PERSON, text: `person ${i + 1} · ${fmt.score(item.score)}`, kind: "person" });
+  const seen = new Map((item.pose || [])
+    .filter((p) => p.visibility >= SEEN && p.presence >= SEEN)
+    .map((p) => [p.name, p]));
+  for (const [a, b] of BONES) {
+    if (!seen.has(a) || !seen.has(b)) continue;
+    const colour = sideColour(a) === sideColour(b) ? sideColour(a) : PERSON;
+    bones.push({ from: [seen.get(a).x, seen.get(a).y], to: [seen.get(b).x, seen.get(b).y], colour });
+  }
+  for (const p of seen.values()) points.push({ x: p.x, y: p.y, colour: sideColour(p.name) });
+}
+
 /** A face's attributes in a few words (as images/draw.py's face_words). */
 export function faceWords(face) {
   if (!face.gaze) return [`no face mesh (${fmt.score(face.score)})`];
@@ -51,15 +76,14 @@ function attributesOf(value) {
 }
 
 /** What to draw on the photo: {boxes: [{box, colour, text, kind}], points: [{x, y, colour}],
- * rays: [{from, to, colour, text, dashed}]}. */
-/** What to draw on the photo: {boxes: [{box, colour, text, kind}], points: [{x, y, colour}],
  * quads: [{corners, colour, text}] (text lines: four corners, the text's own top-left first),
- * rays: [{from, to, colour, text, dashed}]}. */
+ * rays: [{from, to, colour, text, dashed}], bones: [{from, to, colour}] (people's skeletons)}. */
 export function shapes(answerParts) {
   const boxes = [];
   const points = [];
   const quads = [];
   const rays = [];
+  const bones = [];
   for (const { value } of answerParts) {
     if (!value) continue;
     (value.faces || []).forEach((face, i) => {
@@ -69,6 +93,7 @@ export function shapes(answerParts) {
     for (const item of value.objects || []) {
       boxes.push({ box: item.box, colour: colourOf(item.label), text: `${item.label} · ${fmt.score(item.score)}`, kind: "object" });
     }
+    (value.people || []).forEach((item, i) => person(item, i, boxes, points, bones));
     for (const line of value.lines || []) quads.push({ corners: line.box, colour: TEXT, text: line.text });
     for (const face of attributesOf(value)) {
       if (!face.gaze) continue;
@@ -83,7 +108,7 @@ export function shapes(answerParts) {
       rays.push({ from: centre(item.box), to: centre(target.box), colour: GAZE, kind: "attention", dashed: true });
     }
   }
-  return { boxes, points, quads, rays };
+  return { boxes, points, quads, rays, bones };
 }
 
 /** Gaze arrows (a ring where the face looks at the camera) with the face's words under its
@@ -151,6 +176,16 @@ export function draw(canvas, bitmap, found, imageWidth) {
     ctx.fillRect(x1 - line / 2, top, width, fontSize + 6);
     ctx.fillStyle = "#000";
     ctx.fillText(text, x1 + 4 - line / 2, top + 3);
+  }
+  for (const { from, to, colour } of found.bones || []) {
+    for (const [width, stroke] of [[line + 2, "#000"], [line, colour]]) {
+      ctx.beginPath();
+      ctx.moveTo(from[0] * k, from[1] * k);
+      ctx.lineTo(to[0] * k, to[1] * k);
+      ctx.lineWidth = width;
+      ctx.strokeStyle = stroke;
+      ctx.stroke();
+    }
   }
   for (const quad of found.quads || []) drawQuad(ctx, quad, k, line);
   const r = Math.max(3, line * 1.5);
@@ -239,6 +274,11 @@ function describePart({ step, value }, single) {
       ? h("ul", {}, value.objects.map((o) => h("li", { text: `${o.label} ${fmt.score(o.score)}` })))
       : h("p", { text: "no object" }));
   }
+  if (value.people) {
+    out.push(h("p", { text: value.people.length
+      ? `${value.people.length} ${value.people.length > 1 ? "people" : "person"}: ${value.people.map((p, i) => `person ${i + 1} ${fmt.score(p.score)}, ${(p.pose || []).filter((m) => m.visibility >= SEEN && m.presence >= SEEN).length} of ${(p.pose || []).length} landmarks seen`).join("; ")}`
+      : "no people" }));
+  }
   if (Array.isArray(value.crops)) {
     out.push(value.crops.some((c) => c.png)
       ? h("div", { class: "crops" }, value.crops.filter((c) => c.png).map((c) => crop(c.png, `aligned face ${c.from + 1}`)))
@@ -298,16 +338,18 @@ export async function renderAnswer(container, answer, blob) {
   const drawn = shapes(found);
   const canvas = h("canvas", { class: "answer", role: "img" });
   const faces = drawn.boxes.filter((b) => b.kind === "face").length;
-  const objects = drawn.boxes.length - faces;
+  const people = drawn.boxes.filter((b) => b.kind === "person").length;
+  const objects = drawn.boxes.length - faces - people;
   const caption = [`${answer.image.width}×${answer.image.height}`];
   if (faces) caption.push(`${faces} face box${faces > 1 ? "es" : ""} with landmarks`);
+  if (people) caption.push(`${people} ${people > 1 ? "people" : "person"} with a skeleton`);
   if (objects) caption.push(`${objects} object box${objects > 1 ? "es" : ""}`);
   const lines = drawn.quads.length;
   if (lines) caption.push(`${lines} line${lines > 1 ? "s" : ""} of text with what each says`);
   const gazes = drawn.rays.filter((r) => r.kind === "gaze").length;
   if (gazes) caption.push(`${gazes} gaze${gazes > 1 ? "s" : ""}`);
   canvas.setAttribute("aria-label", `The photo with the answer drawn: ${caption.slice(1).join(", ") || "nothing to draw"}`);
-  Object.assign(canvas.dataset, { faces, objects, lines, points: drawn.points.length, gazes });
+  Object.assign(canvas.dataset, { faces, objects, people, lines, gazes, bones: drawn.bones.length, points: drawn.points.length });
   const copyJson = h("button", { type: "button", class: "small", text: "Copy JSON",
     onclick: async () => say((await copyText(JSON.stringify(answer, null, 2))) ? "JSON copied" : "could not copy") });
   fill(container,
