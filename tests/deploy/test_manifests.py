@@ -40,7 +40,10 @@ HTTP_PORT = 8000
 GRPC_PORT = 8001
 READY_PATH = "/v2/health/ready"
 LIVE_PATH = "/v2/health/live"
-MODEL_SERVICES = {"argus-labels": "efficientnet-lite0", "argus-faces": "mtcnn"}
+MODEL_SERVICES = {
+    "argus-labels": ["efficientnet-lite0", "blazepose", "ppocr"],
+    "argus-faces": ["mtcnn", "face-mesh", "sface"],
+}
 OVERLAY_NAMESPACE = "argus"
 OVERLAY_IMAGE = "registry.example.com/argus:0.1.0"
 
@@ -394,7 +397,7 @@ def test_every_model_service_exposes_its_grpc_port(tree: list[Resource]) -> None
     for name, deployment in model_deployments.items():
         container = pod_spec(deployment)["containers"][0]
         args = container["args"]
-        assert flag_values(args, "--models") == [MODEL_SERVICES[name]]
+        assert flag_values(args, "--models") == [",".join(MODEL_SERVICES[name])]
         assert flag_values(args, "--grpc-port") == [str(GRPC_PORT)]
         assert flag_values(args, "--port") == [str(HTTP_PORT)]
         service = services.get(name)
@@ -409,14 +412,14 @@ def test_every_model_service_exposes_its_grpc_port(tree: list[Resource]) -> None
 
 def test_model_pods_register_the_models_they_serve(tree: list[Resource]) -> None:
     # With the registry in PostgreSQL, a model nobody registered is a pod that never gets ready.
-    for name, model in MODEL_SERVICES.items():
+    for name, models in MODEL_SERVICES.items():
         deployment = by_name(tree, "Deployment")[name]
         pulls = [
             c["args"][2:]
             for c in pod_spec(deployment).get("initContainers", [])
             if c.get("args", [])[:2] == ["models", "pull"]
         ]
-        assert pulls == [[model]], f"{label(deployment)} init containers pull {pulls}"
+        assert pulls == [models], f"{label(deployment)} init containers pull {pulls}"
 
 
 def test_gateway_upstreams_name_model_services_that_hold_the_model(
@@ -444,6 +447,19 @@ def test_gateway_upstreams_name_model_services_that_hold_the_model(
             assert model in models, f"--upstream {upstream}: {label(holder)} serves {models}"
         served.add(service["metadata"]["name"])
     assert served == set(MODEL_SERVICES), "every model service should be an upstream"
+
+
+def test_every_built_in_question_has_an_upstream_for_each_of_its_models(
+    tree: list[Resource],
+) -> None:
+    # A question whose model no service holds fails on the gateway (who, text, people...).
+    from argus.graphs.catalogue import load_builtins
+
+    needed = {name for spec in load_builtins().values() for name in spec.models()}
+    gateway = by_name(tree, "Deployment")["argus-gateway"]
+    args = pod_spec(gateway)["containers"][0]["args"]
+    upstream = {u.partition("=")[0] for u in flag_values(args, "--upstream")}
+    assert needed <= upstream, f"no --upstream for {sorted(needed - upstream)}"
 
 
 def test_every_service_selects_a_deployment_port(tree: list[Resource]) -> None:
