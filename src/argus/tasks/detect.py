@@ -17,8 +17,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
+from argus.contracts import parse_fraction
 from argus.engines import RuntimeChoice
-from argus.errors import BadInput, BadPackage
+from argus.errors import BadPackage
 from argus.images import DecodedImage
 from argus.manifest import ModelPackage, TaskFields
 from argus.tasks.base import TaskModel
@@ -332,16 +333,8 @@ class DetectModel(TaskModel):
         return dict(zip(names, outputs, strict=True))
 
     def _request_conf(self, params: dict[str, Any]) -> float:
-        value = params.get("conf")
-        if value is None or value == "":
-            return self.conf
-        try:
-            conf = float(value)
-        except (TypeError, ValueError) as exc:
-            raise BadInput(f"conf must be a number between 0 and 1, not {value!r}") from exc
-        if not 0.0 <= conf <= 1.0:
-            raise BadInput(f"conf must be between 0 and 1, not {conf}")
-        return conf
+        conf = parse_fraction("conf", params.get("conf"))
+        return self.conf if conf is None else conf
 
     def label(self, index: int) -> str:
         return self.labels[index] if index < len(self.labels) else str(index)

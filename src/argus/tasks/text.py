@@ -24,8 +24,9 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from argus.contracts import parse_fraction
 from argus.engines import RuntimeChoice
-from argus.errors import BadInput, BadPackage
+from argus.errors import BadPackage
 from argus.images import DecodedImage, DecodeSize
 from argus.manifest import ModelPackage, TaskFields
 from argus.tasks.base import TaskModel
@@ -95,18 +96,6 @@ def upright_order(lines: list[FoundLine]) -> list[FoundLine]:
     return lines[::-1] if turned * 2 > len(lines) else lines
 
 
-def parse_min_score(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise BadInput(f"min_score must be a number between 0 and 1, not {value!r}") from None
-    if not 0.0 <= number <= 1.0:
-        raise BadInput(f"min_score must be between 0 and 1, not {number}")
-    return number
-
-
 class TextModel(TaskModel):
     task = "text"
     answer_kind = "lines"
@@ -160,7 +149,8 @@ class TextModel(TaskModel):
         return result
 
     def prepare(self, image: DecodedImage, params: dict[str, Any]) -> PreparedText:
-        parse_min_score(params.get("min_score"))  # a bad value is refused before any work
+        # A bad value is refused before any work.
+        parse_fraction("min_score", params.get("min_score"))
         rgb = image.rgb
         h, w = rgb.shape[:2]
         geo = detector_size(w, h, self.options.max_side, self.options.min_side)
@@ -220,9 +210,9 @@ class TextModel(TaskModel):
     def finish(
         self, raw: list[FoundLine], image: DecodedImage, params: dict[str, Any]
     ) -> dict[str, Any]:
-        min_score = parse_min_score(params.get("min_score"))
+        min_score = parse_fraction("min_score", params.get("min_score"))
         if min_score is None:
-            min_score = parse_min_score(params.get("conf"))
+            min_score = parse_fraction("conf", params.get("conf"))
         if min_score is None:
             min_score = self.options.min_score
         # Boxes are in the original image's pixels even when the JPEG was decoded smaller.

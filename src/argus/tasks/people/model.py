@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from argus.contracts import parse_fraction
 from argus.engines import RuntimeChoice
-from argus.errors import BadInput
 from argus.images import DecodedImage, DecodeSize
 from argus.manifest import ModelPackage, TaskFields
 from argus.tasks.base import TaskModel
@@ -123,20 +123,6 @@ def dedupe(people: list[tuple[dict[str, Any], np.ndarray]]) -> list[dict[str, An
     return [person for person, _ in kept]
 
 
-def request_conf(params: dict[str, Any]) -> float | None:
-    """The request's ``conf`` (the detector's threshold for this request), None if not given."""
-    value = params.get("conf")
-    if value is None or value == "":
-        return None
-    try:
-        conf = float(value)
-    except (TypeError, ValueError) as exc:
-        raise BadInput(f"conf must be a number between 0 and 1, not {value!r}") from exc
-    if not 0.0 <= conf <= 1.0:
-        raise BadInput(f"conf must be between 0 and 1, not {conf}")
-    return conf
-
-
 class PeopleModel(TaskModel):
     task = "people"
     answer_kind = "people"
@@ -191,7 +177,8 @@ class PeopleModel(TaskModel):
             rgb = cv2.resize(rgb, (work_w, work_h), interpolation=cv2.INTER_AREA)
         o = self.options
         found = windows(work_h, work_w, o.min_face, o.tile_face, o.max_windows)
-        return Prepared(rgb, found, detector_batch(rgb, found), request_conf(params))
+        return Prepared(rgb, found, detector_batch(rgb, found),
+                        parse_fraction("conf", params.get("conf")))
 
     def infer(self, prepared: Sequence[Prepared]) -> list[Found]:
         return [self.look(p) for p in prepared]
