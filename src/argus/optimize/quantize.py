@@ -49,7 +49,7 @@ def correct_biases(src: Path, dest: Path, name: str, rows: list[np.ndarray],
     ``kept``: the weights int8 will keep, by name, written in their place (default: each rounded
     to nearest)."""
     import onnx
-    from onnx import helper, numpy_helper
+    from onnx import numpy_helper
 
     model = onnx.load(str(src))
     graph = model.graph
@@ -61,20 +61,8 @@ def correct_biases(src: Path, dest: Path, name: str, rows: list[np.ndarray],
             weights[key].CopyFrom(numpy_helper.from_array(value, key))
         onnx.save(model, str(dest))
         return {"convolutions": 0}
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
     watched = list(dict.fromkeys(n.input[0] for n in convs))
-    known = {o.name for o in probe.graph.output}
-    for tensor in watched:
-        if tensor not in known:
-            probe.graph.output.append(
-                helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None))
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(probe.SerializeToString(), options,
-                                   providers=["CPUExecutionProvider"])
+    session = rounding.watching(model, watched)
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
     for start in range(0, len(rows), BATCH):

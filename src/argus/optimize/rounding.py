@@ -149,13 +149,32 @@ def compensated(w: np.ndarray, h: np.ndarray) -> np.ndarray:
     return q
 
 
+def watching(model: Any, tensors: list[str]) -> Any:
+    """An unoptimised ONNX Runtime session on a copy of ``model`` that also outputs
+    ``tensors`` (the inputs of the layers calibration measures), as the float graph has them."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    known = {o.name for o in probe.graph.output}
+    for tensor in tensors:
+        if tensor not in known:
+            probe.graph.output.append(
+                helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(probe.SerializeToString(), options,
+                                providers=["CPUExecutionProvider"])
+
+
 def round_weights(src: Path, name: str, rows: list[np.ndarray]
                   ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The Conv and Gemm weights of ``src`` compensated-rounded to int8 over the calibration
     ``rows`` (by initializer name), and what was done."""
     import onnx
-    import onnxruntime as ort
-    from onnx import helper, numpy_helper
+    from onnx import numpy_helper
 
     model = onnx.load(str(src))
     graph = model.graph
@@ -172,18 +191,8 @@ def round_weights(src: Path, name: str, rows: list[np.ndarray]
                 skipped[node.name or node.input[1]] = str(exc)
     if not layers:
         return {}, {"layers": 0, "rounded_to_nearest": skipped}
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    known = {o.name for o in probe.graph.output}
     watched = list(dict.fromkeys(layer.node.input[0] for layer in layers.values()))
-    for tensor in watched:
-        if tensor not in known:
-            probe.graph.output.append(
-                helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None))
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(probe.SerializeToString(), options,
-                                   providers=["CPUExecutionProvider"])
+    session = watching(model, watched)
     for start in range(0, len(rows), BATCH):
         outs = dict(zip(watched, session.run(watched, {name: np.stack(rows[start:start + BATCH])}),
                         strict=True))
