@@ -11,14 +11,12 @@ cuts them. Ratios are against LiteRT measured in the same run (lower is faster).
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
+from timing import median_ms
 
 from argus.convert import facemesh, mediapipe
 from argus.engines import RuntimeChoice
@@ -26,17 +24,6 @@ from argus.images import DecodedImage
 from argus.models.packages import PackageStore
 from argus.tasks import face_geometry as geo
 from argus.tasks.face_attributes import FaceAttributesModel
-
-
-def median_ms(call: Callable[[], object], runs: int, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
 
 
 def astronaut_crop() -> np.ndarray:
@@ -84,12 +71,12 @@ def main() -> None:
                     interp.set_tensor(index, x)
                     interp.invoke()
 
-                base = median_ms(litert, args.runs)
+                base = median_ms(litert, args.runs, warmup=5)
                 print(f"{member.name + ', LiteRT':<34}{threads:>8}{base:>9.2f}{1.0:>11.2f}")
                 for name, model in engines.items():
                     session = getattr(model, role)
                     feed = {session.get_inputs()[0].name: x}
-                    ms = median_ms(lambda s=session, f=feed: s.run(None, f), args.runs)
+                    ms = median_ms(lambda s=session, f=feed: s.run(None, f), args.runs, warmup=5)
                     print(f"{member.name + ', ' + name:<34}{threads:>8}{ms:>9.2f}"
                           f"{ms / base:>11.2f}")
             for faces in (1, 4):
@@ -100,7 +87,7 @@ def main() -> None:
                     for raw in model.infer(rows):
                         model.finish(raw, image, {})
 
-                ms = median_ms(task, args.runs)
+                ms = median_ms(task, args.runs, warmup=5)
                 print(f"{f'face-attributes, {faces} face(s), ORT':<34}{threads:>8}{ms:>9.2f}"
                       f"{'':>11}")
 

@@ -16,14 +16,13 @@ astronaut on a 1024x768 grey canvas: one person; the detector sees the whole ima
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from timing import medians_ms
 
 from argus.convert import blazepose, mediapipe
 from argus.engines import RuntimeChoice
@@ -33,22 +32,6 @@ from argus.tasks.people import PeopleModel
 from argus.tasks.people.landmarks import CROP_SIZE, crop
 
 TARGET_MS = 60.0
-
-
-def medians_ms(calls: dict[str, Callable[[], object]], runs: int, warmup: int = 3
-               ) -> dict[str, float]:
-    """The median time of each call, taking turns (one of each per round), so that whatever
-    else the machine is doing weighs on all of them alike and their ratios hold."""
-    for _ in range(warmup):
-        for call in calls.values():
-            call()
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(runs):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
 
 
 def photo() -> np.ndarray:

@@ -29,27 +29,16 @@ import itertools
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from timing import median_ms
 
 from argus.convert import sface
 from argus.galleries.matcher import Galleries
 from argus.galleries.store import Enrolment, GalleryStore
 
 CACHE = Path.home() / ".cache" / "argus"
-
-
-def median_ms(call: Callable[[], object], runs: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
 
 
 def int8_original(folder: Path) -> Path:
