@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from argus.db.engine import make_engine, migrate
+from argus.manifest import ModelPackage
 from argus.models.packages import PackageStore
 from argus.models.pull import pull
 from argus.models.registry import ModelRegistry
@@ -85,6 +86,17 @@ def pulled_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if names != PULLED:
         raise RuntimeError(f"pull installed {names}")
     return home
+
+
+def pulled_package(home: Path, name: str) -> ModelPackage:
+    """The package of model ``name``'s production version in a pulled home."""
+    settings = Settings(home=home)
+    engine = make_engine(settings.db_url)
+    try:
+        store = PackageStore(settings.packages_dir)
+        return store.load(ModelRegistry(engine, store).resolve(name).digest)
+    finally:
+        engine.dispose()
 
 
 def copy_home(pulled_home: Path, dest: Path) -> Path:

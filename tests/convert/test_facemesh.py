@@ -15,13 +15,10 @@ import pytest
 from PIL import Image
 
 from argus.convert import facemesh, mediapipe
-from argus.db.engine import make_engine
 from argus.graphs.ops import mesh_crop
 from argus.images import Limits, decode
-from argus.models.packages import PackageStore
-from argus.models.registry import ModelRegistry
-from argus.settings import Settings
 from argus.tasks import face_geometry, load_task_model
+from tests.conftest import pulled_package
 from tests.convert.conftest import CACHE_DIR
 
 
@@ -43,13 +40,8 @@ def test_build_records_the_wheel_members_and_the_openvino_checks(tmp_path: Path)
 @pytest.fixture(scope="module")
 def package_files(pulled_home: Path) -> tuple[dict[str, Path], Any]:
     """The pulled face-mesh package's ONNX files and the pulled MTCNN task."""
-    settings = Settings(home=pulled_home)
-    engine = make_engine(settings.db_url)
-    store = PackageStore(settings.packages_dir)
-    registry = ModelRegistry(engine, store)
-    mesh = store.load(registry.resolve("face-mesh").digest)
-    faces = load_task_model(store.load(registry.resolve("mtcnn").digest), threads=1)
-    engine.dispose()
+    mesh = pulled_package(pulled_home, "face-mesh")
+    faces = load_task_model(pulled_package(pulled_home, "mtcnn"), threads=1)
     return mesh.onnx_files(), faces
 
 

@@ -10,13 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from argus.db.engine import make_engine
 from argus.images import Limits, decode
-from argus.models.packages import PackageStore
-from argus.models.registry import ModelRegistry
-from argus.settings import Settings
 from argus.tasks import face_geometry as geo
 from argus.tasks import load_task_model
+from tests.conftest import pulled_package
 
 
 def test_a_square_crop_map_and_its_inverse() -> None:
@@ -33,11 +30,7 @@ def test_a_square_crop_map_and_its_inverse() -> None:
 @pytest.fixture(scope="module")
 def mesh(pulled_home: Path, photos: dict[str, bytes]) -> np.ndarray:
     """The face mesh model's 468 points on the astronaut's mesh crop (192 px)."""
-    settings = Settings(home=pulled_home)
-    engine = make_engine(settings.db_url)
-    store = PackageStore(settings.packages_dir)
-    model = load_task_model(store.load(ModelRegistry(engine, store).resolve("face-mesh").digest), 1)
-    engine.dispose()
+    model = load_task_model(pulled_package(pulled_home, "face-mesh"), 1)
     rgb = decode(photos["astronaut"], Limits()).rgb
     # MTCNN's box and eyes on this photo (tests/tasks/faces check them); a fixed crop here.
     matrix = geo.face_crop_matrix((180.8, 61.4, 268.4, 172.3), ((204.7, 101.0), (247.2, 103.1)))

@@ -13,14 +13,12 @@ import pytest
 from PIL import Image
 
 from argus.convert import ppocr
-from argus.db.engine import make_engine
 from argus.errors import BadInput
 from argus.images import DecodedImage, Limits, decode
 from argus.models.packages import PackageStore
-from argus.models.registry import ModelRegistry
-from argus.settings import Settings
 from argus.tasks import load_task_model
 from argus.tasks.text import TextModel
+from tests.conftest import pulled_package
 from tests.rendered_text import PAGE_TEXT, cer, render, samples
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -28,12 +26,7 @@ skimage_data = pytest.importorskip("skimage.data")
 
 @pytest.fixture(scope="module")
 def model(pulled_home: Path) -> TextModel:
-    settings = Settings(home=pulled_home)
-    engine = make_engine(settings.db_url)
-    store = PackageStore(settings.packages_dir)
-    digest = ModelRegistry(engine, store).resolve(ppocr.NAME).digest
-    engine.dispose()
-    loaded = load_task_model(store.load(digest), threads=2)
+    loaded = load_task_model(pulled_package(pulled_home, ppocr.NAME), threads=2)
     assert isinstance(loaded, TextModel)
     return loaded
 

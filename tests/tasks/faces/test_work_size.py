@@ -12,23 +12,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from argus.db.engine import make_engine
 from argus.images import Limits, decode
-from argus.models.packages import PackageStore
-from argus.models.registry import ModelRegistry
-from argus.settings import Settings
 from argus.tasks import load_task_model
 from argus.tasks.faces import FacesModel
+from tests.conftest import pulled_package
 
 
 @pytest.fixture(scope="module")
 def faces(pulled_home: Path) -> FacesModel:
-    settings = Settings(home=pulled_home)
-    engine = make_engine(settings.db_url)
-    store = PackageStore(settings.packages_dir)
-    package = store.load(ModelRegistry(engine, store).resolve("mtcnn").digest)
-    engine.dispose()
-    model = load_task_model(package, threads=1)
+    model = load_task_model(pulled_package(pulled_home, "mtcnn"), threads=1)
     assert isinstance(model, FacesModel)
     return model
 

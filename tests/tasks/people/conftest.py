@@ -12,23 +12,15 @@ import pytest
 from PIL import Image
 
 from argus.convert import blazepose
-from argus.db.engine import make_engine
 from argus.images import DecodedImage, Limits, decode
-from argus.models.packages import PackageStore
-from argus.models.registry import ModelRegistry
-from argus.settings import Settings
 from argus.tasks import load_task_model
 from argus.tasks.people import PeopleModel
+from tests.conftest import pulled_package
 
 
 @pytest.fixture(scope="session")
 def people_model(pulled_home: Path) -> PeopleModel:
-    settings = Settings(home=pulled_home)
-    engine = make_engine(settings.db_url)
-    store = PackageStore(settings.packages_dir)
-    digest = ModelRegistry(engine, store).resolve(blazepose.NAME).digest
-    engine.dispose()
-    loaded = load_task_model(store.load(digest), threads=1)
+    loaded = load_task_model(pulled_package(pulled_home, blazepose.NAME), threads=1)
     assert isinstance(loaded, PeopleModel)
     return loaded
 
