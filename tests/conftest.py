@@ -11,8 +11,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -86,6 +87,25 @@ def pulled_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if names != PULLED:
         raise RuntimeError(f"pull installed {names}")
     return home
+
+
+def wait_for_job(
+    url: str,
+    job_id: str,
+    timeout: float = 120,
+    watch: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """``GET /v1/jobs/{job_id}`` until the job is done, dead or cancelled (each look handed to
+    ``watch``); an AssertionError if it is still queued or running after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = httpx.get(f"{url}/v1/jobs/{job_id}", timeout=30).json()
+        if watch is not None:
+            watch(job)
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish in {timeout:g} s: {job}")
 
 
 def pulled_package(home: Path, name: str) -> ModelPackage:

@@ -8,7 +8,6 @@ import asyncio
 import io
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from argus.graphs.spec import ModelFacts
 from argus.server import local_core
 from argus.settings import Settings
 from tests.asking import ask_json
-from tests.conftest import serving_with_worker
+from tests.conftest import serving_with_worker, wait_for_job
 from tests.graphs.test_cli_rest import argus
 from tests.roles import answer_of, chunks, comparable, serve, vision_stub
 from tests.tasks.test_detect import candidates, yolo_onnx
@@ -212,12 +211,7 @@ def test_attention_over_rest_grpc_a_job_and_ingest(
         assert only_face(answer_of(reply)["answer"]) == (face, item)
         job = httpx.post(f"{server.url}/v1/jobs", params={"question": "attention"},
                          content=astronaut, timeout=60).json()
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            done = httpx.get(f"{server.url}/v1/jobs/{job['id']}", timeout=30).json()
-            if done["status"] not in ("queued", "running"):
-                break
-            time.sleep(0.1)
+        done = wait_for_job(server.url, job["id"])
         assert done["status"] == "done", done
         assert only_face(done["answer"]["answer"]) == (face, item)
     incoming, out = tmp_path / "in", tmp_path / "out"

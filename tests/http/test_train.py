@@ -4,16 +4,16 @@ photos in, a new version out, asked over REST."""
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import skimage.data
 
-from tests.conftest import ServerProcess, copy_home, jpeg, serving_with_worker
+from tests.conftest import ServerProcess, copy_home, jpeg, serving_with_worker, wait_for_job
 from tests.train.conftest import write_coffee_or_cat
 
 
@@ -33,17 +33,12 @@ def zipped(folder: Path) -> bytes:
     return buf.getvalue()
 
 
-def wait_done(url: str, job_id: str, timeout: float = 240) -> dict:
-    deadline = time.monotonic() + timeout
-    seen_progress = False
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{url}/v1/jobs/{job_id}").json()
-        seen_progress = seen_progress or bool(job.get("progress"))
-        if job["status"] in ("done", "dead", "cancelled"):
-            job["seen_progress"] = seen_progress
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} not finished: {job}")
+def wait_done(url: str, job_id: str, timeout: float = 240) -> dict[str, Any]:
+    """The finished job, with ``seen_progress``: whether any look found progress written."""
+    looks: list[bool] = []
+    job = wait_for_job(url, job_id, timeout, lambda j: looks.append(bool(j.get("progress"))))
+    job["seen_progress"] = any(looks)
+    return job
 
 
 def test_a_zip_of_photos_becomes_an_askable_version(

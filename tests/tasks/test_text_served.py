@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 from PIL import Image
 
 from tests.cli_commands import argus
-from tests.conftest import ServerProcess, copy_home, serving_with_worker
+from tests.conftest import ServerProcess, copy_home, serving_with_worker, wait_for_job
 from tests.rendered_text import cer, render, samples
 from tests.roles import answer_of, chunks, vision_stub
 
@@ -82,12 +81,7 @@ def test_a_job_is_answered_by_the_worker(served: ServerProcess, sign: bytes) -> 
     server = served
     job = httpx.post(f"{server.url}/v1/jobs", params={"question": "text"}, content=sign,
                      timeout=30).json()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        done = httpx.get(f"{server.url}/v1/jobs/{job['id']}", timeout=30).json()
-        if done["status"] in ("done", "dead"):
-            break
-        time.sleep(0.3)
+    done = wait_for_job(server.url, job["id"])
     assert done["status"] == "done", done
     assert done["answer"]["answer"]["text"] == "\n".join(SIGN_LINES)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import httpx
 import pytest
 
 from tests.cli_commands import argus
-from tests.conftest import ServerProcess, copy_home, free_port, start_server
+from tests.conftest import ServerProcess, copy_home, free_port, start_server, wait_for_job
 from tests.roles import answer_of, chunks, comparable, vision_stub
 
 
@@ -79,12 +78,7 @@ def test_a_job_is_answered_with_landmarks(
                      content=photos["astronaut"], timeout=30)
     assert raw.status_code == 202, raw.text
     job_id = raw.json()["id"]
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{server.url}/v1/jobs/{job_id}", timeout=10).json()
-        if job["status"] not in ("queued", "running"):
-            break
-        time.sleep(0.3)
+    job = wait_for_job(server.url, job_id, timeout=90)
     assert job["status"] == "done", job
     check_astronaut(job["answer"])
 
