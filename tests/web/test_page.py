@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ARGUS, ServerProcess, copy_home, serving_with_worker, start_server
+from tests.conftest import (
+    ARGUS,
+    ServerProcess,
+    copy_home,
+    serving_with_worker,
+    start_server,
+    wait_for_job,
+)
 from tests.train.conftest import write_coffee_or_cat
 from tests.web.conftest import screenshot, wait_for
 
@@ -298,34 +304,37 @@ def test_train_a_two_class_question_from_photos_and_ask_it(
     assert asked["answer"]["labels"][0]["label"] == "coffee"
 
 
-def wait_job(url: str, job_id: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = httpx.get(f"{url}/v1/jobs/{job_id}", timeout=10).json()
-        if job["status"] in ("done", "dead", "cancelled"):
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} did not finish")
-
-
 def production_chip(driver: Any) -> str:
     return " ".join(c.text for c in all_css(driver, "#model-detail > .chips .chip.production"))
+
+
+def train_by_api(site: ServerProcess, name: str, folder: Path) -> int:
+    """``POST /v1/train`` with the photos under ``folder`` (one folder per class); the new
+    version's number once the worker has trained it."""
+    pairs = sorted(folder.rglob("*.jpg"))
+    r = httpx.post(f"{site.url}/v1/train", timeout=30,
+                   files=[("photo", (p.name, p.read_bytes())) for p in pairs],
+                   data={"name": name, "mode": "head", "label": [p.parent.name for p in pairs]})
+    assert r.status_code == 202, r.text
+    return int(wait_for_job(site.url, r.json()["id"])["answer"]["version"]["version"])
 
 
 def test_promote_and_roll_back_a_version_with_reasons(
     browser: Any, site: ServerProcess, files: Path, tmp_path: Path
 ) -> None:
+    # A model of its own, trained here: the test does not depend on the page's training test
+    # having run first on the same server (pytest workers may split this module).
+    name = f"{MODEL}-versions"
+    assert train_by_api(site, name, write_coffee_or_cat(tmp_path / "first", 7, seed=0)) == 1
+    promoted = httpx.post(f"{site.url}/v1/models/{name}/promote", timeout=30,
+                          json={"version": 1, "reason": "first version"})
+    assert promoted.status_code == 200, promoted.text
     more = write_coffee_or_cat(tmp_path / "more", 7, seed=1)  # other photos: a new version
-    pairs = sorted(more.rglob("*.jpg"))
-    r = httpx.post(f"{site.url}/v1/train", timeout=30,
-                   files=[("photo", (p.name, p.read_bytes())) for p in pairs],
-                   data={"name": MODEL, "mode": "head", "label": [p.parent.name for p in pairs]})
-    assert r.status_code == 202, r.text
-    assert wait_job(site.url, r.json()["id"])["answer"]["version"]["version"] == 2
+    assert train_by_api(site, name, more) == 2
 
     open_tab(browser, site, "models")
-    wait_for(browser, lambda d: all_css(d, f'#model-list button[data-model="{MODEL}"]'))
-    by_css(browser, f'#model-list button[data-model="{MODEL}"]').click()
+    wait_for(browser, lambda d: all_css(d, f'#model-list button[data-model="{name}"]'))
+    by_css(browser, f'#model-list button[data-model="{name}"]').click()
     wait_for(browser, lambda d: production_chip(d) == "production → v1", what="production v1")
     by_css(browser, "#model-promote").click()
     confirm(browser, "version 2 saw more photos", version="2")
@@ -335,7 +344,7 @@ def test_promote_and_roll_back_a_version_with_reasons(
     wait_for(browser, lambda d: production_chip(d) == "production → v1", what="rolled back")
     history = text_of(browser, "#model-detail table.history")
     assert "version 2 saw more photos" in history and "back to the version we know" in history
-    events = httpx.get(f"{site.url}/v1/models/{MODEL}/history").json()
+    events = httpx.get(f"{site.url}/v1/models/{name}/history").json()
     assert [(e["action"], e["detail"].get("reason")) for e in events[-2:]] == [
         ("promote", "version 2 saw more photos"), ("rollback", "back to the version we know")]
 
