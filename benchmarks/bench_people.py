@@ -1,14 +1,15 @@
 """Time the ``people`` task's two networks and the task end to end.
 
-Per network (the BlazePose detector on the windows of the photo, the landmark network on the
-people found) and thread count: ONNX Runtime and OpenVINO running the package's converted
+Per network (the BlazePose detector on the photo's whole 224x224 view, the landmark network on
+the people found) and thread count: ONNX Runtime and OpenVINO running the package's converted
 graphs, beside LiteRT's reference interpreter reading the original ``.tflite`` (when
 ``ai-edge-litert`` is installed) on the same inputs, one input at a time as LiteRT takes
 them; ratios are against LiteRT at the same thread count, the engines taking turns call by
 call so a busy machine weighs on all alike. Then ``people`` end to end (prepare +
 both networks + finish) on one thread, on ONNX Runtime and OpenVINO, against the networks
 alone on the same inputs (what the task adds around them). The photo is scikit-image's
-astronaut on a 1024x768 grey canvas: one person; the detector sees the whole image and 4 tiles.
+astronaut on a 1024x768 grey canvas: one person; the detector sees the whole image at 224x224
+and, at the scale that finds 40-pixel faces, 4 tiles of 160x224 (one batch).
 
     .venv/bin/python benchmarks/bench_people.py [--runs 30] [--threads 1,2]
 """
@@ -81,16 +82,17 @@ def main() -> None:
         package = PackageStore(Path(tmp) / "store").add(
             src, blazepose.build(src, args.cache_dir)
         )
-        # The same inputs for every engine: the photo's windows, and the people found's crops.
+        # The same inputs for every engine: the photo's whole view, and the people found's crops.
         model = PeopleModel(package, 1)
         prepared = model.prepare(image, {})
         found = model.look(prepared)
         crops = np.empty((len(found.regions), CROP_SIZE, CROP_SIZE, 3), dtype=np.float32)
         for i, where in enumerate(found.regions):
             crop(prepared.rgb, where, crops[i])
-        inputs = {"detector": prepared.batch, "landmarks": crops}
+        inputs = {"detector": prepared.inputs[0][1], "landmarks": crops}
         members = {"detector": mediapipe.POSE_DETECTION, "landmarks": mediapipe.POSE_LANDMARK_FULL}
-        print(f"photo 1024x768: {len(prepared.windows)} detector windows, "
+        print(f"photo 1024x768: {len(prepared.views)} detector views "
+              f"({sum(v.pixels for v in prepared.views):,} input pixels), "
               f"{len(found.regions)} person(s) to the landmark network")
         print(f"{'network':<11}{'engine':<13}{'threads':>8}{'ms':>9}{'vs LiteRT':>11}")
         for threads in (int(t) for t in args.threads.split(",")):
@@ -121,7 +123,8 @@ def main() -> None:
                 return people
 
             def networks(task: PeopleModel = task) -> None:
-                task.detector.run(None, {task.detector_input: inputs["detector"]})
+                for _views, x in prepared.inputs:
+                    task.detector.run(None, {task.detector_input: x})
                 if len(crops):
                     task.landmarker.run(None, {task.landmark_input: crops})
 

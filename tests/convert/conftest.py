@@ -41,6 +41,9 @@ def mediapipe_tflite() -> dict[str, bytes]:
 @pytest.fixture(scope="session")
 def converted(mediapipe_tflite: dict[str, bytes]) -> dict[str, Any]:
     """Each member converted to ONNX once per run (onnx.ModelProto by member name)."""
-    from argus.convert import tflite
+    from argus.convert import mediapipe, tflite
 
-    return {name: tflite.convert(data, name) for name, data in mediapipe_tflite.items()}
+    return {
+        m.name: tflite.convert(mediapipe_tflite[m.name], m.name, size_step=m.size_step)
+        for m in mediapipe.MEMBERS
+    }

@@ -111,6 +111,36 @@ def test_a_fixed_batch_keeps_the_tflite_shapes(mediapipe_tflite: dict[str, bytes
     assert dims == [[1, 2254, 12], [1, 2254, 1]]
 
 
+def test_the_detector_takes_any_multiple_of_32(
+    converted: dict[str, onnx.ModelProto], mediapipe_tflite: dict[str, bytes],
+    photos: dict[str, bytes],
+) -> None:
+    """The pose detector converted with ``size_step=32`` answers at 224x224 as the fixed-size
+    conversion does, and at another size per cell of the larger grids."""
+    dynamic = converted["pose_detection"]
+    fixed = tflite.convert(mediapipe_tflite["pose_detection"], "fixed")
+    assert [d.dim_param for d in dynamic.graph.input[0].type.tensor_type.shape.dim] == [
+        "batch", "height", "width", ""]
+    run = {name: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+           for name, m in (("dynamic", dynamic), ("fixed", fixed))}  # fmt: skip
+    x = model_input(photos, "astronaut", "pose_detection", (224, 224))
+    ours, theirs = (run[k].run(None, {"input_1": x}) for k in ("dynamic", "fixed"))
+    for a, b in zip(ours, theirs, strict=True):
+        assert float(np.abs(a - b).max()) <= 1e-3  # boxes are in input pixels, up to ~200
+    wide = model_input(photos, "astronaut", "pose_detection", (288, 384))
+    boxes, scores = run["dynamic"].run(None, {"input_1": wide})
+    cells = 36 * 48 * 2 + 18 * 24 * 2 + 9 * 12 * 6
+    assert boxes.shape == (1, cells, 12) and scores.shape == (1, cells, 1)
+
+
+def test_a_network_that_cannot_take_any_size_is_refused(
+    mediapipe_tflite: dict[str, bytes],
+) -> None:
+    """The landmark networks end in per-image vectors: no size_step conversion for them."""
+    with pytest.raises(ConversionError, match=r"pads differently|cannot take the input's size"):
+        tflite.convert(mediapipe_tflite["pose_landmark_full"], "pose", size_step=32)
+
+
 def test_activations_stay_nchw_inside(converted: dict[str, onnx.ModelProto]) -> None:
     """Layout changes only at the input, around reshapes and at 4-D outputs, never per layer."""
     for name, model in converted.items():
@@ -266,7 +296,8 @@ def test_openvino_reading_the_tflite_agrees(
         converted[model].SerializeToString(), providers=["CPUExecutionProvider"]
     )
     (inp,) = session.get_inputs()
-    x = model_input(photos, "astronaut", model, tuple(inp.shape[1:3]))
+    size = tuple(int(d) for d in compiled.inputs[0].get_shape()[1:3])  # the .tflite's own
+    x = model_input(photos, "astronaut", model, size)
     theirs = compiled(x)
     ours = dict(zip([o.name for o in session.get_outputs()], session.run(None, {inp.name: x}),
                     strict=True))

@@ -56,7 +56,7 @@ def build(workdir: Path, cache_dir: Path, progress: Progress = lambda _msg: None
                              (POSE_LANDMARK_FULL, "landmarks.onnx")):
         data = mediapipe.read_tflite(member, cache_dir)
         progress(f"converting {member.name}.tflite")
-        model = tflite.convert(data, member.name)
+        model = tflite.convert(data, member.name, size_step=member.size_step)
         if member is POSE_LANDMARK_FULL:
             model = landmark_graph(model)
         progress(f"checking {member.name} against OpenVINO")

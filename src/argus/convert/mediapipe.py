@@ -43,6 +43,9 @@ class Member:
     sha256: str
     # The pixel range MediaPipe feeds the model (RGB, NHWC float32).
     input_range: tuple[float, float] = (0.0, 1.0)
+    # A fully convolutional detector converted to take any input size that is a multiple of
+    # this (see tflite.convert); None keeps the .tflite's size.
+    size_step: int | None = None
 
 
 POSE_DETECTION = Member(
@@ -50,6 +53,7 @@ POSE_DETECTION = Member(
     "mediapipe/modules/pose_detection/pose_detection.tflite",
     "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c",
     (-1.0, 1.0),
+    size_step=32,  # its coarsest grid has a stride of 32
 )
 POSE_LANDMARK_FULL = Member(
     "pose_landmark_full",
@@ -102,7 +106,7 @@ def read_tflite(member: Member, cache_dir: Path) -> bytes:
 
 
 def convert_member(member: Member, cache_dir: Path) -> onnx.ModelProto:
-    return tflite.convert(read_tflite(member, cache_dir), member.name)
+    return tflite.convert(read_tflite(member, cache_dir), member.name, size_step=member.size_step)
 
 
 def source(member: Member) -> dict[str, str]:
@@ -136,16 +140,18 @@ def conversion_check(member: Member, data: bytes, model: onnx.ModelProto) -> dic
         return {"checked": False, "why": "OpenVINO was not installed at conversion"}
     import onnxruntime as ort
 
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    (inp,) = session.get_inputs()
-    images = synthetic_photos(4)
-    x = model_inputs(member, images, (int(inp.shape[1]), int(inp.shape[2])))
-    ours = dict(zip([o.name for o in session.get_outputs()], session.run(None, {inp.name: x}),
-                    strict=True))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{member.name}.tflite"
         path.write_bytes(data)
         compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (inp,) = session.get_inputs()
+    images = synthetic_photos(4)
+    # The .tflite's own input size (a dynamic-size conversion is compared at that size).
+    _n, height, width, _c = (int(d) for d in compiled.inputs[0].get_shape())
+    x = model_inputs(member, images, (height, width))
+    ours = dict(zip([o.name for o in session.get_outputs()], session.run(None, {inp.name: x}),
+                    strict=True))
     # A converted model may keep only some of the .tflite's outputs (the pose landmark package
     # drops segmentation and heatmap); those it keeps are compared, and it must keep one.
     ports = [

@@ -124,8 +124,12 @@ class _Value:
 
 
 class _Converter:
-    def __init__(self, data: bytes, name: str, dynamic_batch: bool) -> None:
+    def __init__(
+        self, data: bytes, name: str, dynamic_batch: bool, size_step: int | None = None
+    ) -> None:
         self.dynamic_batch = dynamic_batch
+        self.size_step = size_step
+        self.input_side = 0  # the static input's height (dynamic-size checks)
         self.tfl = _tflite()
         self.model = self.tfl.Model.GetRootAsModel(data, 0)
         if self.model.SubgraphsLength() != 1:
@@ -203,6 +207,8 @@ class _Converter:
                 raise ConversionError(f"{self.gb.name}: only float32 inputs are supported")
             name = self._io_name(t)
             self.values[t] = _Value(name, nchw=False)
+            if len(self.shape(t)) == 4:
+                self.input_side = self.shape(t)[1]
             inputs.append((name, self._io_shape(t)))
         handlers: dict[str, Callable[[Any, list[int], list[int]], None]] = {
             "CONV_2D": lambda op, ins, outs: self._conv(op, ins, outs, depthwise=False),
@@ -241,7 +247,30 @@ class _Converter:
             if shape[0] != 1:
                 raise ConversionError(f"{self.gb.name}: an input or output has no batch axis")
             shape[0] = "batch"
+        if self.size_step is not None:
+            if len(shape) == 4:  # an image: NHWC
+                shape[1:3] = ["height", "width"]
+            elif len(shape) == 3:  # per-cell answers, flattened over the grids
+                shape[1] = "cells"
+            else:
+                raise ConversionError(f"{self.gb.name}: a {len(shape)}-D input or output "
+                                      "cannot take the input's size")
         return shape
+
+    def _strided(self, size: int, stride: int) -> None:
+        """In dynamic-size mode, check that a strided op's SAME padding, computed for the
+        static size, is the same for every input size that is a multiple of ``size_step``:
+        so it is when the static size at this op divides by the stride and every op so far
+        has shrunk the input by a factor dividing ``size_step``. (VALID padding has no pads
+        to compute; an explicit PAD in front of it is the same for every size.)"""
+        if self.size_step is None or stride == 1:
+            return
+        shrunk = self.input_side // size if size and self.input_side % size == 0 else 0
+        if size % stride or not shrunk or self.size_step % (shrunk * stride):
+            raise ConversionError(
+                f"{self.gb.name}: a stride-{stride} op on a {size}-pixel side pads differently "
+                f"for input sizes that are multiples of {self.size_step}"
+            )
 
     def _io_name(self, t: int) -> str:
         return str(self.graph.Tensors(t).Name().decode())
@@ -275,6 +304,8 @@ class _Converter:
         dh, dw = opts.DilationHFactor() or 1, opts.DilationWFactor() or 1
         sh, sw = opts.StrideH(), opts.StrideW()
         if opts.Padding() == 0:  # SAME
+            self._strided(height, sh)
+            self._strided(width, sw)
             top, bottom = conv_pads_same(height, (kh - 1) * dh + 1, sh)
             left, right = conv_pads_same(width, (kw - 1) * dw + 1, sw)
         else:
@@ -331,6 +362,8 @@ class _Converter:
         _n, height, width, _c = self.shape(ins[0])
         kh, kw, sh, sw = opts.FilterHeight(), opts.FilterWidth(), opts.StrideH(), opts.StrideW()
         if opts.Padding() == 0:
+            self._strided(height, sh)
+            self._strided(width, sw)
             top, bottom = conv_pads_same(height, kh, sh)
             left, right = conv_pads_same(width, kw, sw)
         else:
@@ -370,6 +403,21 @@ class _Converter:
         n, h, w, c = self.shape(outs[0])
         name = f"t{outs[0]}"
         x = self.value(ins[0], True)
+        if self.size_step is not None:
+            # Any input size: scale by the static output's ratio, which must be whole.
+            _n, in_h, in_w, _c = self.shape(ins[0])
+            if h % in_h or w % in_w:
+                raise ConversionError(f"{self.gb.name}: a resize by a fraction cannot take "
+                                      "the input's size")
+            scales = self.gb.constant(
+                f"{name}.scales", np.array([1, 1, h // in_h, w // in_w], np.float32)
+            )
+            y = self.gb.node(
+                "Resize", [x, "", scales], name, mode="linear",
+                coordinate_transformation_mode=mode,
+            )
+            self._set(outs[0], y, True)
+            return
         if self.dynamic_batch:
             # sizes = (batch, channels) of the input + the static (h, w): no opset-17 Resize
             # takes sizes for some axes only.
@@ -391,6 +439,12 @@ class _Converter:
             if target[0] != 1:
                 raise ConversionError(f"{self.gb.name}: a RESHAPE folds the batch axis")
             target[0] = 0  # ONNX: copy the input's batch size
+        if self.size_step is not None:
+            # Per-cell answers flattened over a grid: [1, cells, k], cells from the input's size.
+            if len(target) != 3:
+                raise ConversionError(f"{self.gb.name}: a {len(target)}-D RESHAPE cannot take "
+                                      "the input's size")
+            target[1] = -1
         shape = self.gb.constant(f"{name}.shape", np.array(target, np.int64))
         self._set(outs[0], self.gb.node("Reshape", [self.value(ins[0], False), shape], name), False)
 
@@ -413,14 +467,20 @@ class _Converter:
         self._set(outs[0], self.gb.node("Relu", [x.name], f"t{outs[0]}"), x.nchw)
 
 
-def convert(data: bytes, name: str, dynamic_batch: bool = True) -> onnx.ModelProto:
+def convert(
+    data: bytes, name: str, dynamic_batch: bool = True, size_step: int | None = None
+) -> onnx.ModelProto:
     """The ONNX model (opset 17, float32) computing what the ``.tflite`` flatbuffer ``data``
     computes, with the same input and output names and shapes, except that with
     ``dynamic_batch`` the leading axis (1 in the ``.tflite``) takes any batch size, so tiles or
-    scales of one photo run in one call."""
+    scales of one photo run in one call. With ``size_step``, a fully convolutional network
+    (a detector answering per grid cell) also takes any input height and width that are
+    multiples of ``size_step``: its strided ops must pad alike for all of them (checked), its
+    resizes scale by whole factors and its reshapes flatten the grids into one axis of
+    ``[batch, cells, k]``; anything else is refused."""
     if data[4:8] != b"TFL3":
         raise ConversionError(f"{name}: not a TFLite model (no TFL3 file identifier)")
     try:
-        return _Converter(data, name, dynamic_batch).run()
+        return _Converter(data, name, dynamic_batch, size_step).run()
     except (struct.error, IndexError) as exc:  # offsets that point past the end of the file
         raise ConversionError(f"{name}: the TFLite flatbuffer is truncated or corrupt") from exc

@@ -56,8 +56,9 @@ DEFAULT_MODELS = [
     DefaultModel("efficientnet-lite0", "argus.convert.efficientnet", 5, ("openvino",)),
     DefaultModel("mtcnn", "argus.convert.mtcnn", 3),
     # MediaPipe's BlazePose, converted from .tflite; checked against OpenVINO's reading.
-    # Revision 2: one package, the person detector and the pose landmark network.
-    DefaultModel("blazepose", "argus.convert.blazepose", 2, ("openvino",)),
+    # Revision 2: one package, the person detector and the pose landmark network; revision 3:
+    # the detector takes any input size that is a multiple of 32 (whole-image scales, no tiles).
+    DefaultModel("blazepose", "argus.convert.blazepose", 3, ("openvino",)),
     # PP-OCR's text detector, recogniser and orientation classifier, native ONNX from rapidocr.
     DefaultModel("ppocr", "argus.convert.ppocr", 1),
     # MediaPipe's face mesh + iris (face attributes, gaze), converted from .tflite likewise.

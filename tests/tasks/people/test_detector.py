@@ -10,6 +10,11 @@ from argus.tasks.people.detector import anchors, plausible, weighted_nms
 
 def test_anchor_layout_matches_the_outputs() -> None:
     assert anchors().shape == (28 * 28 * 2 + 14 * 14 * 2 + 7 * 7 * 6, 2) == (2254, 2)
+    # Any multiple of 32: each grid row by row (x fastest), a cell's anchors together.
+    centres = anchors(64, 96)
+    assert centres.shape == (8 * 12 * 2 + 4 * 6 * 2 + 2 * 3 * 6, 2)
+    assert centres[:4].tolist() == [[4.0, 4.0], [4.0, 4.0], [12.0, 4.0], [12.0, 4.0]]
+    assert centres[8 * 12 * 2 - 1].tolist() == [92.0, 60.0]
 
 
 def test_an_implausibly_long_torso_is_not_a_person() -> None:

@@ -1,4 +1,5 @@
-"""Where the detector looks: the whole image, then tiles down to the promised face size."""
+"""Where the detector looks: the whole image, then closer scales in tiles, down to the promised
+face size."""
 
 from __future__ import annotations
 
@@ -8,60 +9,76 @@ import numpy as np
 import pytest
 
 from argus.tasks.people.search import (
-    INPUT_SIZE,
+    LEVEL_STEP,
     Candidate,
-    Window,
-    detector_batch,
+    View,
+    detector_inputs,
     distinct,
-    starts,
-    windows,
+    spans,
+    views,
 )
 
 
-def test_a_small_image_is_one_window() -> None:
-    assert windows(300, 400, 40.0, 14.0, 12) == [Window(0.0, 0.0, 400.0)]
+def test_a_small_image_is_one_view_at_the_detectors_size() -> None:
+    # MediaPipe's look: letterboxed into 224x224.
+    assert views(300, 400, 40.0, 14.0, 224, 200_000) == [View(224 / 400, 0, 0, 224, 224)]
 
 
 def test_tiles_reach_the_smallest_face_and_cover_the_image_with_overlap() -> None:
-    found = windows(768, 1024, 40.0, 14.0, 12)
-    assert found[0] == Window(0.0, 0.0, 1024.0)
+    found = views(768, 1024, 40.0, 14.0, 224, 200_000)
+    assert found[0] == View(224 / 1024, 0, 0, 224, 224)
     tiles = found[1:]
+    # 1024x768 at the scale that makes 40-pixel faces 14 input pixels: 358x269, in 4 tiles.
     assert len(tiles) == 4
-    # Each tile finds faces of 40 px: 14 input pixels.
-    assert all(14.0 * t.side / INPUT_SIZE <= 40.0 for t in tiles)
-    # Every pixel is in some tile, and neighbours overlap by more than the smallest face the
-    # whole image finds (14 * 1024 / 224 = 64 px).
-    covered = np.zeros((768, 1024), bool)
+    assert all(t.gain == pytest.approx(14.0 / 40.0) for t in tiles)
+    assert all(t.height % 32 == 0 and t.width % 32 == 0 and max(t.height, t.width) <= 224
+               for t in tiles)  # fmt: skip
+    # Every input pixel of the scaled image is in some tile, and neighbours overlap by more
+    # than the smallest face the whole image finds (14 * 1024 / 224 = 64 px; 22 input px).
+    covered = np.zeros((269, 358), bool)
     for t in tiles:
-        covered[int(t.y) : int(t.y + t.side), int(t.x) : int(t.x + t.side)] = True
+        covered[t.y : t.y + t.height, t.x : t.x + t.width] = True
     assert covered.all()
     xs = sorted({t.x for t in tiles})
-    assert xs[0] + tiles[0].side - xs[1] > 64
+    assert xs[0] + tiles[0].width - xs[1] > 64 * 14.0 / 40.0
+    assert sum(v.pixels for v in found) < 5 * 224 * 224  # MediaPipe's square tiles: 5 windows
 
 
-def test_the_window_count_is_bounded() -> None:
-    found = windows(4000, 4000, 40.0, 14.0, 12)
-    assert len(found) <= 12
-    assert len(windows(4000, 4000, 40.0, 14.0, 1)) == 1
+@pytest.mark.parametrize(
+    ("length", "side", "overlap"), [(358, 224, 34), (700, 224, 50), (90, 224, 9)]
+)
+def test_spans_cover_the_length(length: int, side: int, overlap: float) -> None:
+    tile, found = spans(length, side, overlap)
+    assert tile % 32 == 0 and tile <= max(side, 32)
+    assert found[0] == 0 and found[-1] + tile >= length
+    assert all(a + tile - b >= overlap for a, b in itertools.pairwise(found))
 
 
-@pytest.mark.parametrize(("length", "side", "overlap"), [(1024, 640, 96), (700, 300, 50)])
-def test_starts_cover_the_length(length: int, side: float, overlap: float) -> None:
-    found = starts(length, side, overlap)
-    assert found[0] == 0 and found[-1] + side == pytest.approx(length)
-    assert all(b - a <= side - overlap + 1e-9 for a, b in itertools.pairwise(found))
+def test_each_scale_is_at_most_a_step_above_the_last() -> None:
+    found = views(250, 4000, 40.0, 14.0, 224, 10_000_000)  # a panorama: far from 224 across
+    gains = sorted({v.gain for v in found})
+    assert gains[-1] == pytest.approx(14.0 / 40.0)
+    assert all(b / a <= LEVEL_STEP + 1e-9 for a, b in itertools.pairwise(gains))
+    assert len(gains) == 3
 
 
-def test_a_window_is_scaled_into_the_input_at_its_corner() -> None:
+def test_the_pixels_looked_at_are_bounded() -> None:
+    """A level that would take the input pixels past the budget is not looked at."""
+    assert sum(v.pixels for v in views(4000, 4000, 40.0, 14.0, 224, 200_000)) <= 200_000
+    assert views(768, 1024, 40.0, 14.0, 224, 100_000) == [View(224 / 1024, 0, 0, 224, 224)]
+
+
+def test_a_view_is_cut_from_the_image_at_its_scale() -> None:
     rgb = np.zeros((400, 600, 3), np.uint8)
     rgb[100:200, 300:400] = 255
-    window = Window(200.0, 0.0, 448.0)  # half scale, the part past the image is padding
-    (x,) = detector_batch(rgb, [window])
-    assert x.shape == (224, 224, 3) and x.dtype == np.float32
-    assert x[75, 75].tolist() == [1.0, 1.0, 1.0]  # the white square, at (300-200)/2 .. (400-200)/2
-    assert x[10, 10].tolist() == [-1.0, -1.0, -1.0]  # black image
-    assert x[210, 10].tolist() == [0.0, 0.0, 0.0]  # below the image: padding
-    assert window.to_image(np.array([[75.0, 75.0]])).tolist() == [[350.0, 150.0]]
+    tile = View(0.5, 100, 0, 224, 224)  # half scale: 300x200, cut from x = 100 input px
+    ((group, x),) = detector_inputs(rgb, [tile])
+    assert group == [tile] and x.shape == (1, 224, 224, 3) and x.dtype == np.float32
+    assert x[0, 75, 75].tolist() == [1.0, 1.0, 1.0]  # the square: 150..200 → 50..100 in the tile
+    assert x[0, 10, 10].tolist() == [-1.0, -1.0, -1.0]  # black image
+    assert x[0, 210, 10].tolist() == [0.0, 0.0, 0.0]  # below the image: padding
+    assert x[0, 10, 210].tolist() == [0.0, 0.0, 0.0]  # right of it (300 - 100 = 200 wide)
+    assert tile.to_image(np.array([[75.0, 75.0]])).tolist() == [[350.0, 150.0]]
 
 
 def person(hip: tuple[float, float], radius: float, score: float) -> Candidate:
@@ -70,9 +87,9 @@ def person(hip: tuple[float, float], radius: float, score: float) -> Candidate:
     return Candidate(np.array([0.0, 0.0, 10.0, 10.0]), keypoints, score)
 
 
-def test_the_same_body_from_two_windows_is_one_candidate() -> None:
+def test_the_same_body_from_two_scales_is_one_candidate() -> None:
     whole = person((300.0, 500.0), 400.0, 0.95)
-    tile = person((320.0, 480.0), 380.0, 0.9)  # the same body, a little off
+    closer = person((320.0, 480.0), 380.0, 0.9)  # the same body, a little off
     other = person((800.0, 500.0), 400.0, 0.8)  # someone beside
     inside = person((300.0, 420.0), 100.0, 0.7)  # a small body in front: another person
-    assert distinct([whole, tile, other, inside]) == [whole, other, inside]
+    assert distinct([whole, closer, other, inside]) == [whole, other, inside]

@@ -1,11 +1,14 @@
 """BlazePose's person detector (MediaPipe's ``pose_detection``): a face-ish box, a score and
-four keypoints per person, from one 224x224 window of the image.
+four keypoints per person, from a view of the image.
 
-The network sees the window letterboxed into 224x224 (RGB in -1..1, NHWC) and answers, for each
-of 2,254 fixed anchors, 12 numbers (a box centre and size, then four keypoints, all offsets in
-input pixels from the anchor's centre) and one score logit. The anchors are the grid centres of
+MediaPipe feeds the network the image letterboxed into 224x224 (RGB in -1..1, NHWC). It is
+fully convolutional, and the package's conversion takes any height and width that are
+multiples of 32 (:data:`STEP`), so a view can be the image at any scale, whole. For each
+anchor it answers 12 numbers (a box centre and size, then four keypoints, all offsets in input
+pixels from the anchor's centre) and one score logit. The anchors are the grid centres of
 MediaPipe's SSD anchor options for this model: strides 8, 16, 32, 32, 32 with two anchors per
-cell each (the three stride-32 layers share one 7x7 grid, 6 per cell), so 28²·2 + 14²·2 + 7²·6.
+cell each (the three stride-32 layers share one grid, 6 per cell): at 224x224,
+28²·2 + 14²·2 + 7²·6 = 2,254.
 Candidates whose sigmoid score passes ``min_score`` are merged by weighted non-max suppression
 (each group of boxes overlapping the best by more than ``iou`` becomes their score-weighted
 mean), as MediaPipe does.
@@ -22,18 +25,20 @@ from functools import cache
 import numpy as np
 
 INPUT_SIZE = 224
+STEP = 32  # the detector's input sides are multiples of its coarsest stride
 # (stride, anchors per cell) of each grid; consecutive layers of one stride share a grid.
 ANCHOR_GRIDS = ((8, 2), (16, 2), (32, 6))
 KEYPOINT_NAMES = ("mid_hip", "full_body", "mid_shoulder", "upper_body")
 
 
 @cache
-def anchors(size: int = INPUT_SIZE) -> np.ndarray:
-    """``[N, 2]`` anchor centres in input pixels, in the order of the model's outputs."""
+def anchors(height: int = INPUT_SIZE, width: int = INPUT_SIZE) -> np.ndarray:
+    """``[N, 2]`` anchor centres in input pixels, in the order of the model's outputs for an
+    input of ``height`` x ``width``: each grid row by row, each cell's anchors together."""
     centres = []
     for stride, per_cell in ANCHOR_GRIDS:
-        cells = -(-size // stride)
-        ys, xs = np.mgrid[0:cells, 0:cells].astype(np.float64)
+        rows, cols = -(-height // stride), -(-width // stride)
+        ys, xs = np.mgrid[0:rows, 0:cols].astype(np.float64)
         grid = np.stack([(xs.ravel() + 0.5) * stride, (ys.ravel() + 0.5) * stride], axis=1)
         centres.append(np.repeat(grid, per_cell, axis=0))
     return np.concatenate(centres)
@@ -75,11 +80,15 @@ def weighted_nms(
 
 
 def decode(
-    raw_boxes: np.ndarray, raw_scores: np.ndarray, min_score: float, iou: float
+    raw_boxes: np.ndarray,
+    raw_scores: np.ndarray,
+    min_score: float,
+    iou: float,
+    size: tuple[int, int] = (INPUT_SIZE, INPUT_SIZE),
 ) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """One image's ``[2254, 12]`` and ``[2254, 1]`` outputs → (face box xyxy, keypoints [4, 2],
-    score) per detection, in input pixels, best first."""
-    centre = anchors()
+    """One input's ``[N, 12]`` and ``[N, 1]`` outputs (its ``size``: height, width) → (face box
+    xyxy, keypoints [4, 2], score) per detection, in input pixels, best first."""
+    centre = anchors(*size)
     logits = np.asarray(raw_scores, dtype=np.float64).reshape(-1).clip(-100, 100)
     scores = 1.0 / (1.0 + np.exp(-logits))
     chosen = np.flatnonzero(scores >= min_score)

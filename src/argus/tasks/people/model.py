@@ -1,9 +1,9 @@
 """The ``people`` task: every person with a box, a score and 33 body landmarks.
 
 Two networks of one package, as MediaPipe's pose solution runs them: the detector over the whole
-image and overlapping tiles (:mod:`.search`), then the landmark network on each proposed
+image at one or two scales (:mod:`.search`), then the landmark network on each proposed
 person's upright crop (:mod:`.landmarks`). The landmark network's presence score is the second
-check: a detector candidate it does not see a body in (a cat's face, a pattern in a tile) is
+check: a detector candidate it does not see a body in (a cat's face, a pattern at a close scale) is
 dropped. Images over ``work_pixels`` are scaled down first, like the faces task's, which bounds
 time and memory; answers are in the original image's pixels.
 """
@@ -24,7 +24,7 @@ from argus.engines import RuntimeChoice
 from argus.images import DecodedImage, DecodeSize
 from argus.manifest import ModelPackage, TaskFields
 from argus.tasks.base import TaskModel
-from argus.tasks.people.detector import KEYPOINT_NAMES
+from argus.tasks.people.detector import KEYPOINT_NAMES, STEP
 from argus.tasks.people.landmarks import (
     CROP_SIZE,
     LANDMARK_NAMES,
@@ -34,7 +34,7 @@ from argus.tasks.people.landmarks import (
     region,
     visible_box,
 )
-from argus.tasks.people.search import Candidate, candidates, detector_batch, windows
+from argus.tasks.people.search import Candidate, View, candidates, detector_inputs, views
 
 
 class PeopleOptions(BaseModel):
@@ -55,13 +55,19 @@ class PeopleOptions(BaseModel):
     min_visibility: float = Field(default=0.5, ge=0.0, le=1.0)
     """Landmarks at least this visible (and present) make the person's box."""
     min_face: float = Field(default=40.0, gt=0.0)
-    """The narrowest face, in pixels of the image looked at, that the tiles must reach."""
+    """The narrowest face, in pixels of the image looked at, that the search must reach."""
     tile_face: float = Field(default=14.0, gt=0.0)
-    """The narrowest face the detector finds reliably, in its 224x224 input's pixels. Alone in
-    a window it finds the test photos' people down to 10; among others fewer (at 11.5, larger
-    tiles lose a person in two of the tests' collages)."""
-    max_windows: int = Field(default=12, ge=1, le=64)
-    """At most this many detector windows per image (whole image + tiles): bounds the time."""
+    """The narrowest face the detector finds reliably, in its input's pixels. Alone in a
+    224x224 input it finds the test photos' people down to 10; among others fewer (at 11.5, a
+    person is lost in two of the tests' collages)."""
+    tile_side: int = Field(default=224, ge=STEP)
+    """The longest side of a tile of a closer look, in input pixels (rounded up to 32)."""
+    tile_overlap: float = Field(default=1.5, ge=0.0)
+    """Neighbouring tiles overlap by this many of the smallest faces the scale before finds."""
+    max_pixels: int = Field(default=320_000, ge=STEP * STEP)
+    """At most this many detector input pixels per image, over all its scales: bounds the
+    time (the whole image at 224 is at most 50,176; 1024x768 at the scale that finds 40-pixel
+    faces, 384x288, 110,592)."""
     max_people: int = Field(default=16, ge=1, le=256)
     """At most this many candidates get the landmark stage (best detector scores first)."""
     work_pixels: int = Field(default=1_000_000, ge=50_000)
@@ -74,11 +80,11 @@ class PeopleFields(TaskFields):
 
 @dataclass
 class Prepared:
-    """One image as the detector sees it: the (reduced) pixels and its windows' inputs."""
+    """One image as the detector sees it: the (reduced) pixels and its views' inputs."""
 
     rgb: np.ndarray
-    windows: list[Any]
-    batch: np.ndarray
+    views: list[View]
+    inputs: list[tuple[list[View], np.ndarray]]  # the views by scale, with their batch
     min_score: float | None = None  # the request's ``conf``, else the package's ``min_score``
 
 
@@ -100,7 +106,7 @@ CORE = (0, 11, 12, 23, 24)
 def same_pose(a: np.ndarray, b: np.ndarray, reach: float = 0.25) -> bool:
     """Whether two skeletons (``[33, 5]``) are one body: the median distance between their
     nose, shoulders and hips (those both see, when at least two are) is under ``reach`` of the
-    longer shoulder-to-hip distance. Two windows can propose the same person with head boxes
+    longer shoulder-to-hip distance. Two views can propose the same person with head boxes
     and hips too far apart to merge before the landmark stage; where both see the body, the
     landmarks agree (hips outside the photo are guessed, and differ)."""
     torso = max(
@@ -139,8 +145,8 @@ class PeopleModel(TaskModel):
         super().__init__(package, threads, choice)
         self.options = package.fields_as(PeopleFields).options
         files = package.onnx_files()
-        # The detector's batch (its windows) and the landmark network's (the people) change
-        # from image to image: no arena keeps the largest.
+        # The detector's input (the image's size) and the landmark network's batch (the
+        # people) change from image to image: no arena keeps the largest.
         self.detector = self.session(files["detector"], variable_shapes=True)
         self.landmarker = self.session(files["landmarks"], variable_shapes=True)
         self.detector_input = self.detector.get_inputs()[0].name
@@ -151,7 +157,7 @@ class PeopleModel(TaskModel):
 
     @property
     def max_batch_size(self) -> int:
-        return 1  # an image is already a batch: its windows, then its people
+        return 1  # an image is already a batch: its people
 
     @property
     def max_wait_ms(self) -> float:
@@ -162,7 +168,7 @@ class PeopleModel(TaskModel):
         return DecodeSize(work_pixels=self.options.work_pixels)
 
     def work_size(self, height: int, width: int) -> tuple[int, int]:
-        """The (height, width) the detector's windows are cut from."""
+        """The (height, width) the detector's views are scaled from."""
         pixels = height * width
         if pixels <= self.options.work_pixels:
             return height, width
@@ -176,8 +182,9 @@ class PeopleModel(TaskModel):
         if (work_h, work_w) != (height, width):
             rgb = cv2.resize(rgb, (work_w, work_h), interpolation=cv2.INTER_AREA)
         o = self.options
-        found = windows(work_h, work_w, o.min_face, o.tile_face, o.max_windows)
-        return Prepared(rgb, found, detector_batch(rgb, found),
+        found = views(work_h, work_w, o.min_face, o.tile_face, o.tile_side, o.max_pixels,
+                      o.tile_overlap)
+        return Prepared(rgb, found, detector_inputs(rgb, found),
                         parse_fraction("conf", params.get("conf")))
 
     def infer(self, prepared: Sequence[Prepared]) -> list[Found]:
@@ -186,11 +193,14 @@ class PeopleModel(TaskModel):
     def look(self, prepared: Prepared, min_score: float | None = None) -> Found:
         """Both stages on one prepared image."""
         o = self.options
-        boxes, scores = self.detector.run(
-            self.detector_outputs, {self.detector_input: prepared.batch}
-        )
+        outputs: list[tuple[np.ndarray, np.ndarray]] = []
+        seen: list[View] = []
+        for tiles, x in prepared.inputs:  # one call per scale: their sizes differ
+            boxes, scores = self.detector.run(self.detector_outputs, {self.detector_input: x})
+            outputs += zip(boxes, scores, strict=True)
+            seen += tiles
         threshold = next(v for v in (min_score, prepared.min_score, o.min_score) if v is not None)
-        proposed = candidates(boxes, scores, prepared.windows, threshold, o.iou, o.max_torso)
+        proposed = candidates(outputs, seen, threshold, o.iou, o.max_torso)
         proposed = proposed[: o.max_people]
         regions = [region(c) for c in proposed]
         size = prepared.rgb.shape[:2]
@@ -254,7 +264,7 @@ class PeopleModel(TaskModel):
 
 def nose_in_face(points: np.ndarray, face: np.ndarray, margin: float = 0.5) -> bool:
     """Whether the landmark network put the nose inside the detector's face box (widened by
-    ``margin`` of its size each side). A tile that shows part of a body can make the detector
+    ``margin`` of its size each side). A close view of part of a body can make the detector
     propose a person lying sideways whose skeleton the landmark network then fits to the
     arms; its nose lands far from the face the detector saw (biden.jpg's crossed arms)."""
     x1, y1, x2, y2 = (float(v) for v in face)
