@@ -285,7 +285,7 @@ class Core:
             loading.append(self._resolve_step(ref, options, image_sha))
             return loading[-1]
 
-        source = ImageSource(data, image_sha, self.limits)
+        source = ImageSource(data, image_sha, self.limits, header)  # its header read once
         try:
             result = await self.executor.run(q.graph, source, options.params(), resolve, gallery)
         except BadPackage as exc:  # loaded on demand and refused: a server-side fault

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 import multiprocessing
@@ -273,6 +274,12 @@ class Server:
             log.error("could not load the models: %s", exc.message)
             self.failed = True
             self.stopping.set()
+            return
+        # What is loaded by now (modules, schemas, the models' wrappers) lives as long as the
+        # process: the collector stops walking it. Under load its full collections walked all
+        # of it again and again (about 2% of the server's CPU at 16 clients).
+        gc.collect()
+        gc.freeze()
 
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT (or the models fail to load); the exit code."""

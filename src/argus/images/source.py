@@ -39,13 +39,16 @@ class ImageSource:
     counted against ``limits.question_pixels``.
     """
 
-    def __init__(self, data: bytes, sha256: str, limits: Limits) -> None:
+    def __init__(
+        self, data: bytes, sha256: str, limits: Limits, header: Image.Image | None = None
+    ) -> None:
         self.data = data
         self.sha256 = sha256
         self.limits = limits
         self.decode_ms = 0.0
         self.pixels = 0  # decoded so far, over every scale
         self._lock = threading.Lock()  # lanes may decode two sizes of one image at once
+        self._opened = header  # the header, when the caller has already read it
         self._header: Image.Image | None = None
         self._decoded: dict[int, asyncio.Future[DecodedImage]] = {}
 
@@ -53,7 +56,7 @@ class ImageSource:
         """The image's header, read once (raises its error: not an image, too large,
         a damaged JPEG)."""
         if self._header is None:
-            header = open_image(self.data, self.limits)
+            header = self._opened or open_image(self.data, self.limits)
             if header.format in ("JPEG", "MPO"):
                 check_jpeg(self.data)
             self._header = header
