@@ -87,6 +87,9 @@ class Worker:
         self._last_delivery_pass = False
         self.stopped_at: float | None = None
         self._training = asyncio.Semaphore(1)  # one training at a time: each uses every core
+        # Answered jobs waiting to be written, and the task writing them (see _write_finished).
+        self._finished: list[tuple[Claimed, Answer | dict[str, Any], asyncio.Future[bool]]] = []
+        self._writing: asyncio.Task[None] | None = None
 
     def stop(self) -> None:
         if not self.stopping.is_set():
@@ -229,13 +232,36 @@ class Worker:
         await self._complete(job, answer)
 
     async def _complete(self, job: Claimed, answer: Answer | dict[str, Any]) -> None:
-        if await asyncio.to_thread(self.queue.complete, job.id, job.token, answer):
+        written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._finished.append((job, answer, written))
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.create_task(self._write_finished())
+        if await written:
             self.stats.done += 1
             if job.callback_url:
                 self._callback_due.set()  # complete() put it in the outbox
         else:
             self.stats.lost += 1
             log.warning("job %s was taken over before it finished here; answer dropped", job.id)
+
+    async def _write_finished(self) -> None:
+        """Write the jobs that finished, all those waiting in one transaction, until none
+        wait: the jobs that finish while one write runs go in the next (group commit). On
+        SQLite every write waits for the one database lock, which the other workers and the
+        submitters want too; a write per job spent more time waiting than answering."""
+        while self._finished:
+            batch, self._finished = self._finished, []
+            items = [(job.id, job.token, answer) for job, answer, _ in batch]
+            try:
+                results = await asyncio.to_thread(self.queue.complete_many, items)
+            except Exception as exc:  # each job's own wait raises it, as a lone write did
+                for _job, _answer, written in batch:
+                    if not written.done():
+                        written.set_exception(exc)
+                continue
+            for (_job, _answer, written), ok in zip(batch, results, strict=True):
+                if not written.done():
+                    written.set_result(ok)
 
     async def _train(self, job: Claimed) -> None:
         """A training job: in a child process, progress written on the job as it goes."""
