@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from argus.optimize.quantize import correct_biases, int8_rounded, quantize_int8
@@ -65,6 +66,20 @@ def test_onnx_runtime_keeps_the_compensated_int8_weights(tmp_path: Path) -> None
             np.testing.assert_allclose(kept, want, rtol=1e-6, atol=1e-7)
             checked += 1
     assert checked == 2
+
+
+def test_every_calibration_input_sets_the_ranges(tmp_path: Path) -> None:
+    """32 inputs (4 runs of 8), the largest in the first run: its range is the input's. ONNX
+    Runtime's CalibMaxIntermediateOutputs would have dropped full sets of runs (here all four:
+    "No data is collected")."""
+    two_convs(tmp_path / "float.onnx")
+    rows = list(np.random.default_rng(4).uniform(0, 2, (32, 4, 6, 6)).astype(np.float32))
+    rows[0] = rows[0] * 5
+    quantize_int8(tmp_path / "float.onnx", tmp_path / "int8.onnx", rows, tmp_path)
+    graph = onnx.load(str(tmp_path / "int8.onnx")).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    quantize_x = next(n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "x")
+    assert float(inits[quantize_x.input[1]]) == pytest.approx(float(rows[0].max()) / 255, rel=1e-4)
 
 
 def rounded(src: Path, dest: Path, tensors: dict[str, np.ndarray]) -> Path:
