@@ -178,11 +178,11 @@ def quantize_int8(src: Path, dest: Path, rows: list[np.ndarray], work: Path) -> 
                 quant_format=QuantFormat.QDQ, per_channel=True,
                 weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
                 calibrate_method=CalibrationMethod.MinMax,
-                extra_options={# A classifier's logits as uint8 are 256 steps over their whole
-                               # range: near-tied classes swap on rounding alone (on
-                               # EfficientNet-Lite0, 3 of the 6 held-out flips left). Float out
-                               # of the last Gemm costs nothing measurable (QGemm's float output).
-                               "OpTypesToExcludeOutputQuantization": ["Gemm"]},
+                # A classifier's logits as uint8 are 256 steps over their whole range:
+                # near-tied classes swap on rounding alone (on EfficientNet-Lite0, 3 of the 6
+                # held-out flips left). Float out of the last Gemm costs nothing measurable
+                # (QGemm's float output).
+                extra_options={"OpTypesToExcludeOutputQuantization": ["Gemm"]},
             )
         except Exception as exc:
             raise BadInput(f"ONNX Runtime could not quantize this model: "
