@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from argus.tasks.people.detector import anchors, plausible, weighted_nms
+from argus.tasks.people.detector import anchors, plain_nms, plausible, weighted_nms
 
 
 def test_anchor_layout_matches_the_outputs() -> None:
@@ -35,3 +35,8 @@ def test_weighted_nms_merges_overlapping_candidates() -> None:
     assert score == 0.9
     assert box[0] == pytest.approx(0.25) and points[0, 0] == pytest.approx(1.0)
     assert kept[1][2] == 0.6
+
+
+def test_plain_nms_keeps_the_best_of_overlapping_boxes_as_they_are() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], dtype=np.float64)
+    assert plain_nms(boxes, np.array([0.3, 0.9, 0.6]), 0.3) == [1, 2]

@@ -12,6 +12,7 @@ from argus.tasks.people.search import (
     LEVEL_STEP,
     Candidate,
     View,
+    candidates,
     detector_inputs,
     distinct,
     spans,
@@ -93,3 +94,25 @@ def test_the_same_body_from_two_scales_is_one_candidate() -> None:
     other = person((800.0, 500.0), 400.0, 0.8)  # someone beside
     inside = person((300.0, 420.0), 100.0, 0.7)  # a small body in front: another person
     assert distinct([whole, closer, other, inside]) == [whole, other, inside]
+
+
+def test_across_views_the_best_proposal_stands_whole() -> None:
+    """One person proposed by two views: the better proposal's box and keypoints, not a mean
+    with the worse one (a person half in a tile is proposed with a skewed body)."""
+    whole, tile = View(0.25, 0, 0, 224, 224), View(0.5, 0, 0, 224, 224)
+    outputs = []
+    for where, score, hip_y in ((whole, 4.0, 150.0), (tile, 1.0, 120.0)):
+        boxes = np.zeros((2254, 12), np.float32)
+        scores = np.full((2254, 1), -10.0, np.float32)
+        # Anchor 0 sits at (4, 4): a face 40 input px wide centred at (100, 60) in the image's
+        # pixels * gain, the mid-hip below it and the body's radius point above.
+        centre = np.array([100.0, 60.0]) * where.gain - 4.0
+        boxes[0, :4] = [*centre, 40 * where.gain, 40 * where.gain]
+        hip = np.array([100.0, hip_y]) * where.gain - 4.0
+        top = np.array([100.0, 0.0]) * where.gain - 4.0
+        boxes[0, 4:12] = [*hip, *top, *hip, *top]
+        scores[0] = score
+        outputs.append((boxes, scores))
+    (found,) = candidates(outputs, [whole, tile], 0.5, 0.3, 5.0)
+    assert found.keypoints[0].tolist() == pytest.approx([100.0, 150.0])  # the whole view's
+    assert found.score == pytest.approx(1 / (1 + np.exp(-4.0)))

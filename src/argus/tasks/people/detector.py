@@ -79,6 +79,20 @@ def weighted_nms(
     return kept
 
 
+def plain_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+    """Indices of the boxes kept, best first: each drops the others overlapping it by more
+    than ``iou``."""
+    order = list(np.argsort(-scores, kind="stable"))
+    kept: list[int] = []
+    while order:
+        best = int(order.pop(0))
+        kept.append(best)
+        if order:
+            overlap = iou_with(boxes[best], boxes[order])
+            order = [i for i, o in zip(order, overlap, strict=True) if o <= iou]
+    return kept
+
+
 def decode(
     raw_boxes: np.ndarray,
     raw_scores: np.ndarray,
