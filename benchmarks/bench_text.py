@@ -10,7 +10,10 @@ the truth, and timed end to end (decode, detect, orient, recognise) as the media
 ``--runs``. Each round times every image once per system, alternating, so both see the same
 machine load; the totals are printed as the range over rounds, never the best round alone.
 
-    .venv/bin/python benchmarks/bench_text.py [--runs 5] [--threads 2]
+    .venv/bin/python benchmarks/bench_text.py [--runs 5] [--threads 2] [--package ppocr-int8]
+
+``--package ppocr-int8`` times the opt-in package whose recogniser backbone is int8 (built as
+``argus models pull ppocr-int8`` builds it, from the same cache) instead of the float ``ppocr``.
 
 rapidocr is only for this comparison (``pip install -e '.[bench]'``); Argus never imports it.
 """
@@ -19,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -33,6 +38,7 @@ from PIL import Image, ImageDraw
 from argus.convert import ppocr
 from argus.images import Limits, decode
 from argus.models.packages import PackageStore
+from argus.models.pull import DEFAULT_MODELS, build_cached
 from argus.tasks.text import TextModel
 from tests.rendered_text import PAGE_TEXT, WORDS, cer, fonts, load_font, render, samples
 
@@ -123,12 +129,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "argus")
+    parser.add_argument("--package", choices=("ppocr", "ppocr-int8"), default="ppocr",
+                        help="the Argus package to time (ppocr-int8: recogniser backbone int8)")
     args = parser.parse_args()
     images = cases()
     with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "src"
-        src.mkdir()
-        package = PackageStore(Path(tmp) / "store").add(src, ppocr.build(src, args.cache_dir))
+        if args.package == ppocr.NAME:
+            src = Path(tmp) / "src"
+            src.mkdir()
+            fields = ppocr.build(src, args.cache_dir)
+        else:
+            (model,) = [m for m in DEFAULT_MODELS if m.name == args.package]
+            built = build_cached(model, args.cache_dir, print)
+            fields = json.loads((built / "fields.json").read_text())
+            src = Path(tmp) / "src"
+            shutil.copytree(built, src, ignore=shutil.ignore_patterns("fields.json"))
+        package = PackageStore(Path(tmp) / "store").add(src, fields)
         readers = {
             "argus": ours_reader(TextModel(package, args.threads)),
             "rapidocr": rapidocr_reader(args.threads),
@@ -143,7 +159,8 @@ def main() -> None:
                 for name, read in readers.items():
                     ms, _text = timed(lambda read=read, data=data: read(data))
                     times[name, label].append(ms)
-    print(f"threads={args.threads} runs={args.runs}; ms = median per image; CER vs the truth")
+    print(f"package={args.package} threads={args.threads} runs={args.runs}; "
+          "ms = median per image; CER vs the truth")
     print(f"{'image':<46}{'CER argus':>10}{'rapidocr':>10}{'ms argus':>10}{'rapidocr':>10}"
           f"{'speed-up':>10}")
     cers: dict[str, list[float]] = {name: [] for name in readers}
