@@ -8,7 +8,7 @@ Why the recogniser, and only its backbone: reading lines is most of the time on 
 runs about 2.5x faster on a CPU with VNNI. The sequence part after it (the SVTR neck on one row
 of positions, then the 18,710-way CTC head) stays float: it is a fraction of the arithmetic,
 and as uint8 the head's probabilities (the lines' scores) would be 256 steps. The detector
-stays float too: int8 moved its line boxes enough to read a dense page worse than rapidocr.
+stays float too: in int8 as well, a dense page of 16 px text read worse than with rapidocr.
 
 Calibration needs the recogniser's real inputs, lines cut 48 pixels high, and no photos of
 unclear licence: lines of random characters are rendered here with Pillow's own font at several
