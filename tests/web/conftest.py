@@ -48,6 +48,13 @@ def browser() -> Iterator[Any]:
         driver.quit()
 
 
+def click(driver: Any, css: str, what: str = "") -> None:
+    """Click the element ``css`` finds, found again and retried while the page draws it anew
+    (a detail panel is drawn again when its data arrives: an element found before is stale)."""
+    wait_for(driver, lambda d: d.find_element("css selector", css).click() or True,
+             what=what or f"a click on {css}")
+
+
 def wait_for(driver: Any, condition: Callable[[Any], Any], timeout: float = 30,
              what: str = "") -> Any:
     """The first truthy value of ``condition(driver)``, polled until ``timeout``."""

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import ServerProcess, copy_home, start_server
-from tests.web.conftest import screenshot, wait_for
+from tests.web.conftest import click, screenshot, wait_for
 from tests.web.test_page import all_css, ask, by_css, confirm, open_tab, text_of
 
 
@@ -78,7 +78,7 @@ def test_enrol_by_dropping_a_photo_see_the_name_then_forget(
     # The detail's table is drawn again when the gallery's data arrives: a row found before
     # that is stale, so the click is retried on the row as drawn.
     forget = '#galleries-people tr[data-person="Barack Obama"] button'
-    wait_for(browser, lambda d: by_css(d, forget).click() or True, what="the person's button")
+    click(browser, forget, what="the person's button")
     confirm(browser, "asked to be forgotten")
     wait_for(browser, lambda d: not all_css(d, '#galleries-people tr[data-person]'),
              what="the person gone")

@@ -28,7 +28,7 @@ from tests.conftest import (
     wait_for_job,
 )
 from tests.train.conftest import write_coffee_or_cat
-from tests.web.conftest import screenshot, wait_for
+from tests.web.conftest import click, screenshot, wait_for
 
 MODEL = "coffee-or-cat"
 INFER_TOKEN = "inf-web-5c1d"
@@ -334,12 +334,12 @@ def test_promote_and_roll_back_a_version_with_reasons(
 
     open_tab(browser, site, "models")
     wait_for(browser, lambda d: all_css(d, f'#model-list button[data-model="{name}"]'))
-    by_css(browser, f'#model-list button[data-model="{name}"]').click()
+    click(browser, f'#model-list button[data-model="{name}"]')
     wait_for(browser, lambda d: production_chip(d) == "production → v1", what="production v1")
-    by_css(browser, "#model-promote").click()
+    click(browser, "#model-promote")
     confirm(browser, "version 2 saw more photos", version="2")
     wait_for(browser, lambda d: production_chip(d) == "production → v2", what="production v2")
-    by_css(browser, "#model-rollback").click()
+    click(browser, "#model-rollback")
     confirm(browser, "back to the version we know")
     wait_for(browser, lambda d: production_chip(d) == "production → v1", what="rolled back")
     history = text_of(browser, "#model-detail table.history")
