@@ -97,26 +97,29 @@ class JobQueue:
         digest = self.images.put(data)
         now = utcnow()
         job_id = f"job_{uuid.uuid4().hex}"
+        stmt = insert(Job).values(
+            id=job_id,
+            question=question,
+            status="queued",
+            priority=priority,
+            image_sha256=digest,
+            image_bytes=len(data),
+            options=opts,
+            idempotency_key=idempotency_key,
+            callback_url=callback_url or None,
+            attempts=0,
+            max_attempts=attempts,
+            run_after=now,
+            created_at=now,
+            updated_at=now,
+        )
+        row = None
         try:
             with self._write() as conn:
-                conn.execute(
-                    insert(Job).values(
-                        id=job_id,
-                        question=question,
-                        status="queued",
-                        priority=priority,
-                        image_sha256=digest,
-                        image_bytes=len(data),
-                        options=opts,
-                        idempotency_key=idempotency_key,
-                        callback_url=callback_url or None,
-                        attempts=0,
-                        max_attempts=attempts,
-                        run_after=now,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
+                if conn.dialect.insert_returning:  # the row as stored, with no second query
+                    row = conn.execute(stmt.returning(*Job.__table__.columns)).first()
+                else:
+                    conn.execute(stmt)
                 if self.dialect == "postgresql":
                     conn.execute(text("SELECT pg_notify(:c, :q)"), {"c": CHANNEL, "q": question})
         except IntegrityError:
@@ -124,7 +127,8 @@ class JobQueue:
             if existing is None:
                 raise
             return self._same_request(existing, question, data, opts), False
-        return self.get(job_id), True
+        # A new job has no callback delivery yet, so its row is all of it.
+        return (JobInfo.of(row) if row is not None else self.get(job_id)), True
 
     def _by_key(self, key: str) -> JobInfo | None:
         with self.engine.connect() as conn:
@@ -332,7 +336,7 @@ class JobQueue:
     ) -> bool:
         now = utcnow()
         body = answer.to_json() if isinstance(answer, Answer) else answer
-        result = conn.execute(
+        done = (
             update(Job)
             .where(Job.id == job_id, Job.lease_owner == token, Job.status == "running")
             .values(
@@ -345,11 +349,19 @@ class JobQueue:
                 updated_at=now,
             )
         )
-        if result.rowcount != 1:
-            return False
-        opts, callback_url, question = conn.execute(
-            select(Job.options, Job.callback_url, Job.question).where(Job.id == job_id)
-        ).one()
+        if conn.dialect.update_returning:  # one statement where the database can say
+            held = conn.execute(
+                done.returning(Job.options, Job.callback_url, Job.question)
+            ).first()
+            if held is None:
+                return False
+            opts, callback_url, question = held
+        else:
+            if conn.execute(done).rowcount != 1:
+                return False
+            opts, callback_url, question = conn.execute(
+                select(Job.options, Job.callback_url, Job.question).where(Job.id == job_id)
+            ).one()
         if record and isinstance(answer, Answer):
             row = record_row(answer, "job", app=(opts or {}).get("app"), job_id=job_id)
             conn.execute(insert(PredictionRecord).values(**row))
