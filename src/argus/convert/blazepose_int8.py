@@ -12,9 +12,12 @@ this network it cuts the weights' error on the score logits by three quarters). 
 float: the heads (each output's last depthwise and pointwise convolution), and every reshape,
 transpose and concatenation after them, so the outputs are never uint8: the box regressors
 span about ±800 input pixels, 6 pixels a step in uint8 (quantized so, the outputs alone put
-false people on coffee and flower). Error-compensating rounding (``argus.optimize.rounding``)
-gained little more here (the activations' rounding is most of what is left) for a minute and
-more of pull time, so weights are rounded to nearest.
+false people on coffee and flower). The first convolution stays float too, so the image
+itself is never uint8: its 256 levels (``p / 127.5 - 1``) fall halfway between uint8 steps
+over -1..1, and alone in int8 it moved the score logits about as much as any layer (0.23
+mean, against 0.10-0.16 for most), and it is 2% of the arithmetic. Error-compensating
+rounding (``argus.optimize.rounding``) gained little more here (the activations' rounding is
+most of what is left) for a minute and more of pull time, so weights are rounded to nearest.
 
 Calibration and the check use only photos scikit-image and scikit-learn ship
 (``argus-vision[optimize]``; without them the float detector is kept, saying so): the
@@ -22,7 +25,8 @@ astronaut pasted at several sizes, mirrored and turned, on grey and on the photo
 people, as the tests build their collages, and those photos themselves. The two sets are made
 with different seeds, sizes and backgrounds. On the held-out set the int8 detector must find
 the people the float one finds (:data:`MAX_CHANGED`) with the same detector keypoints and face
-box (:data:`MAX_SHIFT`), and nobody on the photos without people; otherwise it is refused.
+box (:data:`MAX_SHIFT`), and on the photos without people (turned too) no one the float one
+does not find there; otherwise it is refused.
 """
 
 from __future__ import annotations
@@ -127,7 +131,7 @@ def collage(
 def image_set(photos: dict[str, np.ndarray], backgrounds: list[str], count: int, seed: int,
               faces: tuple[int, int]) -> list[tuple[str, np.ndarray]]:
     """``count`` collages of the astronaut (1-3 of her on grey or on one of ``backgrounds``,
-    every third turned 90 or 180 degrees), then each background photo as it is, mirrored."""
+    every third turned 90 or 180 degrees), then each background photo as it is and mirrored."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(count):
@@ -150,7 +154,11 @@ def calibration_set(photos: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray
 
 
 def held_out_set(photos: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
-    return image_set(photos, ["chelsea", "flower"], HELD_OUT_IMAGES, seed=2, faces=(45, 100))
+    """Collages on other backgrounds, and every photo without people turned 90, 180 and 270
+    degrees (calibration saw some of them upright, none turned)."""
+    out = image_set(photos, ["chelsea", "flower"], HELD_OUT_IMAGES, seed=2, faces=(45, 100))
+    return out + [(f"{name} turned {90 * k}", np.ascontiguousarray(np.rot90(photo, k)))
+                  for name, photo in photos.items() if name != "astronaut" for k in (1, 2, 3)]
 
 
 def detector_rows(model: Any, images: list[tuple[str, np.ndarray]]) -> list[np.ndarray]:
@@ -194,6 +202,29 @@ def head_convs(graph: Any) -> list[Any]:
     return heads
 
 
+def input_convs(graph: Any) -> list[Any]:
+    """The convolutions that read the graph's input: walking forward from it through what is
+    not a convolution (the NHWC to NCHW transpose), the first convolutions met."""
+    readers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    weights = {i.name for i in graph.initializer}
+    found: list[Any] = []
+    todo = [i.name for i in graph.input if i.name not in weights]
+    seen: set[str] = set()
+    while todo:
+        for node in readers.get(todo.pop(), []):
+            if node.name in seen:
+                continue
+            seen.add(node.name)
+            if node.op_type == "Conv":
+                found.append(node)
+            else:
+                todo += list(node.output)
+    return found
+
+
 def quantize_detector(src: Path, dest: Path, rows: list[np.ndarray], work: Path
                       ) -> dict[str, Any]:
     """Write the int8 detector of ``src`` to ``dest``, calibrated on ``rows``; what was done."""
@@ -232,7 +263,7 @@ def quantize_detector(src: Path, dest: Path, rows: list[np.ndarray], work: Path
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
         graph = onnx.load(str(prepared)).graph
         weights = {i.name: i for i in graph.initializer}
-        kept_float = head_convs(graph)
+        kept_float = input_convs(graph) + head_convs(graph)
         # Their weights stay as they are: no bias correction for them.
         unchanged = {n.input[1]: numpy_helper.to_array(weights[n.input[1]]) for n in kept_float}
         corrections = correct_biases(prepared, corrected, name, rows, unchanged)
@@ -252,8 +283,9 @@ def quantize_detector(src: Path, dest: Path, rows: list[np.ndarray], work: Path
         "activations": "uint8, MinMax ranges",
         "bias_correction": corrections,
         "kept_float": sorted(n.name for n in kept_float),
-        "kept_float_why": "the output heads and the reshapes carrying them: uint8 boxes would "
-                          "be 6 input pixels a step",
+        "kept_float_why": "the first convolution (the image is never uint8) and the output "
+                          "heads with the reshapes carrying them (uint8 boxes would be 6 input "
+                          "pixels a step)",
     }
 
 
@@ -353,19 +385,24 @@ def make_int8(workdir: Path, fields: dict[str, Any], progress: Progress = lambda
         names = [name for name, _ in held]
         expected, got = answers(float_model, held), answers(int8_model, held)
         check = compare(expected, got, names)
-        # Nobody, ever, on the photos without people (the collages are named "collage ...").
-        false_people = sum(len(g) for name, g in zip(names, got, strict=True)
+        # No more people than the float detector finds on the photos without people (the
+        # collages are named "collage ..."; turned 270 degrees, china and flower show the
+        # float one a person).
+        false_people = sum(max(0, len(g) - len(e))
+                           for name, e, g in zip(names, expected, got, strict=True)
                            if not name.startswith("collage"))
-        check["people_on_photos_without_people"] = false_people
+        check["more_people_on_photos_without_people"] = false_people
         done["calibration"] = (f"{len(calibration)} images ({len(rows)} detector views): the "
                                "astronaut pasted on grey, coffee, rocket and china, and those "
                                "photos")
         done["held_out"] = (f"{len(held)} images: other collages of the astronaut, on grey, "
-                            "chelsea and flower, and those photos")
+                            "chelsea and flower, those photos, and the five photos without "
+                            "people turned 90, 180 and 270 degrees")
         done["check"] = check
         why = None
         if false_people:
-            why = f"it finds {false_people} people on photos without people"
+            why = (f"it finds {false_people} more people than the float detector on photos "
+                   "without people")
         elif check["changed_share"] > MAX_CHANGED:
             why = (f"it changes {check['changed']} of the float detector's {check['people']} "
                    f"held-out people, over the {MAX_CHANGED:.0%} allowed")
