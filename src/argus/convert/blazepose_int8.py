@@ -49,13 +49,15 @@ Progress = Callable[[str], None]
 
 CALIBRATION_IMAGES = 20
 HELD_OUT_IMAGES = 24
-MAX_CHANGED = 0.2
+MAX_CHANGED = 0.25
 """Most of the people either detector finds on the held-out set that the other does not, or
 finds moved by more than :data:`MAX_SHIFT` (over the float detector's people). The people task
 is fragile where a body meets a tile's edge or the photo's, which picks another view's proposal
 or another crop for the landmark network: on the held-out set the float detector itself, on
-the images moved by 3 and 2 pixels, changes 15% of its people so (6 of 40). The int8 detector
-made here changes 7.5%; with its outputs quantized too, 50%, and it finds people on flower."""
+the images moved by 3 and 2 pixels, changes 21% of its people so (9 of 43). The int8 detector
+made here changes 19% (8); with its outputs quantized too, 67%, and it finds 10 people on the
+photos without people; with its first convolution int8 too, 14%, but it finds someone on
+coffee turned 90 degrees, where the float one's best proposal scores 0.48."""
 MAX_SHIFT = 0.25
 """Farthest the two detectors' face box corners and keypoints may lie apart for one person to
 be the same, in widths of the float face box: a quarter of the face, 3.5 input pixels at the
@@ -348,6 +350,18 @@ def compare(expected: list[list[dict[str, Any]]], got: list[list[dict[str, Any]]
     }
 
 
+def verdict(check: dict[str, Any]) -> str | None:
+    """Why the int8 detector whose :func:`compare` (and count of people on the photos without
+    people) is ``check`` is refused; None when it holds."""
+    if check["more_people_on_photos_without_people"]:
+        return (f"it finds {check['more_people_on_photos_without_people']} more people than "
+                "the float detector on photos without people")
+    if check["changed_share"] > MAX_CHANGED:
+        return (f"it changes {check['changed']} of the float detector's {check['people']} "
+                f"held-out people, over the {MAX_CHANGED:.0%} allowed")
+    return None
+
+
 def people_model(directory: Path, fields: dict[str, Any], store: Path) -> Any:
     """The people task on the package made of ``directory``'s files and ``fields``."""
     import os
@@ -399,13 +413,7 @@ def make_int8(workdir: Path, fields: dict[str, Any], progress: Progress = lambda
                             "chelsea and flower, those photos, and the five photos without "
                             "people turned 90, 180 and 270 degrees")
         done["check"] = check
-        why = None
-        if false_people:
-            why = (f"it finds {false_people} more people than the float detector on photos "
-                   "without people")
-        elif check["changed_share"] > MAX_CHANGED:
-            why = (f"it changes {check['changed']} of the float detector's {check['people']} "
-                   f"held-out people, over the {MAX_CHANGED:.0%} allowed")
+        why = verdict(check)
         if why is not None:
             log.warning("blazepose keeps the float detector: the int8 one drifts: %s", why)
             return {"detector": "float", "why": f"the int8 detector was refused: {why}",
