@@ -2,8 +2,8 @@
 refused (the package keeps the float detector and says why).
 
 Why the detector: on a 1024x768 photo it is about 70% of ``people``'s time (the whole image at
-224x224 and 4 tiles of 160x224), 87% of that in convolutions, which int8 runs about 1.7x
-faster on a CPU with VNNI. The landmark network stays float.
+224x224 and 4 tiles of 160x224), 87% of that in convolutions; int8 runs it in about 0.6 of
+the time on a CPU with VNNI (bench_people). The landmark network stays float.
 
 How: ONNX Runtime's static quantization (QDQ, per-channel int8 weights, uint8 activations,
 MinMax ranges) after ``quant_pre_process``, with the convolutions' biases first corrected for
