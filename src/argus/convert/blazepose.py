@@ -1,8 +1,9 @@
-"""MediaPipe's BlazePose (Apache-2.0) to one ONNX ``people`` package holding both networks: the
-person detector (``pose_detection.tflite``) and the 33-landmark pose model
-(``pose_landmark_full.tflite``), read from the pinned mediapipe wheel, converted by
-:mod:`argus.convert.tflite` and each checked against OpenVINO's own reading of its ``.tflite``
-(when OpenVINO is installed).
+"""MediaPipe's BlazePose (Apache-2.0) to one ONNX ``people`` package holding three networks: the
+person detector (``pose_detection.tflite``), the 33-landmark pose model
+(``pose_landmark_full.tflite``) and BlazeFace short range (``face_detection_short_range.tflite``,
+the face check of :mod:`argus.tasks.people.face_check`), read from the pinned mediapipe wheel,
+converted by :mod:`argus.convert.tflite` and each checked against OpenVINO's own reading of its
+``.tflite`` (when OpenVINO is installed).
 
 The landmark network also answers a 256x256 segmentation mask, a 64x64x39 heatmap and world
 landmarks; the task reads only the landmarks and the pose presence flag, so the graph is cut to
@@ -20,7 +21,12 @@ import onnx.utils
 
 from argus.convert import mediapipe, tflite
 from argus.convert.graph import ConversionError
-from argus.convert.mediapipe import POSE_DETECTION, POSE_LANDMARK_FULL, WHEEL
+from argus.convert.mediapipe import (
+    FACE_DETECTION_SHORT,
+    POSE_DETECTION,
+    POSE_LANDMARK_FULL,
+    WHEEL,
+)
 from argus.convert.wheels import fetch_wheel
 
 Progress = Callable[[str], None]
@@ -47,13 +53,14 @@ def landmark_graph(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def build(workdir: Path, cache_dir: Path, progress: Progress = lambda _msg: None) -> dict[str, Any]:
-    """Write ``detector.onnx`` and ``landmarks.onnx`` into ``workdir``; return the manifest
-    fields."""
+    """Write ``detector.onnx``, ``landmarks.onnx`` and ``face.onnx`` into ``workdir``; return
+    the manifest fields."""
     progress("downloading the mediapipe wheel")
     fetch_wheel(WHEEL, cache_dir)
     checks = {}
     for member, filename in ((POSE_DETECTION, "detector.onnx"),
-                             (POSE_LANDMARK_FULL, "landmarks.onnx")):
+                             (POSE_LANDMARK_FULL, "landmarks.onnx"),
+                             (FACE_DETECTION_SHORT, "face.onnx")):
         data = mediapipe.read_tflite(member, cache_dir)
         progress(f"converting {member.name}.tflite")
         model = tflite.convert(data, member.name, size_step=member.size_step)
@@ -69,17 +76,21 @@ def build(workdir: Path, cache_dir: Path, progress: Progress = lambda _msg: None
             "MediaPipe BlazePose: the person detector (pose_detection, 224x224) finds people "
             "whose face is visible, searched over the whole photo and overlapping tiles; the "
             "full pose landmark model (pose_landmark_full, 256x256) gives each person 33 body "
-            "landmarks with visibility and a presence score"
+            "landmarks with visibility and a presence score; BlazeFace short range (128x128) "
+            "checks that a face is where each skeleton puts one"
         ),
         "license": mediapipe.LICENSE,
         "source": {
             "kind": "wheel",
-            "wheels": [mediapipe.source(POSE_DETECTION), mediapipe.source(POSE_LANDMARK_FULL)],
+            "wheels": [mediapipe.source(m)
+                       for m in (POSE_DETECTION, POSE_LANDMARK_FULL, FACE_DETECTION_SHORT)],
             "upstream": "https://github.com/google-ai-edge/mediapipe",
             "converter": "argus.convert.blazepose",
             "conversion_check": checks,
         },
-        "models": {"detector": "detector.onnx", "landmarks": "landmarks.onnx"},
-        "options": {"min_score": 0.5, "iou": 0.3, "max_torso": 5.0, "min_presence": 0.5},
+        "models": {"detector": "detector.onnx", "landmarks": "landmarks.onnx",
+                   "face": "face.onnx"},
+        "options": {"min_score": 0.5, "iou": 0.3, "max_torso": 5.0, "min_presence": 0.5,
+                    "min_face_score": 0.5},
         "runtime": {"max_batch_size": 1, "max_wait_ms": 0.0},
     }

@@ -60,8 +60,9 @@ DEFAULT_MODELS = [
     DefaultModel("mtcnn", "argus.convert.mtcnn", 3),
     # MediaPipe's BlazePose, converted from .tflite; checked against OpenVINO's reading.
     # Revision 2: one package, the person detector and the pose landmark network; revision 3:
-    # the detector takes any input size that is a multiple of 32 (whole-image scales, no tiles).
-    DefaultModel("blazepose", "argus.convert.blazepose", 3, ("openvino",)),
+    # the detector takes any input size that is a multiple of 32 (whole-image scales, no tiles);
+    # revision 4: BlazeFace short range as a third network, the face check.
+    DefaultModel("blazepose", "argus.convert.blazepose", 4, ("openvino",)),
     # PP-OCR's text detector, recogniser and orientation classifier, native ONNX from rapidocr.
     DefaultModel("ppocr", "argus.convert.ppocr", 1),
     # MediaPipe's face mesh + iris (face attributes, gaze), converted from .tflite likewise.
