@@ -88,7 +88,7 @@ def test_pull_converts_without_torch_or_openvino(tmp_path: Path) -> None:
     assert "OpenVINO was not installed" in fields["runtime"]["bf16_not_checked"]
     (built,) = (cache / "built").glob("blazepose-*")
     checks = json.loads((built / "fields.json").read_text())["source"]["conversion_check"]
-    assert set(checks) == {"pose_detection", "pose_landmark_full"}
+    assert set(checks) == {"pose_detection", "pose_landmark_full", "face_detection_short_range"}
     for check in checks.values():
         assert check["checked"] is False and "OpenVINO" in check["why"]
     # No sample photos to calibrate and check an int8 detector on: the float one, and why.

@@ -1,11 +1,12 @@
 """The ``people`` task: every person with a box, a score and 33 body landmarks.
 
-Two networks of one package, as MediaPipe's pose solution runs them: the detector over the whole
+The networks of one package, as MediaPipe's pose solution runs them: the detector over the whole
 image at one or two scales (:mod:`.search`), then the landmark network on each proposed
 person's upright crop (:mod:`.landmarks`). The landmark network's presence score is the second
 check: a detector candidate it does not see a body in (a cat's face, a pattern at a close scale) is
-dropped. Images over ``work_pixels`` are scaled down first, like the faces task's, which bounds
-time and memory; answers are in the original image's pixels.
+dropped. A package with a ``face`` network (BlazeFace) has a third: a face must be where the
+skeleton puts it (:mod:`.face_check`). Images over ``work_pixels`` are scaled down first, like
+the faces task's, which bounds time and memory; answers are in the original image's pixels.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from argus.images import DecodedImage, DecodeSize
 from argus.manifest import ModelPackage, TaskFields
 from argus.tasks.base import TaskModel
 from argus.tasks.people.detector import KEYPOINT_NAMES, STEP
+from argus.tasks.people.face_check import FACE_INPUT, face_crop, face_scores
 from argus.tasks.people.landmarks import (
     CROP_SIZE,
     LANDMARK_NAMES,
@@ -52,6 +54,9 @@ class PeopleOptions(BaseModel):
     away, so they are dropped."""
     min_presence: float = Field(default=0.5, ge=0.0, le=1.0)
     """Smallest pose presence score (the landmark network's) for a candidate to be a person."""
+    min_face_score: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Smallest face score (BlazeFace's, on the face where the skeleton puts it) for a
+    candidate to be a person, in packages with a ``face`` network (MediaPipe's threshold)."""
     min_visibility: float = Field(default=0.5, ge=0.0, le=1.0)
     """Landmarks at least this visible (and present) make the person's box."""
     min_face: float = Field(default=40.0, gt=0.0)
@@ -97,6 +102,7 @@ class Found:
     regions: list[Region]
     landmarks: np.ndarray  # [people, 195]
     presence: np.ndarray  # [people]
+    face: np.ndarray | None = None  # [people]: the face check's score, None without one
 
 
 # The landmarks that say where a body is: nose, shoulders, hips.
@@ -154,6 +160,11 @@ class PeopleModel(TaskModel):
         self.landmark_input = self.landmarker.get_inputs()[0].name
         # Landmarks, then the presence score (the package keeps just those two, in this order).
         self.landmark_outputs = [o.name for o in self.landmarker.get_outputs()][:2]
+        # The face check (revision 4 on): regressors, then scores.
+        self.face = self.session(files["face"], variable_shapes=True) if "face" in files else None
+        if self.face is not None:
+            self.face_input = self.face.get_inputs()[0].name
+            self.face_outputs = [o.name for o in self.face.get_outputs()][:2]
 
     @property
     def max_batch_size(self) -> int:
@@ -212,7 +223,27 @@ class PeopleModel(TaskModel):
         landmarks, presence = self.landmarker.run(
             self.landmark_outputs, {self.landmark_input: crops}
         )
-        return Found(size, proposed, regions, landmarks, np.asarray(presence).reshape(-1))
+        presence = np.asarray(presence).reshape(-1)
+        return Found(size, proposed, regions, landmarks, presence,
+                     self.check_faces(prepared.rgb, landmarks, regions, presence))
+
+    def check_faces(
+        self, rgb: np.ndarray, landmarks: np.ndarray, regions: list[Region], presence: np.ndarray
+    ) -> np.ndarray | None:
+        """Each candidate's face score (0 for those the landmark network already dropped),
+        or None when the package has no face network."""
+        if self.face is None:
+            return None
+        scores = np.zeros(len(regions))
+        asked = [i for i in range(len(regions)) if presence[i] >= self.options.min_presence]
+        if not asked:
+            return scores
+        faces = np.empty((len(asked), FACE_INPUT, FACE_INPUT, 3), dtype=np.float32)
+        for row, i in enumerate(asked):
+            face_crop(rgb, landmarks_in_image(landmarks[i], regions[i]), faces[row])
+        regressors, logits = self.face.run(self.face_outputs, {self.face_input: faces})
+        scores[asked] = face_scores(regressors, logits)
+        return scores
 
     def finish(self, raw: Found, image: DecodedImage, params: dict[str, Any]) -> dict[str, Any]:
         o = self.options
@@ -223,6 +254,8 @@ class PeopleModel(TaskModel):
         for i, candidate in enumerate(raw.candidates):
             presence = float(raw.presence[i])
             if presence < o.min_presence:
+                continue
+            if raw.face is not None and raw.face[i] < o.min_face_score:
                 continue
             points = landmarks_in_image(raw.landmarks[i], raw.regions[i])
             if not nose_in_face(points, candidate.face) or not has_width(points, candidate):
