@@ -374,8 +374,9 @@ def people_model(directory: Path, fields: dict[str, Any], store: Path) -> Any:
 
 def make_int8(workdir: Path, fields: dict[str, Any], progress: Progress = lambda _m: None
               ) -> dict[str, Any]:
-    """Replace ``workdir``'s float ``detector.onnx`` (beside ``landmarks.onnx``) by its int8
-    version when that passes the check; what the manifest's source records either way."""
+    """Replace ``workdir``'s float ``detector.onnx`` (beside the package's other networks) by
+    its int8 version when that passes the check; what the manifest's source records either
+    way."""
     try:
         photos = bundled_photos()
     except ConversionError as exc:
@@ -392,7 +393,9 @@ def make_int8(workdir: Path, fields: dict[str, Any], progress: Progress = lambda
         candidate.mkdir()
         done = quantize_detector(workdir / "detector.onnx", candidate / "detector.onnx", rows,
                                  work)
-        shutil.copy2(workdir / "landmarks.onnx", candidate / "landmarks.onnx")
+        for other in fields["models"].values():  # every network but the detector, as it is
+            if other != "detector.onnx":
+                shutil.copy2(workdir / other, candidate / other)
         int8_model = people_model(candidate, fields, work / "store")
         held = held_out_set(photos)
         progress(f"checking it against the float detector on {len(held)} held-out images")
