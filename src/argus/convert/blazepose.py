@@ -3,7 +3,9 @@ person detector (``pose_detection.tflite``), the 33-landmark pose model
 (``pose_landmark_full.tflite``) and BlazeFace short range (``face_detection_short_range.tflite``,
 the face check of :mod:`argus.tasks.people.face_check`), read from the pinned mediapipe wheel,
 converted by :mod:`argus.convert.tflite` and each checked against OpenVINO's own reading of its
-``.tflite`` (when OpenVINO is installed).
+``.tflite`` (when OpenVINO is installed). The detector is then quantized to int8 and kept so
+only when it finds the float one's people on held-out photos
+(:mod:`argus.convert.blazepose_int8`; the package records which it holds, and why when float).
 
 The landmark network also answers a 256x256 segmentation mask, a 64x64x39 heatmap and world
 landmarks; the task reads only the landmarks and the pose presence flag, so the graph is cut to
@@ -19,7 +21,7 @@ from typing import Any
 import onnx
 import onnx.utils
 
-from argus.convert import mediapipe, tflite
+from argus.convert import blazepose_int8, mediapipe, tflite
 from argus.convert.graph import ConversionError
 from argus.convert.mediapipe import (
     FACE_DETECTION_SHORT,
@@ -53,8 +55,20 @@ def landmark_graph(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def build(workdir: Path, cache_dir: Path, progress: Progress = lambda _msg: None) -> dict[str, Any]:
-    """Write ``detector.onnx``, ``landmarks.onnx`` and ``face.onnx`` into ``workdir``; return
-    the manifest fields."""
+    """Write ``detector.onnx`` (int8 when it holds), ``landmarks.onnx`` and ``face.onnx`` into
+    ``workdir``; return the manifest fields."""
+    fields = build_float(workdir, cache_dir, progress)
+    quantized = blazepose_int8.make_int8(workdir, fields, progress)
+    fields["source"]["detector_quantization"] = quantized
+    if quantized["detector"] == "int8":
+        fields["description"] += "; the detector in int8, checked against the float one at pull"
+    return fields
+
+
+def build_float(workdir: Path, cache_dir: Path, progress: Progress = lambda _msg: None
+                ) -> dict[str, Any]:
+    """The three networks converted, float: ``detector.onnx``, ``landmarks.onnx`` and
+    ``face.onnx`` in ``workdir``; the manifest fields."""
     progress("downloading the mediapipe wheel")
     fetch_wheel(WHEEL, cache_dir)
     checks = {}

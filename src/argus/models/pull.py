@@ -61,8 +61,10 @@ DEFAULT_MODELS = [
     # MediaPipe's BlazePose, converted from .tflite; checked against OpenVINO's reading.
     # Revision 2: one package, the person detector and the pose landmark network; revision 3:
     # the detector takes any input size that is a multiple of 32 (whole-image scales, no tiles);
-    # revision 4: BlazeFace short range as a third network, the face check.
-    DefaultModel("blazepose", "argus.convert.blazepose", 4, ("openvino",)),
+    # revision 4: BlazeFace short range as a third network, the face check; revision 5: the
+    # detector in int8 when it passes its check on scikit-image's and scikit-learn's sample
+    # photos (float without them; see argus.convert.blazepose_int8).
+    DefaultModel("blazepose", "argus.convert.blazepose", 5, ("openvino", "skimage", "sklearn")),
     # PP-OCR's text detector, recogniser and orientation classifier, native ONNX from rapidocr.
     DefaultModel("ppocr", "argus.convert.ppocr", 1),
     # MediaPipe's face mesh + iris (face attributes, gaze), converted from .tflite likewise.

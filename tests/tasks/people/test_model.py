@@ -41,6 +41,42 @@ def test_the_package_holds_its_three_networks_and_their_checks(
     assert [o.name for o in people_model.landmarker.get_outputs()] == ["Identity", "Identity_1"]
 
 
+def test_the_pulled_detector_is_int8_and_was_checked(people_model: PeopleModel) -> None:
+    """The dev venv has scikit-image and scikit-learn: the pull calibrated the detector on their
+    photos and kept the int8 one, since it found the float one's held-out people."""
+    import collections
+
+    import onnx
+
+    from argus.convert.blazepose_int8 import MAX_CHANGED
+
+    made = people_model.package.manifest.source.record()["detector_quantization"]
+    assert made["detector"] == "int8", made.get("why")
+    assert made["check"]["changed_share"] <= MAX_CHANGED
+    assert made["check"]["more_people_on_photos_without_people"] == 0
+    graph = onnx.load(str(people_model.package.onnx_files()["detector"])).graph
+    producer = {out: node for node in graph.node for out in node.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    int8 = {n.name for n in convs if n.input[1] in producer
+            and producer[n.input[1]].op_type == "DequantizeLinear"}
+    # Every convolution is int8 but the first and the heads', as the record says.
+    assert {n.name for n in convs} - int8 == set(made["kept_float"])
+    assert len(int8) == len(convs) - 13
+    # The image reaches the first convolution as float: the transpose to NCHW, then it.
+    (first,) = [n for n in graph.node if graph.input[0].name in n.input]
+    assert first.op_type == "Transpose"
+    assert [n.op_type for n in graph.node if first.output[0] in n.input] == ["Conv"]
+    # The outputs are float: no DequantizeLinear just before them.
+    for output in graph.output:
+        assert producer[output.name].op_type == "Concat"
+        assert all(producer[i].op_type != "DequantizeLinear"
+                   for i in producer[output.name].input)
+    # The landmark network stays float.
+    landmarks = onnx.load(str(people_model.package.onnx_files()["landmarks"])).graph
+    ops = collections.Counter(n.op_type for n in landmarks.node)
+    assert ops["QuantizeLinear"] == 0
+
+
 @pytest.mark.parametrize("turn", ["upright", "mirrored", "90", "180", "270"])
 def test_astronaut_is_one_person_with_her_skeleton(people_model: PeopleModel, turn: str) -> None:
     rgb = skimage_data.astronaut()
