@@ -12,9 +12,9 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from argus.optimize.fitting import LayerFit, fit_in_sequence
+from argus.optimize.fitting import LayerFit, adaround, fit_in_sequence
 from argus.optimize.quantize import int8_rounded, quantize_int8
-from argus.optimize.rounding import DAMP, compensated
+from argus.optimize.rounding import DAMP, compensated, nearest
 
 
 def test_an_exact_last_column_is_the_best_bias_for_the_rounded_weights() -> None:
@@ -34,6 +34,26 @@ def test_an_exact_last_column_is_the_best_bias_for_the_rounded_weights() -> None
     best = w[:, 6] - (q[:, :6] - w[:, :6]) @ damped[6, :6] / damped[6, 6]
     np.testing.assert_allclose(q[:, 6], best, rtol=1e-9, atol=1e-12)
     assert not np.allclose(q[:, 6], w[:, 6])
+
+
+def test_adaround_chooses_each_rounding_for_the_layers_error() -> None:
+    rng = np.random.default_rng(2)
+    common = rng.normal(0, 1, (2000, 1))
+    x = np.concatenate([common + 0.5 * rng.normal(0, 1, (2000, 27)) + 0.3,
+                        np.ones((2000, 1))], axis=1)
+    h = (x.T @ x)[None]
+    w = np.concatenate([rng.normal(0, 0.05, (32, 27)), rng.normal(0, 0.1, (32, 1))], axis=1)
+
+    def error(q: np.ndarray) -> float:
+        return float(np.einsum("oi,ij,oj->", q - w, h[0], q - w))
+
+    q = adaround(w, h, exact_last=True)
+    on_grid = q[:, :27].astype(np.float32)
+    np.testing.assert_array_equal(int8_rounded(on_grid), on_grid)
+    steps = np.abs(q[:, :27] - w[:, :27]) / (np.abs(w[:, :27]).max(axis=1, keepdims=True) / 127)
+    assert steps.max() < 1 + 1e-6  # rounded down or up, never further
+    near = np.concatenate([nearest(w[:, :27]), w[:, 27:]], axis=1)
+    assert error(q) < 0.5 * error(near), (error(q), error(near))
 
 
 def test_a_layer_fitted_to_shifted_inputs_undoes_the_shift() -> None:

@@ -155,7 +155,8 @@ class LayerFit:
         err = quad - 2 * np.einsum("oi,oi->o", full, self.c) + self.yy
         return float(err.sum() / max(self.yy.sum(), 1e-30))
 
-    def fitted(self, ridge: float = RIDGE) -> tuple[np.ndarray, np.ndarray]:
+    def fitted(self, ridge: float = RIDGE, how: str = "compensated"
+               ) -> tuple[np.ndarray, np.ndarray]:
         """The int8 weights (float, on their grid, in the node's shape) and the float bias."""
         k = self.w.shape[1]
         full = self._full(self.w, self.b)
@@ -171,9 +172,74 @@ class LayerFit:
         else:
             rhs = self.c + pull[0] * full
             best = np.linalg.solve(a[0], rhs.T).T
-        q = rounding.compensated(best, self.h, exact_last=self.has_bias)
+        if how == "adaround":
+            q = adaround(best, self.h, exact_last=self.has_bias)
+        else:
+            q = rounding.compensated(best, self.h, exact_last=self.has_bias)
         w, b = (q[:, :k], q[:, k]) if self.has_bias else (q, np.zeros(len(q)))
         return w.reshape(self.shape).astype(np.float32), b
+
+
+ADAROUND_STEPS = 1500
+ADAROUND_REG = 0.01
+
+
+def adaround(w: np.ndarray, h: np.ndarray, exact_last: bool = False,
+             steps: int = ADAROUND_STEPS) -> np.ndarray:
+    """Rows of ``w`` on their int8 grid, each weight rounded down or up as chosen by gradient
+    descent (Adam) on ``(q - w)ᵀ H (q - w)`` with a rectified-sigmoid relaxation of the choice and
+    a term that drives every choice to 0 or 1 (AdaRound's idea, on the layer's quadratic error
+    rather than on data). ``exact_last``: the last column is a bias, not rounded: the weights'
+    error is measured with the bias at its best for them (the Schur complement of ``H``), which
+    it then takes."""
+    w = w.astype(np.float64)
+    k = w.shape[1] - int(exact_last)
+    hw = h[:, :k, :k]
+    if exact_last:
+        hw = hw - h[:, :k, k:] @ h[:, k:, :k] / h[:, k:, k:]
+    shared = len(hw) == 1
+
+    def times_h(d: np.ndarray) -> np.ndarray:
+        """Each row of ``d`` times its ``H`` (symmetric)."""
+        return d @ hw[0] if shared else np.einsum("oj,oji->oi", d, hw)
+
+    scale = rounding.grid(w[:, :k]).astype(np.float64)[:, None]
+    base = np.floor(w[:, :k] / scale)
+    frac = w[:, :k] / scale - base
+    zeta, gamma = 1.1, -0.1
+    # Start where the relaxed choice equals the fraction: h(v) = frac.
+    p0 = np.clip((frac - gamma) / (zeta - gamma), 1e-4, 1 - 1e-4)
+    v = np.log(p0 / (1 - p0))
+    m1, m2 = np.zeros_like(v), np.zeros_like(v)
+    near = w[:, :k] - np.rint(w[:, :k] / scale) * scale
+    norm = float((times_h(near) * near).sum()) or 1.0
+    for step in range(steps):
+        sig = 1 / (1 + np.exp(-v))
+        soft = np.clip(sig * (zeta - gamma) + gamma, 0, 1)
+        err = (base + soft) * scale - w[:, :k]
+        grad_soft = 2 * times_h(err) * scale / norm
+        warm = step < steps // 5
+        beta = 20 - (20 - 2) * max(0.0, (step - steps // 5) / max(1, steps - steps // 5))
+        if not warm:
+            t = 2 * soft - 1
+            grad_soft += ADAROUND_REG * -beta * np.abs(t) ** (beta - 1) * np.sign(t) * 2
+        inside = (soft > 0) & (soft < 1)
+        grad = grad_soft * (zeta - gamma) * sig * (1 - sig) * inside
+        m1 = 0.9 * m1 + 0.1 * grad
+        m2 = 0.999 * m2 + 0.001 * grad**2
+        v -= 0.01 * (m1 / (1 - 0.9 ** (step + 1))) / (
+            np.sqrt(m2 / (1 - 0.999 ** (step + 1))) + 1e-8)
+    sig = 1 / (1 + np.exp(-v))
+    up = (sig * (zeta - gamma) + gamma) >= 0.5
+    q = np.clip(base + up, -rounding.QMAX, rounding.QMAX) * scale
+    rows = np.arange(len(w))
+    top = np.argmax(np.abs(w[:, :k]), axis=1)
+    q[rows, top] = np.sign(w[rows, top]) * rounding.QMAX * scale[:, 0]
+    if not exact_last:
+        return q
+    bias = w[:, k] - np.einsum("oi,oi->o", q - w[:, :k],
+                               np.broadcast_to(h[:, k, :k], (len(w), k))) / h[:, k, k]
+    return np.concatenate([q, bias[:, None]], axis=1)
 
 
 def _quantized_layers(qdq: Any) -> list[Any]:
@@ -250,7 +316,8 @@ def _dequantized(qdq: Any, node: Any) -> tuple[np.ndarray, np.ndarray | None]:
 
 def fit_in_sequence(float_path: Path, qdq_path: Path, dest: Path, name: str,
                     rows: list[np.ndarray], ridge: float = RIDGE, sequential: bool = True,
-                    only: Callable[[str], bool] | None = None) -> dict[str, Any]:
+                    only: Callable[[str], bool] | None = None, how: str = "compensated"
+                    ) -> dict[str, Any]:
     """Write ``qdq_path`` (the QDQ int8 model of ``float_path``, whose nodes keep the float
     model's names) to ``dest`` with every quantized Conv and Gemm's weights and bias fitted as
     the module's text says, over the calibration ``rows`` (inputs named ``name``); what was
@@ -288,10 +355,10 @@ def fit_in_sequence(float_path: Path, qdq_path: Path, dest: Path, name: str,
             fit.add(given.run(None, batch)[0], target.run(None, batch)[0])
         qw, qb = _dequantized(qdq, node)
         before = fit.error(qw.reshape(len(qw), -1), qb if qb is not None else np.zeros(len(qw)))
-        new_w, new_b = fit.fitted(ridge)
+        new_w, new_b = fit.fitted(ridge, how)
         after = fit.error(new_w.reshape(len(new_w), -1).astype(np.float64), new_b)
         _write(qdq, node, new_w, new_b)
         done[node.name] = {"error_before": round(before, 6), "error_after": round(after, 6)}
     onnx.save(qdq, str(dest))
     return {"layers": done, "ridge": ridge, "calibration_inputs": len(rows),
-            "sequential": sequential}
+            "sequential": sequential, "rounding": how}
