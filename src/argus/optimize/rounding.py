@@ -114,14 +114,17 @@ class Layer:
         return compensated(self.w, self.h).reshape(self.shape).astype(np.float32)
 
 
-def compensated(w: np.ndarray, h: np.ndarray) -> np.ndarray:
+def compensated(w: np.ndarray, h: np.ndarray, exact_last: bool = False) -> np.ndarray:
     """Rows of ``w`` rounded to their int8 grid one column at a time, the error of each
-    column spread over the columns after it by ``h`` (one shared (k, k), or one per row)."""
+    column spread over the columns after it by ``h`` (one shared (k, k), or one per row).
+    ``exact_last``: the last column is a bias (its input always 1): it is not rounded, takes no
+    part in the grid, comes last and so ends as the best bias for the rounded weights."""
     w = w.astype(np.float64).copy()
-    scale = grid(w).astype(np.float64)
-    top = np.argmax(np.abs(w), axis=1)
+    k = w.shape[1] - int(exact_last)
+    scale = grid(w[:, :k]).astype(np.float64)
+    top = np.argmax(np.abs(w[:, :k]), axis=1)
     h = h.copy()
-    idx = np.arange(h.shape[1])
+    idx = np.arange(k)
     dead = h[:, idx, idx] == 0
     h[:, idx, idx] += DAMP * h[:, idx, idx].mean(axis=1, keepdims=True) + 1e-12
     h[:, idx, idx] = np.where(dead, 1.0, h[:, idx, idx])
@@ -129,21 +132,22 @@ def compensated(w: np.ndarray, h: np.ndarray) -> np.ndarray:
     if ACT_ORDER and len(h) == 1:
         # Round the columns whose inputs are largest first: their errors matter most, and the
         # columns after them are left to absorb those errors.
-        order = np.argsort(-h[0, idx, idx], kind="stable")
+        order[:k] = np.argsort(-h[0, idx, idx], kind="stable")
         w, h = w[:, order], h[:, order][:, :, order]
     # U with U^T U = H^-1: the upper Cholesky factor of the inverse.
     u = np.linalg.cholesky(np.linalg.inv(h)).transpose(0, 2, 1)
     if len(u) == 1:
         u = np.broadcast_to(u, (len(w), *u.shape[1:]))
     q = np.zeros_like(w)
-    for i in range(w.shape[1]):
+    for i in range(k):
         q[:, i] = np.clip(np.rint(w[:, i] / scale), -QMAX, QMAX) * scale
         err = (w[:, i] - q[:, i]) / u[:, i, i]
         w[:, i + 1 :] -= err[:, None] * u[:, i, i + 1 :]
+    q[:, k:] = w[:, k:]
     q = q[:, np.argsort(order)]
     # Keep each channel's largest weight at ±127 steps, so ONNX Runtime derives the same scale.
     rows = np.arange(len(w))
-    lost = np.abs(q).max(axis=1) < QMAX * scale * (1 - 1e-6)
+    lost = np.abs(q[:, :k]).max(axis=1) < QMAX * scale * (1 - 1e-6)
     sign = np.sign(q[rows, top] + (q[rows, top] == 0))
     q[rows[lost], top[lost]] = (sign * QMAX * scale)[lost]
     return q
