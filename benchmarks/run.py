@@ -293,7 +293,12 @@ def write_results(
         ceiling = bench.ceiling.images_per_s if bench.ceiling else None
         paths.append(args.results_dir / f"{stem}.png")
         report.plot(paths[1], bench.rows, ceiling, title)
-    if not bench.plan.quick:
+    # Only a full run (every system, every level, the default configurations) is the latest
+    # the README shows; a run of a few systems or levels keeps its own files only.
+    defaults = parse_args([])
+    full = (not bench.plan.quick and not args.argus
+            and (args.systems, args.concurrency) == (defaults.systems, defaults.concurrency))
+    if full:
         for path in paths:
             shutil.copyfile(path, path.with_name("serving-latest" + path.suffix))
     shown = (p.relative_to(REPO) if p.is_relative_to(REPO) else p for p in paths)
