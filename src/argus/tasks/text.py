@@ -32,7 +32,11 @@ from argus.manifest import ModelPackage, TaskFields
 from argus.tasks.base import TaskModel
 from argus.tasks.textdet import DetectorInput, detector_size, find_lines
 from argus.tasks.textrec import (
+    BEST_CLASS,
+    BEST_PROBABILITY,
+    Columns,
     Reading,
+    best_of,
     cut_line,
     normalise,
     recognise,
@@ -131,10 +135,23 @@ class TextModel(TaskModel):
             role: (s.get_inputs()[0].name, s.get_outputs()[0].name)
             for role, s in (
                 ("detector", self.detector),
-                ("recogniser", self.recogniser),
                 ("orientation", self.orientation),
             )
         }
+        self._recogniser_input = self.recogniser.get_inputs()[0].name
+        outputs = [o.name for o in self.recogniser.get_outputs()]
+        # ppocr revision 2 on answers each column's best class and its probability; a
+        # package made before (or a user's) answers every class's probability.
+        self._best_outputs: list[str] | None = (
+            [BEST_CLASS, BEST_PROBABILITY]
+            if {BEST_CLASS, BEST_PROBABILITY} <= set(outputs) else None
+        )
+        if self._best_outputs is None and len(outputs) != 1:
+            raise BadPackage(
+                f"{package.name}: the recogniser must answer either {BEST_CLASS} and "
+                f"{BEST_PROBABILITY}, or one tensor of probabilities; it answers "
+                f"{', '.join(outputs)}"
+            )
 
     @property
     def decode_size(self) -> DecodeSize:
@@ -147,6 +164,14 @@ class TextModel(TaskModel):
         inp, out = self._names[role]
         result: np.ndarray = session.run([out], {inp: x})[0]
         return result
+
+    def _read(self, x: np.ndarray) -> Columns:
+        """The recogniser's best class and its probability for every column of ``x``."""
+        feeds = {self._recogniser_input: x}
+        if self._best_outputs is None:
+            return best_of(self.recogniser.run(None, feeds)[0])
+        best, probability = self.recogniser.run(self._best_outputs, feeds)
+        return best, probability
 
     def prepare(self, image: DecodedImage, params: dict[str, Any]) -> PreparedText:
         # A bad value is refused before any work.
@@ -190,8 +215,7 @@ class TextModel(TaskModel):
         crops = [np.ascontiguousarray(c[::-1, ::-1]) if f else c
                  for c, f in zip(crops, flips, strict=True)]
         readings = iter(
-            recognise(lambda x: self._run("recogniser", x), crops, self.characters,
-                      opts.line_batch)
+            recognise(self._read, crops, self.characters, opts.line_batch)
         )
         turned = iter(flips)
         out: list[list[FoundLine]] = []
