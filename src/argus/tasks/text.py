@@ -16,8 +16,10 @@ request's ``conf``, or a graph step's ``params: {min_score: …}``) are left out
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
@@ -25,7 +27,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from argus.contracts import parse_fraction
-from argus.engines import RuntimeChoice
+from argus.engines import RuntimeChoice, make_session
+from argus.engines.occupancy import OCCUPANCY
 from argus.errors import BadPackage
 from argus.images import DecodedImage, DecodeSize
 from argus.manifest import ModelPackage, TaskFields
@@ -38,8 +41,9 @@ from argus.tasks.textrec import (
     Reading,
     best_of,
     cut_line,
+    in_buckets,
     normalise,
-    recognise,
+    read_batch,
     text_corners,
     upside_down,
 )
@@ -129,8 +133,17 @@ class TextModel(TaskModel):
         # Every input size differs (images and line widths), so shape-specialised plans
         # would be rebuilt per call.
         self.detector = self.session(files["detector"], variable_shapes=True)
-        self.recogniser = self.session(files["recogniser"], variable_shapes=True)
-        self.orientation = self.session(files["orientation"], variable_shapes=True)
+        # Lines are read a batch per thread, each call on one thread of its own (see
+        # read_lines), so these two sessions run one thread per call and are shared.
+        single = replace(self.choice, lone_threads=0)
+        self.recogniser = make_session(files["recogniser"], 1, single, True)
+        self.orientation = make_session(files["orientation"], 1, single, True)
+        self.line_threads = max(1, threads)
+        self.lone_line_threads = max(self.line_threads, self.choice.lone_threads)
+        self._pool = (
+            ThreadPoolExecutor(self.lone_line_threads - 1, thread_name_prefix="text-lines")
+            if self.lone_line_threads > 1 else None
+        )
         self._names = {
             role: (s.get_inputs()[0].name, s.get_outputs()[0].name)
             for role, s in (
@@ -164,6 +177,9 @@ class TextModel(TaskModel):
         inp, out = self._names[role]
         result: np.ndarray = session.run([out], {inp: x})[0]
         return result
+
+    def _orient(self, x: np.ndarray) -> np.ndarray:
+        return self._run("orientation", x)
 
     def _read(self, x: np.ndarray) -> Columns:
         """The recogniser's best class and its probability for every column of ``x``."""
@@ -206,30 +222,75 @@ class TextModel(TaskModel):
         found = [[(text_corners(quad), score) for quad, score in lines] for lines in found]
         crops = [cut_line(item.rgb, quad) for item, lines in zip(prepared, found, strict=True)
                  for quad, _ in lines]
-        flips = []
-        for start in range(0, len(crops), opts.line_batch):
-            part = crops[start : start + opts.line_batch]
-            flips += upside_down(
-                lambda x: self._run("orientation", x), part, opts.orientation_thresh
-            )
-        crops = [np.ascontiguousarray(c[::-1, ::-1]) if f else c
-                 for c, f in zip(crops, flips, strict=True)]
-        readings = iter(
-            recognise(self._read, crops, self.characters, opts.line_batch)
-        )
-        turned = iter(flips)
+        flips, readings = self.read_crops(crops)
         out: list[list[FoundLine]] = []
+        line = 0
         for lines in found:
             read = []
             for quad, score in lines:
                 # A line read turned: its own top-left corner is the image's bottom-right.
-                corners = np.roll(quad, 2, axis=0) if next(turned) else quad
-                read.append(FoundLine(corners, score, next(readings)))
+                corners = np.roll(quad, 2, axis=0) if flips[line] else quad
+                read.append(FoundLine(corners, score, readings[line]))
+                line += 1
             out.append(upright_order(read))
         return out
 
+    def read_crops(self, crops: list[np.ndarray]) -> tuple[list[bool], list[Reading]]:
+        """Whether each line was turned upright, and what it says: one width bucket's batch
+        at a time (orient, then read), on as many threads as this call's share of the cores,
+        each running the networks on one thread of its own. Lines are small inputs, on which
+        ONNX Runtime's operators split over two threads gain far less than two batches at
+        once do."""
+        opts = self.options
+        flips = [False] * len(crops)
+        readings = [Reading("", 0.0)] * len(crops)
+
+        def read_batch_of(unit: tuple[int, list[int]]) -> None:
+            width, members = unit
+            part = [crops[i] for i in members]
+            turn = upside_down(self._orient, part, opts.orientation_thresh)
+            part = [np.ascontiguousarray(c[::-1, ::-1]) if t else c
+                    for c, t in zip(part, turn, strict=True)]
+            for i, t, reading in zip(
+                members, turn, read_batch(self._read, part, width, self.characters),
+                strict=True,
+            ):
+                flips[i], readings[i] = t, reading
+
+        # Widest batches first, so the last one a thread takes is a short one.
+        units = sorted(in_buckets([c.shape[1] for c in crops], opts.line_batch),
+                       key=lambda unit: unit[0] * len(unit[1]), reverse=True)
+        queue = iter(units)
+        taking = threading.Lock()
+
+        def read_until_done() -> None:
+            while True:
+                with taking:
+                    unit = next(queue, None)
+                if unit is None:
+                    return
+                read_batch_of(unit)
+
+        threads = self.line_threads
+        if self.lone_line_threads > threads and OCCUPANCY.now <= 1:
+            threads = self.lone_line_threads  # a lone request: every core (see engines)
+        # This thread and threads - 1 of the pool's (ONNX Runtime lets go of the GIL).
+        helpers = [self._pool.submit(read_until_done)
+                   for _ in range(min(threads, len(units)) - 1)] if self._pool else []
+        try:
+            read_until_done()
+        finally:
+            wait(helpers)
+        for helper in helpers:
+            helper.result()
+        return flips, readings
+
     def infer(self, prepared: Sequence[PreparedText]) -> list[list[FoundLine]]:
         return self.read_lines(prepared)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
 
     def finish(
         self, raw: list[FoundLine], image: DecodedImage, params: dict[str, Any]

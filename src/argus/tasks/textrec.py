@@ -148,22 +148,39 @@ def in_buckets(widths: Sequence[int], max_batch: int) -> list[tuple[int, list[in
     return out
 
 
+def read_batch(
+    run: Callable[[np.ndarray], Columns],
+    lines: Sequence[np.ndarray],
+    width: int,
+    characters: Sequence[str],
+) -> list[Reading]:
+    """Read ``lines`` (48 px high RGB, at most ``width`` wide) as one batch padded to
+    ``width``, with ``run`` (the recogniser: ``[N, 3, 48, W]`` → :data:`Columns` of ``W/8``
+    columns)."""
+    best, probability = run(pad_batch(lines, width))
+    per_column = width / best.shape[1]
+    return [
+        ctc_greedy(best[row], probability[row], characters,
+                   math.ceil(min(line.shape[1], width) / per_column))
+        for row, line in enumerate(lines)
+    ]
+
+
 def recognise(
     run: Callable[[np.ndarray], Columns],
     lines: Sequence[np.ndarray],
     characters: Sequence[str],
     max_batch: int,
 ) -> list[Reading]:
-    """Read every line (48 px high RGB) with ``run`` (the recogniser: ``[N, 3, 48, W]`` →
-    :data:`Columns` of ``W/8`` columns), batched by width bucket."""
-    readings: list[Reading | None] = [None] * len(lines)
+    """Read every line with ``run``, batched by width bucket (see :func:`read_batch`)."""
+    readings: list[Reading] = [Reading("", 0.0)] * len(lines)
     for width, members in in_buckets([line.shape[1] for line in lines], max_batch):
-        best, probability = run(pad_batch([lines[i] for i in members], width))
-        per_column = width / best.shape[1]
-        for row, i in enumerate(members):
-            columns = math.ceil(min(lines[i].shape[1], width) / per_column)
-            readings[i] = ctc_greedy(best[row], probability[row], characters, columns)
-    return [r if r is not None else Reading("", 0.0) for r in readings]
+        for i, reading in zip(
+            members, read_batch(run, [lines[i] for i in members], width, characters),
+            strict=True,
+        ):
+            readings[i] = reading
+    return readings
 
 
 def upside_down(
