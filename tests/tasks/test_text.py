@@ -148,6 +148,35 @@ def test_lines_of_several_images_are_read_in_one_batch(model: TextModel) -> None
         assert model.finish(raw, image, {})["text"] == read(model, sample.jpeg)["text"]
 
 
+def test_lines_read_on_two_threads_read_as_on_one(model: TextModel) -> None:
+    """With two threads, batches of lines are read two at a time (each network call on one
+    thread of its own); the answer is the one thread's."""
+    import threading
+
+    rng = np.random.default_rng(4)
+    lines = tuple(" ".join(rng.choice(["exit", "gate", "platform", "7:30", "north", "menu"],
+                                      size=int(rng.integers(1, 7)))) for _ in range(12))
+    _, data = render(lines, None, 20, quality=90)
+    one = load_task_model(model.package, threads=1)
+    assert isinstance(one, TextModel)
+    callers: set[int] = set()
+    reader = model._read
+
+    def read_and_note(x: np.ndarray) -> Any:
+        callers.add(threading.get_ident())
+        return reader(x)
+
+    model._read = read_and_note  # type: ignore[method-assign]
+    try:
+        answer = read(model, data)
+    finally:
+        del model._read
+    assert len(callers) == 2
+    assert answer == read(one, data)
+    assert cer(answer["text"], "\n".join(lines)) <= 0.05
+    one.close()
+
+
 def test_a_package_without_its_character_list_is_refused(model: TextModel, tmp_path: Path) -> None:
     from argus.errors import BadPackage
 
