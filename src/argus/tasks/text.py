@@ -33,7 +33,7 @@ from argus.errors import BadPackage
 from argus.images import DecodedImage, DecodeSize
 from argus.manifest import ModelPackage, TaskFields
 from argus.tasks.base import TaskModel
-from argus.tasks.textdet import DetectorInput, detector_size, find_lines
+from argus.tasks.textdet import DetectorInput, detector_size, find_lines, first_look_holds
 from argus.tasks.textrec import (
     BEST_CLASS,
     BEST_PROBABILITY,
@@ -66,6 +66,13 @@ class TextOptions(BaseModel):
     """How far a detected core is grown back to the line's extent (see textdet)."""
     max_side: int = Field(default=960, ge=64, le=4096)
     """The detector's longest input side; larger images are shrunk to it."""
+    first_side: int = Field(default=480, ge=0, le=4096)
+    """Images larger than ``max_side`` are first looked at this long (0: never); when
+    that look holds (see ``first_height`` and ``first_doubt``), it is the one kept."""
+    first_height: float = Field(default=16.0, ge=1.0)
+    """Every line of a first look kept is at least this many of its pixels high."""
+    first_doubt: float = Field(default=0.1, gt=0.0, le=1.0)
+    """A first look is not kept where the map reaches this outside its lines."""
     min_side: int = Field(default=64, ge=32, le=1024)
     """Images whose shorter side is under this are enlarged to it for the detector."""
     max_lines: int = Field(default=300, ge=1, le=2000)
@@ -82,12 +89,13 @@ class TextFields(TaskFields):
 
 @dataclass
 class PreparedText:
-    """One image ready for the networks: the detector's input and the pixels lines are cut
-    from (the decoded image itself, not a copy)."""
+    """One image ready for the networks: the pixels lines are cut from (the decoded image
+    itself, not a copy), the detector's input size, and the first look to take: its size
+    and input (an image larger than ``max_side``), or the full look's input."""
 
-    tensor: np.ndarray
     rgb: np.ndarray
     detector: DetectorInput
+    first: tuple[DetectorInput, np.ndarray]
 
 
 @dataclass
@@ -95,6 +103,15 @@ class FoundLine:
     corners: np.ndarray  # [4, 2] in decoded pixels: TL, TR, BR, BL
     detection: float
     reading: Reading
+
+
+def detector_tensor(rgb: np.ndarray, geo: DetectorInput) -> np.ndarray:
+    """The detector's ``[1, 3, H, W]`` input: the image resized to ``geo``'s size."""
+    h, w = rgb.shape[:2]
+    shrink = geo.width * geo.height < w * h
+    resized = cv2.resize(rgb, (geo.width, geo.height),
+                         interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return normalise(resized)[None]
 
 
 def upright_order(lines: list[FoundLine]) -> list[FoundLine]:
@@ -194,31 +211,36 @@ class TextModel(TaskModel):
         parse_fraction("min_score", params.get("min_score"))
         rgb = image.rgb
         h, w = rgb.shape[:2]
-        geo = detector_size(w, h, self.options.max_side, self.options.min_side)
-        shrink = geo.width * geo.height < w * h
-        resized = cv2.resize(
-            rgb,
-            (geo.width, geo.height),
-            interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR,
-        )
-        return PreparedText(normalise(resized)[None], rgb, geo)
+        opts = self.options
+        geo = detector_size(w, h, opts.max_side, opts.min_side)
+        if opts.first_side and max(w, h) > opts.max_side and opts.first_side < opts.max_side:
+            first = detector_size(w, h, opts.first_side, opts.min_side)
+        else:
+            first = geo
+        return PreparedText(rgb, geo, (first, detector_tensor(rgb, first)))
+
+    def detect(self, item: PreparedText) -> tuple[list[tuple[np.ndarray, float]], DetectorInput]:
+        """The lines of one image (corners in its pixels, detection score) and the look they
+        were found on: the first, shrunk one when it holds, else the full one."""
+        opts = self.options
+
+        def look(geo: DetectorInput, x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+            prob = self._run("detector", x)[0, 0]
+            return prob, find_lines(prob, geo, thresh=opts.thresh, box_thresh=opts.box_thresh,
+                                    unclip_ratio=opts.unclip_ratio, max_lines=opts.max_lines)
+
+        geo, x = item.first
+        prob, lines = look(geo, x)
+        if geo == item.detector or first_look_holds(
+            prob, geo, lines, min_height=opts.first_height, doubt=opts.first_doubt
+        ):
+            return lines, geo
+        _, lines = look(item.detector, detector_tensor(item.rgb, item.detector))
+        return lines, item.detector
 
     def read_lines(self, prepared: Sequence[PreparedText]) -> list[list[FoundLine]]:
         """Detect the lines of every image, then read all of them together."""
-        opts = self.options
-        found: list[list[tuple[np.ndarray, float]]] = []
-        for item in prepared:
-            prob = self._run("detector", item.tensor)[0, 0]
-            found.append(
-                find_lines(
-                    prob,
-                    item.detector,
-                    thresh=opts.thresh,
-                    box_thresh=opts.box_thresh,
-                    unclip_ratio=opts.unclip_ratio,
-                    max_lines=opts.max_lines,
-                )
-            )
+        found = [self.detect(item)[0] for item in prepared]
         found = [[(text_corners(quad), score) for quad, score in lines] for lines in found]
         crops = [cut_line(item.rgb, quad) for item, lines in zip(prepared, found, strict=True)
                  for quad, _ in lines]
