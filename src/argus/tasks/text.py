@@ -79,8 +79,9 @@ class TextOptions(BaseModel):
     """At most this many lines are read per image (the largest regions first)."""
     orientation_thresh: float = Field(default=0.9, ge=0.5, le=1.0)
     """A line is turned when the classifier says 180 degrees at least this surely."""
-    line_batch: int = Field(default=16, ge=1, le=256)
-    """Most lines the recogniser reads in one run."""
+    line_batch: int = Field(default=1, ge=1, le=256)
+    """Most lines the recogniser reads in one run (of equal width to 8 px; one at a time
+    costs less CPU per column here, see textrec)."""
 
 
 class TextFields(TaskFields):
@@ -258,11 +259,12 @@ class TextModel(TaskModel):
         return out
 
     def read_crops(self, crops: list[np.ndarray]) -> tuple[list[bool], list[Reading]]:
-        """Whether each line was turned upright, and what it says: one width bucket's batch
-        at a time (orient, then read), on as many threads as this call's share of the cores,
-        each running the networks on one thread of its own. Lines are small inputs, on which
-        ONNX Runtime's operators split over two threads gain far less than two batches at
-        once do."""
+        """Whether each line was turned upright, and what it says: one batch (by default one
+        line) at a time, oriented then read, on as many threads as this call's share of the
+        cores, each running the networks on one thread of its own. Lines are small inputs,
+        on which ONNX Runtime's operators split over two threads gain far less than two
+        lines read at once do (a dense page's lines on two threads: 1.26-1.67x faster than
+        batches on two-thread sessions, with other work loading the machine)."""
         opts = self.options
         flips = [False] * len(crops)
         readings = [Reading("", 0.0)] * len(crops)
