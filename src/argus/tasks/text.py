@@ -4,10 +4,13 @@ the reading is, in reading order, plus the whole text joined (PP-OCR's three net
 Detection (:mod:`argus.tasks.textdet`) runs on the image at its own size, shrunk only when its
 longer side passes ``max_side`` and grown only when its shorter side is under ``min_side``:
 PP-OCR's usual practice of enlarging every image to 736 pixels costs several times the
-compute on small images and reads no better. Each line is then cut out of the decoded image
-(not the detector's copy) straight and 48 pixels high, turned right way up where the
-orientation classifier is sure it is upside down, and every line of every image in the batch
-is read together, batched by width (:mod:`argus.tasks.textrec`).
+compute on small images and reads no better. An image shrunk for the detector is first looked
+at ``first_side`` pixels across, a quarter of the pixels, and that look stands when its text
+is large and nothing else in its map looks like text (:func:`textdet.first_look_holds`). Each
+line is then cut out of the decoded image (not the detector's copy) straight and 48 pixels
+high, turned right way up where the orientation classifier is sure it is upside down, and
+read (:mod:`argus.tasks.textrec`); the lines of every image in the batch are shared out over
+the call's threads (:meth:`TextModel.read_crops`).
 
 A line's ``score`` is the mean probability of its characters; lines under ``min_score`` (the
 request's ``conf``, or a graph step's ``params: {min_score: …}``) are left out.
