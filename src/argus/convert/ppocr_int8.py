@@ -169,15 +169,15 @@ def compare_readings(float_path: Path, int8_path: Path, characters: list[str],
     and the edits between their readings over the float readings' characters."""
     import onnxruntime as ort
 
-    from argus.tasks.textrec import recognise
+    from argus.tasks.textrec import BEST_CLASS, BEST_PROBABILITY, Columns, recognise
 
-    def reader(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    def reader(path: Path) -> Callable[[np.ndarray], Columns]:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
 
-        def run(x: np.ndarray) -> np.ndarray:
-            out: np.ndarray = session.run(None, {name: x})[0]
-            return out
+        def run(x: np.ndarray) -> Columns:
+            best, probability = session.run([BEST_CLASS, BEST_PROBABILITY], {name: x})
+            return best, probability
 
         return run
 

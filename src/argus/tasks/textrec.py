@@ -1,13 +1,18 @@
 """Text recognition for the ``text`` task: each detected line cut out straight, grouped into
 width buckets so lines of similar length run as one batch, and the network's per-column
-character probabilities decoded (CTC, greedy).
+best characters decoded (CTC, greedy). The package's recogniser answers only each column's
+most probable class and its probability (see :func:`argus.convert.ppocr.best_of_columns`);
+a recogniser answering every class's probability is reduced to that here.
 
 The recogniser reads a line 48 pixels high and any width; it answers one distribution over
 its characters for every 8 columns, and its cost grows with the columns it reads, padding
-included: on CPU a batch saves per-call overhead, never arithmetic. So buckets are narrow (32
-px: at most 31 padded columns a line, about 3% of a typical line) and a batch is the lines of
+included: on CPU a batch saves per-call overhead, never arithmetic. So buckets are as narrow
+as the network's stride (8 px: at most 7 padded columns a line) and a batch is the lines of
 one bucket, where batches of lines sorted by width and padded to the widest (PP-OCR's way)
-pad 5-20% on a page of similar lines, and short words to 320 px.
+pad 5-20% on a page of similar lines, and short words to 320 px. The ``text`` task reads one
+line per run by default: on one thread, a page's lines one at a time took 6-29% less CPU
+than in batches of up to 16 (smaller activations stay in cache), and lines on two threads
+balance better than batches.
 """
 
 from __future__ import annotations
@@ -20,14 +25,18 @@ import cv2
 import numpy as np
 
 LINE_HEIGHT = 48
-# Bucket width step, a multiple of the recogniser's 8-column stride, and the widest line read:
-# 64 line heights, about 170 characters of Latin text (longer lines are squeezed to it).
-BUCKET = 32
+# Bucket width step, the recogniser's 8-column stride, and the widest line read: 64 line
+# heights, about 170 characters of Latin text (longer lines are squeezed to it).
+BUCKET = 8
 MAX_WIDTH = 3072
-# Most line columns one recogniser run reads (a wider line runs alone): its output is 18,710
-# probabilities for every 8 columns, so 4,096 columns are 38 MB of output (a batch of 16
-# lines 1,536 px wide would be 230).
+# Most line columns one recogniser run reads (a wider line runs alone): its head computes 18,710
+# probabilities for every 8 columns, so 4,096 columns hold 38 MB of them (a batch of 16 lines
+# 1,536 px wide would hold 230).
 COLUMNS_PER_RUN = 4096
+# The recogniser's outputs as packaged: per line and column, the most probable class (int64,
+# 0 is the CTC blank) and its probability.
+BEST_CLASS = "best_class"
+BEST_PROBABILITY = "best_probability"
 # The orientation classifier's fixed input.
 CLS_HEIGHT, CLS_WIDTH = 48, 192
 
@@ -99,13 +108,24 @@ class Reading:
     score: float
 
 
-def ctc_greedy(probs: np.ndarray, characters: Sequence[str], columns: int) -> Reading:
-    """``[T, C]`` per-column probabilities (class 0 the CTC blank) → the text and the mean
+Columns = tuple[np.ndarray, np.ndarray]
+"""Per line and column (``[N, T]`` each): the most probable class (0 is the CTC blank) and its
+probability."""
+
+
+def best_of(probs: np.ndarray) -> Columns:
+    """``[N, T, C]`` probabilities → :data:`Columns` (the first of equal ones, as ArgMax)."""
+    best = probs.argmax(axis=2)
+    return best, np.take_along_axis(probs, best[:, :, None], axis=2)[:, :, 0]
+
+
+def ctc_greedy(
+    best: np.ndarray, probability: np.ndarray, characters: Sequence[str], columns: int
+) -> Reading:
+    """One line's ``[T]`` best classes and their probabilities → the text and the mean
     probability of its characters. Only the first ``columns`` columns belong to the line;
     the rest saw padding."""
-    probs = probs[: max(1, columns)]
-    best = probs.argmax(axis=1)
-    conf = probs[np.arange(len(best)), best]
+    best = best[: max(1, columns)]
     # A character is a column whose class is not blank and differs from the column before.
     keep = best != 0
     keep[1:] &= best[1:] != best[:-1]
@@ -113,7 +133,7 @@ def ctc_greedy(probs: np.ndarray, characters: Sequence[str], columns: int) -> Re
     if not chosen.size:
         return Reading("", 0.0)
     text = "".join(characters[i - 1] for i in chosen if 0 < i <= len(characters))
-    return Reading(text, float(conf[keep].mean()))
+    return Reading(text, float(probability[: len(keep)][keep].mean()))
 
 
 def in_buckets(widths: Sequence[int], max_batch: int) -> list[tuple[int, list[int]]]:
@@ -131,22 +151,39 @@ def in_buckets(widths: Sequence[int], max_batch: int) -> list[tuple[int, list[in
     return out
 
 
+def read_batch(
+    run: Callable[[np.ndarray], Columns],
+    lines: Sequence[np.ndarray],
+    width: int,
+    characters: Sequence[str],
+) -> list[Reading]:
+    """Read ``lines`` (48 px high RGB, at most ``width`` wide) as one batch padded to
+    ``width``, with ``run`` (the recogniser: ``[N, 3, 48, W]`` → :data:`Columns` of ``W/8``
+    columns)."""
+    best, probability = run(pad_batch(lines, width))
+    per_column = width / best.shape[1]
+    return [
+        ctc_greedy(best[row], probability[row], characters,
+                   math.ceil(min(line.shape[1], width) / per_column))
+        for row, line in enumerate(lines)
+    ]
+
+
 def recognise(
-    run: Callable[[np.ndarray], np.ndarray],
+    run: Callable[[np.ndarray], Columns],
     lines: Sequence[np.ndarray],
     characters: Sequence[str],
     max_batch: int,
 ) -> list[Reading]:
-    """Read every line (48 px high RGB) with ``run`` (the recogniser: ``[N, 3, 48, W]`` →
-    ``[N, W/8, C]``), batched by width bucket."""
-    readings: list[Reading | None] = [None] * len(lines)
+    """Read every line with ``run``, batched by width bucket (see :func:`read_batch`)."""
+    readings: list[Reading] = [Reading("", 0.0)] * len(lines)
     for width, members in in_buckets([line.shape[1] for line in lines], max_batch):
-        probs = run(pad_batch([lines[i] for i in members], width))
-        per_column = width / probs.shape[1]
-        for row, i in enumerate(members):
-            columns = math.ceil(min(lines[i].shape[1], width) / per_column)
-            readings[i] = ctc_greedy(probs[row], characters, columns)
-    return [r if r is not None else Reading("", 0.0) for r in readings]
+        for i, reading in zip(
+            members, read_batch(run, [lines[i] for i in members], width, characters),
+            strict=True,
+        ):
+            readings[i] = reading
+    return readings
 
 
 def upside_down(
