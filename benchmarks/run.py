@@ -31,7 +31,7 @@ from typing import Any
 from peers.pipeline import Classifier
 from serving import int8, report, samples
 from serving.ceiling import Ceiling, measure, measure_ceiling
-from serving.measure import memory_line, run_loadgen, sanity
+from serving.measure import memory_line, run_loadgen, sanity, stolen_seconds
 from serving.servers import ServerSpec, serving
 from serving.systems import DEFAULT_ARGUS_CONFIGS, PEERS, ArgusConfig, argus_spec, peer_spec
 
@@ -168,6 +168,7 @@ class Bench:
         self.expected = expected
         self.ceiling: Ceiling | None = None
         self.ceiling_end: dict[str, Any] | None = None
+        self.ceiling_stolen: float | None = None  # cores the host took while it was measured
         self.rows: list[dict[str, Any]] = []
         self.systems: dict[str, dict[str, Any]] = {}
         self.int8_report: dict[str, Any] | None = None
@@ -280,6 +281,7 @@ def write_results(
         "plan": asdict(bench.plan),
         "ceiling": bench.ceiling.as_dict() if bench.ceiling else None,
         "ceiling_at_end": bench.ceiling_end,
+        "ceiling_stolen_cores": bench.ceiling_stolen,
         "int8_report": bench.int8_report,
         "systems": bench.systems,
         "rows": bench.rows,
@@ -387,8 +389,13 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     if "ceiling" in systems:
+        steal0, t0 = stolen_seconds(), time.perf_counter()
         bench.ceiling = measure_ceiling(model_dir / "model.onnx", images, plan.ceiling_s)
+        bench.ceiling_stolen = round((stolen_seconds() - steal0) / (time.perf_counter() - t0), 3)
         print(describe_ceiling(bench.ceiling), flush=True)
+        print(f"cores the host took from this machine while the ceiling ran: "
+              f"{bench.ceiling_stolen:.2f} (the `stolen` column: the same for each level)",
+              flush=True)
     for name, make_spec in specs:
         bench.run_system(name, make_spec)
     if bench.ceiling and specs:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -15,6 +16,19 @@ from serving.loadgen import MEASURE_END, MEASURE_START, encode_bodies
 from serving.servers import RunningServer
 
 LOADGEN = Path(__file__).resolve().parent / "loadgen.py"
+
+
+def stolen_seconds() -> float:
+    """CPU seconds the hypervisor gave other guests instead of this machine, summed over its
+    cores since boot (Linux's ``steal`` in /proc/stat; 0 where there is none). A shared VM's
+    throughput falls with it, the ceiling's and a server's alike, but not always in the same
+    window: a level measured while much was stolen says little."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = fh.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def top1(answer: dict[str, Any]) -> str:
@@ -65,14 +79,14 @@ def run_loadgen(
         command.append(f"--requests={requests}")
     command.append(f"--body={server.spec.body_format}")
     result: dict[str, Any] | None = None
-    cpu0 = cpu1 = t0 = t1 = 0.0
+    cpu0 = cpu1 = t0 = t1 = steal0 = steal1 = 0.0
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as proc:
         for line in proc.stdout or ():
             line = line.strip()
             if line == MEASURE_START:
-                cpu0, t0 = server.cpu_seconds(), time.perf_counter()
+                cpu0, t0, steal0 = server.cpu_seconds(), time.perf_counter(), stolen_seconds()
             elif line == MEASURE_END:
-                cpu1, t1 = server.cpu_seconds(), time.perf_counter()
+                cpu1, t1, steal1 = server.cpu_seconds(), time.perf_counter(), stolen_seconds()
             elif line.startswith("{"):
                 result = json.loads(line)
     if proc.returncode != 0 or result is None:
@@ -83,6 +97,7 @@ def run_loadgen(
             f"{server.log_tail()}"
         )
     result["server_cpu_cores"] = round((cpu1 - cpu0) / (t1 - t0), 3) if t1 > t0 else 0.0
+    result["stolen_cores"] = round((steal1 - steal0) / (t1 - t0), 3) if t1 > t0 else 0.0
     return result
 
 

@@ -77,6 +77,7 @@ COLUMNS = [
     ("client cpu", "{:>10}"),
     ("server cpu", "{:>10}"),
     ("cpu ms/img", "{:>10}"),
+    ("stolen", "{:>6}"),
 ]
 
 
@@ -105,6 +106,7 @@ def table_row(row: dict[str, Any]) -> str:
         f"{row['client_cpu_cores']:.2f}" if "client_cpu_cores" in row else "-",
         f"{row['server_cpu_cores']:.2f}" if "server_cpu_cores" in row else "-",
         f"{cpu_ms_per_image(row):.1f}" if cpu_ms_per_image(row) is not None else "-",
+        f"{row['stolen_cores']:.2f}" if "stolen_cores" in row else "-",
     ]
     return "  ".join(fmt.format(v) for (_, fmt), v in zip(COLUMNS, values, strict=True))
 
