@@ -233,7 +233,6 @@ def quantize_detector(src: Path, dest: Path, rows: list[np.ndarray], work: Path
     import onnx
     from onnx import numpy_helper
     from onnxruntime.quantization import (
-        CalibrationDataReader,
         CalibrationMethod,
         QuantFormat,
         QuantType,
@@ -241,20 +240,10 @@ def quantize_detector(src: Path, dest: Path, rows: list[np.ndarray], work: Path
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from argus.optimize.quantize import BATCH, correct_biases, input_name
+    from argus.optimize.quantize import calibration_rows, correct_biases, input_name
 
     name = input_name(src)
     prepared, corrected = work / "prepared.onnx", work / "corrected.onnx"
-
-    class Rows(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.start = 0
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            if self.start >= len(rows):
-                return None
-            self.start += BATCH
-            return {name: np.stack(rows[self.start - BATCH : self.start])}
 
     with warnings.catch_warnings():
         # The quantizer's advice (pre-processing, QDQ on CPU, per-channel) is about choices
@@ -270,7 +259,7 @@ def quantize_detector(src: Path, dest: Path, rows: list[np.ndarray], work: Path
         unchanged = {n.input[1]: numpy_helper.to_array(weights[n.input[1]]) for n in kept_float}
         corrections = correct_biases(prepared, corrected, name, rows, unchanged)
         quantize_static(
-            str(corrected), str(dest), Rows(),
+            str(corrected), str(dest), calibration_rows(name, rows),
             quant_format=QuantFormat.QDQ, per_channel=True,
             weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
             calibrate_method=CalibrationMethod.MinMax,

@@ -131,17 +131,10 @@ def input_name(path: Path) -> str:
     return names[0]
 
 
-def quantize_int8(src: Path, dest: Path, rows: list[np.ndarray], work: Path) -> dict[str, Any]:
-    """Write the int8 version of the ONNX file ``src`` to ``dest``, calibrated on ``rows``
-    (the model's input rows); what was done, for the lineage."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+def calibration_rows(name: str, rows: list[np.ndarray]) -> Any:
+    """ONNX Runtime's calibration reader over ``rows`` (one input row each), fed to the
+    input ``name`` :data:`BATCH` rows at a time, from the start again on ``rewind``."""
+    from onnxruntime.quantization import CalibrationDataReader
 
     class Rows(CalibrationDataReader):
         def __init__(self) -> None:
@@ -156,6 +149,20 @@ def quantize_int8(src: Path, dest: Path, rows: list[np.ndarray], work: Path) -> 
 
         def rewind(self) -> None:
             self.start = 0
+
+    return Rows()
+
+
+def quantize_int8(src: Path, dest: Path, rows: list[np.ndarray], work: Path) -> dict[str, Any]:
+    """Write the int8 version of the ONNX file ``src`` to ``dest``, calibrated on ``rows``
+    (the model's input rows); what was done, for the lineage."""
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     name = input_name(src)
     done = method()
@@ -174,7 +181,7 @@ def quantize_int8(src: Path, dest: Path, rows: list[np.ndarray], work: Path) -> 
         done["bias_correction"] = correct_biases(prepared, corrected, name, rows, kept)
         try:
             quantize_static(
-                str(corrected), str(dest), Rows(),
+                str(corrected), str(dest), calibration_rows(name, rows),
                 quant_format=QuantFormat.QDQ, per_channel=True,
                 weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
                 calibrate_method=CalibrationMethod.MinMax,
